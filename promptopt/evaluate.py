@@ -1,0 +1,104 @@
+"""The one evaluator every strategy and `eval` use to score prompts.
+
+Scoring many prompts at once goes out as one batch, which is what makes CPU
+inference fast; caching, budgets and accounting live in the LLM layers below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from promptopt.errors import ModelError
+from promptopt.llm.base import LLM, generate_with_progress
+from promptopt.prompting import render_user_message
+from promptopt.task import Task
+from promptopt.types import (
+    EvalResult,
+    Example,
+    ExampleResult,
+    GenerationRequest,
+    LogprobRequest,
+    Message,
+    Prompt,
+)
+
+ProgressFn = Callable[[int], None]
+
+
+class Evaluator:
+    """Scores prompts for one task with one target model, greedily.
+
+    Decoding is greedy, so the request seed is fixed: the same prompt on the same
+    example is one cache entry whatever the search's seed.
+    """
+
+    def __init__(self, llm: LLM, task: Task) -> None:
+        self.llm = llm
+        self.task = task
+        if task.scoring_mode == "logprob" and not llm.supports_logprobs:
+            raise ModelError(
+                f"task '{task.name}' scores labels by log-probability, which model "
+                f"'{llm.model_id}' does not give: use a model with log-probabilities "
+                "or a task with scoring_mode: generate"
+            )
+
+    def evaluate(
+        self, prompt: Prompt, examples: Sequence[Example], progress: ProgressFn | None = None
+    ) -> EvalResult:
+        return self.evaluate_many([prompt], examples, progress)[0]
+
+    def evaluate_many(
+        self,
+        prompts: Sequence[Prompt],
+        examples: Sequence[Example],
+        progress: ProgressFn | None = None,
+    ) -> list[EvalResult]:
+        """Score every prompt on every example in one batched pass."""
+        pairs = [(p, ex) for p in prompts for ex in examples]
+        if not pairs:
+            return [EvalResult(score=0.0, n=0) for _ in prompts]
+        if self.task.scoring_mode == "logprob":
+            outputs = self._label_by_logprob(pairs)
+        else:
+            outputs = self._generate(pairs, progress)
+        results = []
+        for k in range(len(prompts)):
+            chunk = outputs[k * len(examples) : (k + 1) * len(examples)]
+            per_example = []
+            for ex, (raw, prediction) in zip(examples, chunk, strict=True):
+                score = self.task.scorer.score(prediction, ex)
+                per_example.append(ExampleResult(ex.id, raw, prediction, float(score)))
+            mean = sum(r.score for r in per_example) / len(per_example)
+            results.append(EvalResult(score=mean, n=len(per_example), results=per_example))
+        return results
+
+    def _messages(self, prompt: Prompt, example: Example) -> tuple[Message, ...]:
+        return (Message("user", render_user_message(prompt, example.input)),)
+
+    def _generate(
+        self, pairs: list[tuple[Prompt, Example]], progress: ProgressFn | None
+    ) -> list[tuple[str, str]]:
+        gen = self.task.generation
+        requests = [
+            GenerationRequest(
+                messages=self._messages(p, ex),
+                max_tokens=gen.max_tokens,
+                temperature=0.0,
+                stop=tuple(gen.stop),
+                seed=0,
+            )
+            for p, ex in pairs
+        ]
+        completions = generate_with_progress(self.llm, requests, progress)
+        return [(c.texts[0], self.task.scorer.extract(c.texts[0])) for c in completions]
+
+    def _label_by_logprob(self, pairs: list[tuple[Prompt, Example]]) -> list[tuple[str, str]]:
+        words = tuple(self.task.label_words or ())
+        requests = [
+            LogprobRequest(continuations=words, messages=self._messages(p, ex)) for p, ex in pairs
+        ]
+        out = []
+        for values in self.llm.logprobs(requests):
+            best = max(range(len(words)), key=lambda i: values[i])
+            out.append((words[best], words[best]))
+        return out

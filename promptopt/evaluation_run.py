@@ -1,0 +1,73 @@
+"""`promptopt eval`: re-score an exported prompt on the held-out test split."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from promptopt.evaluate import Evaluator
+from promptopt.export import read_export
+from promptopt.llm.base import describe
+from promptopt.llm.cache import open_cache
+from promptopt.llm.factory import ModelSpec, build_llm
+from promptopt.paths import cache_root
+from promptopt.search import layered
+from promptopt.strategies.base import Reporter, SilentReporter
+from promptopt.task import load_task, task_from_data_file
+from promptopt.types import Prompt, Usage
+
+
+def run_eval(
+    prompt_path: Path,
+    *,
+    task: str | None = None,
+    model: ModelSpec | None = None,
+    test_size: int | None = None,
+    use_cache: bool = True,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Score the export's prompt with the same split sizes and data seed it was found with."""
+    reporter = reporter or SilentReporter()
+    export = read_export(prompt_path)
+    prompt = Prompt.from_dict(export["prompt"])
+    task_info = export.get("task", {})
+    sizes = dict(task_info.get("sizes") or {})
+    if test_size is not None:
+        sizes["test"] = test_size
+    data_seed = task_info.get("data_seed", 0)
+    task_ref = task or task_info.get("ref") or task_info.get("name")
+    data_file = export.get("data_file")
+    if task is None and data_file:
+        loaded = task_from_data_file(
+            Path(data_file["path"]),
+            input_field=data_file["input_field"],
+            target_field=data_file["target_field"],
+            scorer=data_file["metric"],
+            sizes=sizes or None,
+            seed=data_seed,
+        )
+    else:
+        loaded = load_task(task_ref, sizes=sizes or None, seed=data_seed)
+    if model is None:
+        spec = export.get("models", {}).get("target", {}).get("spec")
+        model = ModelSpec(**spec) if spec else ModelSpec("hf", "embedded")
+    reporter.phase(f"Loading model {model.model}")
+    base = build_llm(model)
+    usage = Usage()
+    shared = open_cache(cache_root() / "calls") if use_cache else None
+    llm = layered(base, usage, None, shared, None)
+    test = loaded.examples("test")
+    reporter.phase(f"Scoring on test ({len(test)} examples)", total=len(test))
+    started = time.perf_counter()
+    result = Evaluator(llm, loaded).evaluate(prompt, test, progress=reporter.advance)
+    return {
+        "task": loaded.name,
+        "score": result.score,
+        "n": result.n,
+        "exported_score": export.get("scores", {}).get("test", {}).get("score"),
+        "model": describe(base),
+        "usage": usage.to_dict(),
+        "seconds": round(time.perf_counter() - started, 2),
+        "prompt_file": str(prompt_path),
+    }

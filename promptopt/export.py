@@ -1,0 +1,89 @@
+"""The versioned JSON a search writes and `eval` reads back.
+
+It carries everything needed to re-score the prompt and to judge the number:
+the prompt, the task and its split sizes, dev and test scores with their sample
+sizes, models, strategy config, seed, usage and timings. Never credentials.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from promptopt import __version__
+from promptopt.errors import ConfigError
+from promptopt.task import Task
+from promptopt.types import EvalResult, Prompt
+
+FORMAT = "promptopt.prompt"
+FORMAT_VERSION = 1
+
+
+def prompt_export(
+    *,
+    prompt: Prompt,
+    task: Task,
+    task_ref: str,
+    sizes: dict[str, int],
+    data_seed: int,
+    dev: tuple[float, int],
+    test: EvalResult,
+    baseline_test: EvalResult,
+    models: dict[str, Any],
+    strategy: dict[str, Any],
+    seed: int,
+    usage: dict[str, Any],
+    timings: dict[str, float],
+    run_dir: str,
+    stopped_by_budget: bool,
+    leaderboard: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "promptopt_version": __version__,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "prompt": prompt.to_dict(),
+        "task": {"name": task.name, "ref": task_ref, "sizes": sizes, "data_seed": data_seed},
+        "scores": {
+            "dev": {"score": dev[0], "n": dev[1]},
+            "test": test.to_dict(),
+            "baseline_test": baseline_test.to_dict(),
+        },
+        "models": models,
+        "strategy": strategy,
+        "seed": seed,
+        "usage": usage,
+        "timings": timings,
+        "run_dir": run_dir,
+        "stopped_by_budget": stopped_by_budget,
+        "leaderboard": leaderboard,
+    }
+
+
+def write_export(path: Path, export: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(export, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_export(path: Path) -> dict[str, Any]:
+    """Load and validate an exported prompt; every failure is one clear line."""
+    if not path.is_file():
+        raise ConfigError(f"prompt file not found: {path}: pass the JSON `promptopt search` wrote")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigError(f'{path} is not a promptopt prompt export (no "format": "{FORMAT}")')
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise ConfigError(
+            f"{path} was written by a newer promptopt (format {data['format_version']}): upgrade"
+        )
+    try:
+        Prompt.from_dict(data["prompt"])
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} has a malformed prompt (missing {exc})") from None
+    return data

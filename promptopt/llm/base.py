@@ -1,0 +1,52 @@
+"""The one protocol every backend implements.
+
+Batch-first: callers hand over every request they have and the backend decides
+how to batch (hf) or how many to keep in flight (openai). Wrappers (cache,
+meter, journal) implement the same protocol, so a strategy never knows which
+layers sit between it and the model.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+from promptopt.types import Completion, GenerationRequest, LogprobRequest
+
+
+@runtime_checkable
+class LLM(Protocol):
+    kind: str
+    """Backend family, e.g. 'hf' or 'openai'; part of every cache key."""
+    model_id: str
+    """Stable model identity (hub id, file name, served model name)."""
+    supports_logprobs: bool
+    supports_embeddings_input: bool
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """One Completion per request, each with `request.n` texts."""
+        ...
+
+    def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
+        """Summed log-probability of each continuation, one list per request."""
+        ...
+
+
+def describe(llm: LLM) -> dict[str, str]:
+    """What an export records about a model: never credentials."""
+    return {"kind": llm.kind, "model": llm.model_id}
+
+
+def generate_with_progress(
+    llm: LLM,
+    requests: Sequence[GenerationRequest],
+    progress: Callable[[int], None] | None,
+) -> list[Completion]:
+    """Call `generate`, passing a progress callback only to backends that take one."""
+    if progress is not None and "progress" in inspect.signature(llm.generate).parameters:
+        return llm.generate(requests, progress=progress)  # type: ignore[call-arg]
+    out = llm.generate(requests)
+    if progress is not None:
+        progress(len(requests))
+    return out

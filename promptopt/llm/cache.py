@@ -1,0 +1,161 @@
+"""Caching wrapper (diskcache) around any backend, with one key function.
+
+The same class serves two roles:
+- the shared cache (`~/.cache/promptopt/calls`): hits are counted, never charged;
+- a run's call journal (`RUN_DIR/calls`): on `--resume`, calls recorded by the
+  interrupted process are replayed *with their original charge*, so the resumed
+  run's budget and accounting end exactly where an uninterrupted run would.
+
+diskcache keeps entries in SQLite with transactions, so two processes may use
+one cache at once and a killed process never leaves a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+from promptopt.llm.base import LLM, generate_with_progress
+from promptopt.types import Completion, GenerationRequest, LogprobRequest, Usage
+
+CACHE_VERSION = 1
+
+
+def cache_key(kind: str, model_id: str, method: str, payload: dict[str, Any]) -> str:
+    """sha256 over canonical JSON of everything that determines a model's answer.
+
+    Never includes credentials: backends carry only kind and model id here.
+    """
+    blob = json.dumps(
+        {"v": CACHE_VERSION, "kind": kind, "model": model_id, "method": method, **payload},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _generation_payload(req: GenerationRequest, sample_index: int) -> dict[str, Any]:
+    data = asdict(req)
+    data.pop("n")
+    data["messages"] = [[m.role, m.content] for m in req.messages]
+    data["stop"] = list(req.stop)
+    data["sample_index"] = sample_index
+    return data
+
+
+def open_cache(directory: Path) -> diskcache.Cache:
+    directory.mkdir(parents=True, exist_ok=True)
+    return diskcache.Cache(str(directory), size_limit=2**34, eviction_policy="least-recently-used")
+
+
+class CachedLLM:
+    """Serves repeated requests from disk; passes only misses to `inner`."""
+
+    def __init__(
+        self,
+        inner: LLM,
+        cache: diskcache.Cache,
+        usage: Usage,
+        *,
+        replay_charges: bool = False,
+    ) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.usage = usage
+        self.replay_charges = replay_charges
+        self.session = uuid.uuid4().hex
+        self.kind = inner.kind
+        self.model_id = inner.model_id
+        self.supports_logprobs = inner.supports_logprobs
+        self.supports_embeddings_input = inner.supports_embeddings_input
+
+    def _key(self, method: str, payload: dict[str, Any]) -> str:
+        return cache_key(self.kind, self.model_id, method, payload)
+
+    def _account_hit(self, entry: dict[str, Any]) -> None:
+        """A hit is free, except a journal entry charged by an earlier process."""
+        if self.replay_charges and entry.get("charged") and entry.get("session") != self.session:
+            self.usage.calls += 1
+            self.usage.prompt_tokens += entry.get("prompt_tokens", 0)
+            self.usage.completion_tokens += entry.get("completion_tokens", 0)
+        else:
+            self.usage.cache_hits += 1
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None = None
+    ) -> list[Completion]:
+        results: list[Completion | None] = [None] * len(requests)
+        misses: list[int] = []
+        for i, req in enumerate(requests):
+            keys = [self._key("generate", _generation_payload(req, s)) for s in range(req.n)]
+            entries = [self.cache.get(k) for k in keys]
+            if all(e is not None for e in entries):
+                for entry in entries:
+                    self._account_hit(entry)
+                results[i] = Completion(
+                    texts=[e["text"] for e in entries],
+                    prompt_tokens=sum(e.get("prompt_tokens", 0) for e in entries),
+                    completion_tokens=sum(e.get("completion_tokens", 0) for e in entries),
+                    cached=True,
+                )
+            else:
+                misses.append(i)
+        if progress and len(misses) < len(requests):
+            progress(len(requests) - len(misses))
+        if misses:
+            fresh = generate_with_progress(self.inner, [requests[i] for i in misses], progress)
+            for i, completion in zip(misses, fresh, strict=True):
+                self._store(requests[i], completion)
+                results[i] = completion
+        return [r for r in results if r is not None]
+
+    def _store(self, req: GenerationRequest, completion: Completion) -> None:
+        n = max(1, len(completion.texts))
+        for s, text in enumerate(completion.texts):
+            entry = {
+                "text": text,
+                "prompt_tokens": completion.prompt_tokens // n,
+                "completion_tokens": completion.completion_tokens // n,
+                "charged": not completion.cached,
+                "session": self.session,
+            }
+            self.cache.set(self._key("generate", _generation_payload(req, s)), entry)
+
+    def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
+        results: list[list[float] | None] = [None] * len(requests)
+        misses: list[int] = []
+        keys = [self._key("logprobs", _logprob_payload(req)) for req in requests]
+        for i, key in enumerate(keys):
+            entry = self.cache.get(key)
+            if entry is None:
+                misses.append(i)
+            else:
+                self._account_hit(entry)
+                results[i] = entry["values"]
+        if misses:
+            # Keys are shared by every layer, so an inner cache that already holds
+            # a key will serve it free: only the others are charged.
+            inner_cache = self.inner.cache if isinstance(self.inner, CachedLLM) else None
+            free = {i for i in misses if inner_cache is not None and keys[i] in inner_cache}
+            fresh = self.inner.logprobs([requests[i] for i in misses])
+            for i, values in zip(misses, fresh, strict=True):
+                entry = {"values": values, "charged": i not in free, "session": self.session}
+                self.cache.set(keys[i], entry)
+                results[i] = values
+        return [r for r in results if r is not None]
+
+
+def _logprob_payload(req: LogprobRequest) -> dict[str, Any]:
+    return {
+        "messages": [[m.role, m.content] for m in req.messages],
+        "text": req.text,
+        "continuations": list(req.continuations),
+    }

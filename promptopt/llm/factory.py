@@ -1,0 +1,74 @@
+"""Model specs as users write them, and building the backend they name.
+
+    embedded                       the bundled SmolLM2-135M-Instruct (default)
+    hf:<hub id | folder | .gguf>   any local transformers causal LM
+    openai:<model>                 the OpenAI API, or with --base-url any
+                                   OpenAI-compatible server (vLLM, llama.cpp, Ollama)
+
+A bare path to a folder or .gguf file means hf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from promptopt.errors import ConfigError
+from promptopt.llm.base import LLM
+from promptopt.registry import BACKENDS, get_backend_class
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    backend: str
+    model: str
+    base_url: str | None = None
+    api: str = "chat"
+    dtype: str = "bfloat16"
+    batch_size: int = 16
+    max_concurrency: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a run records: no credentials (base URLs are stripped of them)."""
+        data = asdict(self)
+        if self.base_url and "@" in self.base_url:
+            scheme, _, rest = self.base_url.partition("://")
+            data["base_url"] = f"{scheme}://{rest.split('@', 1)[1]}"
+        return data
+
+
+def parse_model_spec(text: str, **options: Any) -> ModelSpec:
+    text = text.strip()
+    if text == "embedded":
+        return ModelSpec(backend="hf", model="embedded", **options)
+    backend, sep, model = text.partition(":")
+    if sep and backend in BACKENDS and model:
+        return ModelSpec(backend=backend, model=model, **options)
+    if text.endswith(".gguf") or Path(text).expanduser().is_dir():
+        return ModelSpec(backend="hf", model=text, **options)
+    raise ConfigError(
+        f"cannot read model '{text}': write 'embedded', 'hf:<hub id|folder|file.gguf>' "
+        "or 'openai:<model>' (see `promptopt models list`)"
+    )
+
+
+_LOADED: dict[ModelSpec, LLM] = {}
+
+
+def build_llm(spec: ModelSpec) -> LLM:
+    """One instance per spec per process: target and proposer may share a model."""
+    if spec in _LOADED:
+        return _LOADED[spec]
+    cls = get_backend_class(spec.backend)
+    if spec.backend == "hf":
+        llm = cls(spec.model, dtype=spec.dtype, batch_size=spec.batch_size)
+    else:
+        llm = cls(
+            spec.model,
+            base_url=spec.base_url,
+            api=spec.api,
+            max_concurrency=spec.max_concurrency,
+        )
+    _LOADED[spec] = llm
+    return llm

@@ -1,0 +1,289 @@
+"""Local causal LMs through transformers: batched, seeded, with log-probabilities.
+
+On a CPU, batching is the lever (batch 32 is ~10x one-at-a-time), so requests
+are grouped by sampling settings, sorted by length to limit padding, and run in
+left-padded batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from promptopt.errors import ConfigError, ModelError
+from promptopt.llm.models import EMBEDDED_MODEL_NAME, embedded_gguf_path
+from promptopt.paths import cache_root
+from promptopt.types import Completion, GenerationRequest, LogprobRequest, Message
+
+EMBEDDED = "embedded"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+ProgressFn = Callable[[int], None]
+
+
+def converted_copy_dir(gguf: Path) -> Path:
+    """Where the transformers copy of a GGUF file lives, keyed by file identity."""
+    stat = gguf.stat()
+    digest = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return cache_root() / "models" / f"{gguf.stem}-{digest.hexdigest()[:12]}"
+
+
+def ensure_converted(gguf: Path) -> Path:
+    """Convert a GGUF file to a saved transformers checkpoint once, atomically.
+
+    The copy is written to a temporary folder and renamed into place, so an
+    interrupted conversion never leaves a half-written model behind.
+    """
+    target = converted_copy_dir(gguf)
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    # transformers refuses to save a GGUF-loaded model while it is still marked
+    # as quantized, although its weights are already de-quantized in memory.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if not (target / "config.json").is_file():  # lost a race only if it exists now
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_model_source(model: str) -> tuple[str, str]:
+    """(model_id used in cache keys, folder or hub id to load from)."""
+    if model == EMBEDDED:
+        return EMBEDDED_MODEL_NAME, str(ensure_converted(embedded_gguf_path()))
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ConfigError(f"GGUF file not found: {path}: check the path")
+        return path.name, str(ensure_converted(path.resolve()))
+    if path.is_dir():
+        return path.resolve().name, str(path.resolve())
+    if model.startswith((".", "/", "~")):
+        raise ConfigError(f"model folder not found: {model}: check the path")
+    return model, model
+
+
+class HFLLM:
+    """A transformers causal LM on this machine (default: the embedded SmolLM2)."""
+
+    kind = "hf"
+    supports_logprobs = True
+    supports_embeddings_input = True
+
+    def __init__(
+        self,
+        model: str = EMBEDDED,
+        *,
+        device: str = "cpu",
+        dtype: str = "bfloat16",
+        batch_size: int = 16,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPES)}")
+        self.model_id, source = resolve_model_source(model)
+        self.device = device
+        self.dtype = DTYPES[dtype]
+        self.batch_size = batch_size
+        try:
+            self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(source)
+            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype)
+        except OSError as exc:
+            raise ModelError(
+                f"cannot load model '{model}' ({str(exc).splitlines()[0]}): "
+                "pass a local folder or .gguf file, or go online to download it"
+            ) from exc
+        self.model.to(device).eval()
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    # -- prompts -----------------------------------------------------------------
+    def render(self, messages: Sequence[Message] | None, text: str | None) -> str:
+        """Chat messages through the model's chat template; raw text unchanged."""
+        if text is not None:
+            return text
+        assert messages
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        if self.tokenizer.chat_template is None:
+            return "\n\n".join(m.content for m in messages) + "\n"
+        rendered = self.tokenizer.apply_chat_template(
+            chat, tokenize=False, add_generation_prompt=True
+        )
+        return str(rendered)
+
+    # -- generation --------------------------------------------------------------
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None
+    ) -> list[Completion]:
+        results: list[Completion | None] = [None] * len(requests)
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for i, req in enumerate(requests):
+            groups[(req.max_tokens, req.temperature, req.top_p, req.stop, req.n)].append(i)
+        for (max_tokens, temperature, top_p, stop, n), indices in groups.items():
+            prompts = {i: self.render(requests[i].messages, requests[i].text) for i in indices}
+            ordered = sorted(indices, key=lambda i: len(prompts[i]), reverse=True)
+            per_batch = max(1, self.batch_size // n)
+            for start in range(0, len(ordered), per_batch):
+                chunk = ordered[start : start + per_batch]
+                seed = _chunk_seed([requests[i].seed for i in chunk], [prompts[i] for i in chunk])
+                outputs = self._generate_batch(
+                    [prompts[i] for i in chunk], max_tokens, temperature, top_p, stop, n, seed
+                )
+                for i, completion in zip(chunk, outputs, strict=True):
+                    results[i] = completion
+                if progress:
+                    progress(len(chunk))
+        return [r for r in results if r is not None]
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self,
+        prompts: list[str],
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: tuple[str, ...],
+        n: int,
+        seed: int,
+    ) -> list[Completion]:
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = enc.to(self.device)
+        sampling = temperature > 0
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_tokens,
+            "do_sample": sampling,
+            "num_return_sequences": n,
+            "pad_token_id": tok.pad_token_id,
+        }
+        if sampling:
+            kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=tok)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            out = self.model.generate(**enc, **kwargs)
+        new_tokens = out[:, enc["input_ids"].shape[1] :]
+        prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
+        completions = []
+        for row in range(len(prompts)):
+            texts, generated = [], 0
+            for sample in range(n):
+                ids = new_tokens[row * n + sample]
+                kept = _strip_after_eos(ids.tolist(), self._eos_ids())
+                generated += len(kept)
+                texts.append(truncate_at_stop(tok.decode(kept, skip_special_tokens=True), stop))
+            completions.append(
+                Completion(
+                    texts=texts,
+                    prompt_tokens=int(prompt_lengths[row]) * n,
+                    completion_tokens=generated,
+                )
+            )
+        return completions
+
+    def _eos_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        gen_eos = self.model.generation_config.eos_token_id
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif gen_eos:
+            ids.update(gen_eos)
+        return {i for i in ids if i is not None}
+
+    # -- log-probabilities ---------------------------------------------------------
+    @torch.inference_mode()
+    def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
+        """Sum of log p(continuation tokens | context) for every continuation.
+
+        Context and continuation are tokenized separately and concatenated, so
+        the continuation's tokens are exactly the ones scored.
+        """
+        rows: list[tuple[int, list[int], int]] = []  # (request index, ids, n context tokens)
+        for r, req in enumerate(requests):
+            context = self.render(req.messages, req.text)
+            ctx_ids = self.tokenizer(context, add_special_tokens=False)["input_ids"]
+            for cont in req.continuations:
+                cont_ids = self.tokenizer(cont, add_special_tokens=False)["input_ids"]
+                rows.append((r, ctx_ids + cont_ids, len(ctx_ids)))
+        scores: list[float] = []
+        order = sorted(range(len(rows)), key=lambda k: len(rows[k][1]), reverse=True)
+        by_row: dict[int, float] = {}
+        for start in range(0, len(order), self.batch_size):
+            chunk = [rows[k] for k in order[start : start + self.batch_size]]
+            for k, value in zip(
+                order[start : start + self.batch_size], self._score_rows(chunk), strict=True
+            ):
+                by_row[k] = value
+        scores = [by_row[k] for k in range(len(rows))]
+        grouped: list[list[float]] = [[] for _ in requests]
+        for (r, _, _), value in zip(rows, scores, strict=True):
+            grouped[r].append(value)
+        return grouped
+
+    def _score_rows(self, chunk: list[tuple[int, list[int], int]]) -> list[float]:
+        width = max(len(ids) for _, ids, _ in chunk)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for b, (_, ids, _) in enumerate(chunk):  # right padding keeps positions intact
+            input_ids[b, : len(ids)] = torch.tensor(ids)
+            mask[b, : len(ids)] = 1
+        logits = self.model(
+            input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
+        ).logits.float()
+        logp = torch.log_softmax(logits, dim=-1)
+        values = []
+        for b, (_, ids, n_ctx) in enumerate(chunk):
+            positions = torch.arange(n_ctx, len(ids))
+            targets = torch.tensor(ids[n_ctx:])
+            values.append(float(logp[b, positions - 1, targets].sum()))
+        return values
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut the text at the earliest stop string (generation may overshoot it)."""
+    cut = len(text)
+    for s in stop:
+        pos = text.find(s)
+        if s and pos != -1:
+            cut = min(cut, pos)
+    return text[:cut]
+
+
+def _strip_after_eos(ids: list[int], eos: set[int]) -> list[int]:
+    for pos, token in enumerate(ids):
+        if token in eos:
+            return ids[:pos]
+    return ids
+
+
+def _chunk_seed(seeds: list[int], prompts: list[str]) -> int:
+    """A batch's RNG seed from its requests' seeds and texts: same batch, same samples."""
+    digest = hashlib.sha256(repr((seeds, prompts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (2**63)

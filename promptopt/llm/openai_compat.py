@@ -1,0 +1,305 @@
+"""Backend for the OpenAI API and any OpenAI-compatible server (vLLM, llama.cpp, Ollama).
+
+Requests run on a bounded thread pool (`max_concurrency` calls in flight) and
+come back in order. Every call sends `max_tokens` (llama.cpp ignores
+`max_completion_tokens`), and `n` samples are `n` separate calls with seeds
+`seed, seed + 1, ...` because many servers ignore `n`.
+
+Log-probabilities use the completions endpoint with `echo=True`: the server
+scores context + continuation as one prompt, and the continuation's score is
+the sum over the echoed tokens that start at or after the end of the context.
+
+The API key is read from an environment variable when the client is built and
+is never kept on an attribute of this object (pickling drops the client).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Literal, TypeVar
+
+import openai
+
+from promptopt.errors import ModelError
+from promptopt.types import Completion, GenerationRequest, LogprobRequest, Message
+
+ChatTemplateFn = Callable[[tuple[Message, ...]], str]
+T = TypeVar("T")
+
+LOCAL_PLACEHOLDER_KEY = "not-needed"
+
+
+def sum_continuation_logprobs(
+    token_logprobs: Sequence[float | None],
+    text_offsets: Sequence[int],
+    start: int,
+    end: int | None = None,
+) -> float:
+    """Sum the log-probabilities of the tokens whose text starts in [start, end).
+
+    `start` is the length of the context in characters, `end` the length of
+    context + continuation (tokens from `end` on are generated, not echoed).
+    A None log-probability (the first prompt token has no left context) counts
+    as 0.0.
+    """
+    if len(token_logprobs) != len(text_offsets):
+        raise ModelError(
+            f"the server returned {len(token_logprobs)} token log-probabilities but "
+            f"{len(text_offsets)} text offsets: it does not support echo with logprobs"
+        )
+    total = 0.0
+    for logprob, offset in zip(token_logprobs, text_offsets, strict=True):
+        if offset < start or (end is not None and offset >= end):
+            continue
+        if logprob is not None:
+            total += float(logprob)
+    return total
+
+
+def _offsets_from_tokens(tokens: Sequence[str]) -> list[int]:
+    """Character offsets of each token, for servers that return tokens but no offsets."""
+    offsets, position = [], 0
+    for token in tokens:
+        offsets.append(position)
+        position += len(token)
+    return offsets
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Truncate at the first stop string, for servers that do not honour `stop`."""
+    cut = len(text)
+    for s in stop:
+        if s:
+            index = text.find(s)
+            if index != -1:
+                cut = min(cut, index)
+    return text[:cut]
+
+
+class OpenAICompatLLM:
+    """The `LLM` protocol over an OpenAI(-compatible) HTTP API."""
+
+    kind = "openai"
+    supports_embeddings_input = False
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        api: Literal["chat", "completions"] = "chat",
+        max_concurrency: int = 8,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        chat_template_fn: ChatTemplateFn | None = None,
+    ) -> None:
+        if api not in ("chat", "completions"):
+            raise ModelError(f"unknown api '{api}': use 'chat' or 'completions'")
+        if max_concurrency < 1:
+            raise ModelError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.model_id = model
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.api = api
+        self.max_concurrency = max_concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.chat_template_fn = chat_template_fn
+        self.supports_logprobs = api == "completions" or chat_template_fn is not None
+        self._client = self._make_client()
+
+    # -- construction -------------------------------------------------------
+
+    def _make_client(self) -> openai.OpenAI:
+        key = os.environ.get(self.api_key_env) or None
+        if key is None:
+            if self.base_url is None:
+                raise ModelError(
+                    f"{self.api_key_env} is not set: export it, or pass --base-url "
+                    "for a local server"
+                )
+            key = LOCAL_PLACEHOLDER_KEY
+        kwargs: dict[str, Any] = {
+            "api_key": key,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+        }
+        if self.base_url is not None:
+            kwargs["base_url"] = self.base_url
+        return openai.OpenAI(**kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_client", None)  # holds the API key
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._client = self._make_client()
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAICompatLLM(model={self.model_id!r}, base_url={self.base_url!r}, "
+            f"api={self.api!r})"
+        )
+
+    @property
+    def _where(self) -> str:
+        return self.base_url or "the OpenAI API"
+
+    # -- protocol -------------------------------------------------------------
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        calls: list[tuple[int, GenerationRequest, int]] = [
+            (index, request, request.seed + i)
+            for index, request in enumerate(requests)
+            for i in range(request.n)
+        ]
+        results = self._run(lambda call: self._generate_one(call[1], call[2]), calls)
+        completions = [Completion(texts=[]) for _ in requests]
+        for (index, _, _), (text, prompt_tokens, completion_tokens) in zip(
+            calls, results, strict=True
+        ):
+            completion = completions[index]
+            completion.texts.append(text)
+            completion.prompt_tokens += prompt_tokens
+            completion.completion_tokens += completion_tokens
+        return completions
+
+    def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
+        calls: list[tuple[int, str, str]] = []
+        for index, request in enumerate(requests):
+            context = self._context_text(request)
+            calls.extend((index, context, continuation) for continuation in request.continuations)
+        scores = self._run(lambda call: self._score_one(call[1], call[2]), calls)
+        out: list[list[float]] = [[] for _ in requests]
+        for (index, _, _), score in zip(calls, scores, strict=True):
+            out[index].append(score)
+        return out
+
+    # -- one call each ----------------------------------------------------------
+
+    def _generate_one(self, request: GenerationRequest, seed: int) -> tuple[str, int, int]:
+        params: dict[str, Any] = {
+            "model": self.model_id,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": seed,
+        }
+        if request.stop:
+            params["stop"] = list(request.stop)
+        prompt_text = request.text
+        if prompt_text is None and self.api == "completions" and self.chat_template_fn:
+            prompt_text = self.chat_template_fn(request.messages)
+        if prompt_text is None:
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            response = self._call(self._client.chat.completions.create, messages=messages, **params)
+            text = (response.choices[0].message.content or "") if response.choices else ""
+        else:
+            response = self._call(self._client.completions.create, prompt=prompt_text, **params)
+            text = (response.choices[0].text or "") if response.choices else ""
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        return _cut_at_stop(text, request.stop), prompt_tokens, completion_tokens
+
+    def _context_text(self, request: LogprobRequest) -> str:
+        if request.text is not None:
+            return request.text
+        if self.chat_template_fn is None:
+            raise ModelError(
+                f"log-probabilities of chat contexts need a completions-capable server and a "
+                f"chat template for '{self.model_id}': pass a chat template or use a text context"
+            )
+        return self.chat_template_fn(request.messages)
+
+    def _score_one(self, context: str, continuation: str) -> float:
+        prompt = context + continuation
+        response = self._call(
+            self._client.completions.create,
+            model=self.model_id,
+            prompt=prompt,
+            echo=True,
+            logprobs=1,
+            max_tokens=1,  # 0 means "unlimited" on llama.cpp; the extra token is skipped
+            temperature=0.0,
+        )
+        logprobs = response.choices[0].logprobs if response.choices else None
+        token_logprobs = getattr(logprobs, "token_logprobs", None)
+        if not token_logprobs:
+            raise ModelError(
+                f"the server at {self._where} returned no prompt log-probabilities for "
+                f"'{self.model_id}': it must support completions with echo=True and logprobs"
+            )
+        offsets = getattr(logprobs, "text_offset", None)
+        if not offsets:
+            offsets = _offsets_from_tokens(getattr(logprobs, "tokens", None) or [])
+        score = sum_continuation_logprobs(token_logprobs, offsets, len(context), len(prompt))
+        if math.isnan(score):
+            raise ModelError(f"the server at {self._where} returned NaN log-probabilities")
+        return score
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _run(self, fn: Callable[[T], Any], items: Sequence[T]) -> list[Any]:
+        """Apply `fn` to every item with at most `max_concurrency` in flight, in order."""
+        if not items:
+            return []
+        if self.max_concurrency == 1 or len(items) == 1:
+            return [fn(item) for item in items]
+        workers = min(self.max_concurrency, len(items))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="promptopt-openai") as pool:
+            futures: list[Future[Any]] = [pool.submit(fn, item) for item in items]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _call(self, create: Callable[..., Any], **params: Any) -> Any:
+        """One API call (the SDK retries with backoff); SDK errors become ModelError."""
+        try:
+            return create(**params)
+        except openai.APITimeoutError as exc:
+            raise ModelError(
+                f"the model server at {self._where} did not answer within {self.timeout:g} s "
+                f"({self.max_retries} retries): raise --timeout or check the server"
+            ) from exc
+        except openai.APIConnectionError as exc:
+            raise ModelError(
+                f"cannot reach the model server at {self._where}: start it or fix --base-url"
+            ) from exc
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise ModelError(
+                f"{self._where} rejected the API key from {self.api_key_env} "
+                f"(HTTP {exc.status_code}): export a valid key"
+            ) from exc
+        except openai.NotFoundError as exc:
+            raise ModelError(
+                f"model '{self.model_id}' (or its endpoint) was not found at {self._where}: "
+                f"check --model and --base-url ({_one_line(exc.message)})"
+            ) from exc
+        except openai.RateLimitError as exc:
+            raise ModelError(
+                f"{self._where} kept rate-limiting requests after {self.max_retries} retries: "
+                f"lower --max-concurrency or wait ({_one_line(exc.message)})"
+            ) from exc
+        except openai.APIStatusError as exc:
+            raise ModelError(
+                f"the model server at {self._where} refused a request for '{self.model_id}' "
+                f"(HTTP {exc.status_code}): {_one_line(exc.message)}"
+            ) from exc
+        except openai.OpenAIError as exc:
+            raise ModelError(
+                f"the model server at {self._where} failed for '{self.model_id}': {_one_line(exc)}"
+            ) from exc

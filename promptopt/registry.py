@@ -1,0 +1,55 @@
+"""Name -> lazy "module:attr" registries for strategies and backends.
+
+Lazy so that `promptopt --help` and `tasks list` never import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from promptopt.errors import ConfigError, did_you_mean
+
+STRATEGIES: dict[str, tuple[str, str]] = {
+    "ape": (
+        "promptopt.strategies.ape:APE",
+        "APE (Zhou et al. 2022): proposer writes instructions from demonstrations; "
+        "successive halving or UCB selects; optional resampling",
+    ),
+}
+
+BACKENDS: dict[str, tuple[str, str]] = {
+    "hf": (
+        "promptopt.llm.hf:HFLLM",
+        "local transformers model: 'embedded' (default), a hub id, a local folder or a .gguf "
+        "file; needs nothing more offline for local files",
+    ),
+    "openai": (
+        "promptopt.llm.openai_compat:OpenAICompatLLM",
+        "OpenAI API (needs OPENAI_API_KEY) or any OpenAI-compatible server via --base-url "
+        "(vLLM, llama.cpp, Ollama)",
+    ),
+}
+
+
+def _load(entry: str) -> Any:
+    module, attr = entry.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_strategy(name: str) -> Any:
+    if name not in STRATEGIES:
+        raise ConfigError(
+            f"unknown strategy '{name}'{did_you_mean(name, list(STRATEGIES))}: "
+            "run `promptopt strategies list`"
+        )
+    return _load(STRATEGIES[name][0])()
+
+
+def get_backend_class(name: str) -> Any:
+    if name not in BACKENDS:
+        raise ConfigError(
+            f"unknown backend '{name}'{did_you_mean(name, list(BACKENDS))}: "
+            "run `promptopt models list`"
+        )
+    return _load(BACKENDS[name][0])

@@ -1,0 +1,205 @@
+"""Run one search end to end: models, caches, run store, strategy, test report.
+
+The CLI and the library share this entry point, so `promptopt search` and
+`run_search(...)` behave the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptopt import __version__
+from promptopt.evaluate import Evaluator
+from promptopt.export import prompt_export
+from promptopt.llm.base import LLM, describe
+from promptopt.llm.cache import CachedLLM, open_cache
+from promptopt.llm.factory import ModelSpec, build_llm
+from promptopt.llm.meter import MeteredLLM
+from promptopt.paths import cache_root
+from promptopt.registry import get_strategy
+from promptopt.store import RunStore
+from promptopt.strategies.base import Reporter, SearchContext, SilentReporter, build_config
+from promptopt.task import Task, load_task, task_from_data_file
+from promptopt.types import Budget, EvalResult, Prompt, Usage
+
+
+@dataclass
+class SearchSpec:
+    task: str
+    strategy: str = "ape"
+    params: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+    target: ModelSpec = field(default_factory=lambda: ModelSpec("hf", "embedded"))
+    proposer: ModelSpec = field(default_factory=lambda: ModelSpec("hf", "embedded"))
+    sizes: dict[str, int] = field(default_factory=dict)
+    data_seed: int = 0
+    budget: Budget = field(default_factory=Budget)
+    run_dir: Path | None = None
+    resume: bool = False
+    use_cache: bool = True
+    data_file: dict[str, str] | None = None
+    """Quick custom task: path, input_field, target_field, metric."""
+    out: str | None = None
+
+    @classmethod
+    def from_run_config(cls, config: dict[str, Any], run_dir: Path) -> SearchSpec:
+        """The spec an interrupted run was started with, to resume it."""
+        budget = config.get("budget") or {}
+        return cls(
+            task=config["task"],
+            strategy=config["strategy"],
+            params=config.get("params", {}),
+            seed=config["seed"],
+            data_seed=config.get("data_seed", 0),
+            target=ModelSpec(**config["target"]),
+            proposer=ModelSpec(**config["proposer"]),
+            sizes=config.get("sizes", {}),
+            budget=Budget(budget.get("max_calls"), budget.get("max_tokens")),
+            run_dir=run_dir,
+            resume=True,
+            use_cache=config.get("use_cache", True),
+            data_file=config.get("data_file"),
+            out=config.get("out"),
+        )
+
+    def load_task(self) -> Task:
+        if self.data_file:
+            return task_from_data_file(
+                Path(self.data_file["path"]),
+                input_field=self.data_file["input_field"],
+                target_field=self.data_file["target_field"],
+                scorer=self.data_file["metric"],
+                sizes=self.sizes or None,
+                seed=self.data_seed,
+            )
+        return load_task(self.task, sizes=self.sizes or None, seed=self.data_seed)
+
+    def run_config(self, strategy_config: Any) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "strategy": self.strategy,
+            "params": dict(sorted(self.params.items())),
+            "strategy_config": asdict(strategy_config),
+            "seed": self.seed,
+            "data_seed": self.data_seed,
+            "target": self.target.to_dict(),
+            "proposer": self.proposer.to_dict(),
+            "sizes": dict(sorted(self.sizes.items())),
+            "budget": {"max_calls": self.budget.max_calls, "max_tokens": self.budget.max_tokens},
+            "use_cache": self.use_cache,
+            "data_file": self.data_file,
+            "out": self.out,
+            "promptopt_version": __version__,
+        }
+
+
+def default_run_dir(task: str, strategy: str) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe_task = Path(task).stem if task.endswith((".yaml", ".yml")) else task
+    return Path("runs") / f"{stamp}-{safe_task}-{strategy}"
+
+
+def layered(
+    base: LLM,
+    usage: Usage,
+    budget: Budget | None,
+    shared: Any | None,
+    journal: Any | None,
+) -> LLM:
+    """backend <- meter (charges, budget) <- shared cache <- run journal."""
+    llm: LLM = MeteredLLM(base, usage, budget)
+    if shared is not None:
+        llm = CachedLLM(llm, shared, usage)
+    if journal is not None:
+        llm = CachedLLM(llm, journal, usage, replay_charges=True)
+    return llm
+
+
+def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Search, then score the best prompt and the baseline on test; return the export."""
+    reporter = reporter or SilentReporter()
+    strategy = get_strategy(spec.strategy)
+    config = build_config(strategy.Config, spec.params)
+    task = spec.load_task()
+    run_dir = spec.run_dir or default_run_dir(spec.task, spec.strategy)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = RunStore(run_dir, spec.run_config(config), resume=spec.resume)
+    try:
+        reporter.phase(f"Loading models ({spec.target.model}, {spec.proposer.model})")
+        target_base = build_llm(spec.target)
+        proposer_base = build_llm(spec.proposer)
+        shared = open_cache(cache_root() / "calls") if spec.use_cache else None
+        journal = store.journal()
+
+        search_usage = Usage()
+        target = layered(target_base, search_usage, spec.budget, shared, journal)
+        proposer = layered(proposer_base, search_usage, spec.budget, shared, journal)
+        ctx = SearchContext(
+            task=task,
+            evaluator=Evaluator(target, task),
+            proposer=proposer,
+            seed=spec.seed,
+            store=store,
+            reporter=reporter,
+        )
+        started = time.perf_counter()
+        result = strategy.search(ctx, config)
+        search_seconds = time.perf_counter() - started
+
+        eval_usage = Usage()
+        test_target = layered(target_base, eval_usage, None, shared, journal)
+        started = time.perf_counter()
+        best_test, baseline_test = score_on_test(task, test_target, result.best.prompt, reporter)
+        test_seconds = time.perf_counter() - started
+
+        export = prompt_export(
+            prompt=result.best.prompt,
+            task=task,
+            task_ref=spec.task,
+            sizes=spec.sizes,
+            data_seed=spec.data_seed,
+            dev=(result.best.dev_score, result.best.dev_n),
+            test=best_test,
+            baseline_test=baseline_test,
+            models={
+                "target": {**describe(target_base), "spec": spec.target.to_dict()},
+                "proposer": {**describe(proposer_base), "spec": spec.proposer.to_dict()},
+            },
+            strategy={"name": spec.strategy, "config": asdict(config)},
+            seed=spec.seed,
+            usage={"search": search_usage.to_dict(), "test_eval": eval_usage.to_dict()},
+            timings={"search_s": round(search_seconds, 2), "test_eval_s": round(test_seconds, 2)},
+            run_dir=str(run_dir),
+            stopped_by_budget=result.stopped_by_budget,
+            leaderboard=[
+                {
+                    "instruction": c.prompt.instruction,
+                    "dev_score": c.dev_score,
+                    "dev_n": c.dev_n,
+                    "origin": c.origin,
+                }
+                for c in result.candidates
+            ],
+        )
+        store.finish(export)
+        return export
+    finally:
+        store.close()
+
+
+def score_on_test(
+    task: Task, llm: LLM, best: Prompt, reporter: Reporter
+) -> tuple[EvalResult, EvalResult]:
+    """The held-out report: best prompt and the task's baseline, in one batch."""
+    test = task.examples("test")
+    baseline = task.baseline_prompt()
+    prompts = [best] if best == baseline else [best, baseline]
+    reporter.phase(
+        f"Scoring on test ({len(prompts)} prompts x {len(test)})", total=len(prompts) * len(test)
+    )
+    results = Evaluator(llm, task).evaluate_many(prompts, test, progress=reporter.advance)
+    return results[0], results[-1]

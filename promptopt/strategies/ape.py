@@ -1,0 +1,309 @@
+"""APE: Automatic Prompt Engineer (Zhou et al., 2022, arXiv 2211.01910).
+
+1. Propose: the proposer model sees a few sampled train demonstrations in a
+   forward-mode template (`prompts/ape_forward.txt`) and continues with the
+   instruction that would produce them; several subsets, several samples each.
+2. Deduplicate the proposals.
+3. Select on dev with an adaptive scheme so most evaluations go to promising
+   candidates: successive halving (default) or a UCB bandit, as in the paper's
+   efficient score estimation.
+4. Optionally resample (the paper's iterative Monte Carlo search): ask the
+   proposer for variations of the best candidates and select again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from promptopt.errors import BudgetExhausted, ConfigError
+from promptopt.paths import read_prompt_template
+from promptopt.prompting import render_demonstration
+from promptopt.strategies.base import SearchContext, SearchResult, knob
+from promptopt.types import Candidate, Example, GenerationRequest, Prompt
+
+
+@dataclass
+class APEConfig:
+    num_subsamples: int = knob(4, "demonstration subsets shown to the proposer (paper: 5)")
+    demos_per_subsample: int = knob(5, "train demonstrations in each subset (paper: 5)")
+    proposals_per_subsample: int = knob(
+        4, "instructions sampled from each subset (paper: 50 in all; fewer fit a CPU)"
+    )
+    proposal_temperature: float = knob(0.9, "sampling temperature of the proposer (paper: 0.9)")
+    proposal_max_tokens: int = knob(48, "longest proposed instruction, in tokens")
+    selection: str = knob("halving", "'halving' (successive halving) or 'ucb' (UCB bandit)")
+    halving_start: int = knob(4, "dev examples per candidate in the first halving round")
+    halving_eta: int = knob(
+        2, "halving keeps 1/eta of the candidates and multiplies examples by eta"
+    )
+    ucb_rounds: int = knob(6, "UCB rounds")
+    ucb_top_k: int = knob(4, "candidates pulled per UCB round")
+    ucb_batch: int = knob(4, "dev examples per pull")
+    ucb_c: float = knob(1.0, "UCB exploration constant")
+    resample_rounds: int = knob(0, "iterative APE: rounds of variations of the best candidates")
+    resample_top_k: int = knob(2, "best candidates varied in each resampling round")
+    resample_per_candidate: int = knob(3, "variations asked for each of them")
+    include_baseline: bool = knob(
+        False, "also enter the task's baseline instruction as a candidate"
+    )
+
+    def __post_init__(self) -> None:
+        if self.selection not in {"halving", "ucb"}:
+            raise ConfigError(f"selection must be 'halving' or 'ucb', not '{self.selection}'")
+        if self.halving_eta < 2:
+            raise ConfigError("halving_eta must be at least 2")
+        for name in ("num_subsamples", "demos_per_subsample", "proposals_per_subsample"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+
+
+class Scoreboard:
+    """Per-candidate, per-example scores: nothing is evaluated twice in a run."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.scores: dict[str, dict[str, float]] = {}
+        self.origin: dict[str, str] = {}
+
+    def add(self, instruction: str, origin: str) -> bool:
+        if instruction in self.scores:
+            return False
+        self.scores[instruction] = {}
+        self.origin[instruction] = origin
+        return True
+
+    def mean(self, instruction: str, examples: list[Example] | None = None) -> float:
+        got = self.scores[instruction]
+        values = [got[e.id] for e in examples] if examples is not None else list(got.values())
+        return sum(values) / len(values) if values else 0.0
+
+    def candidate(self, instruction: str) -> Candidate:
+        return Candidate(
+            prompt=Prompt(instruction=instruction, template=self.template),
+            dev_score=self.mean(instruction),
+            dev_n=len(self.scores[instruction]),
+            origin=self.origin[instruction],
+        )
+
+    def ranked(self) -> list[Candidate]:
+        """Most evidence first (survivors of selection), then by dev score."""
+        cands = [self.candidate(i) for i in self.scores]
+        return sorted(cands, key=lambda c: (c.dev_n, c.dev_score), reverse=True)
+
+
+class APE:
+    name = "ape"
+    Config = APEConfig
+
+    def search(self, ctx: SearchContext, config: APEConfig) -> SearchResult:
+        board = Scoreboard(ctx.task.template)
+        try:
+            if config.include_baseline:
+                board.add(ctx.task.baseline_instruction, "baseline")
+            for instruction in self._propose(ctx, config):
+                board.add(instruction, "proposed")
+            if not board.scores:
+                raise ConfigError(
+                    "the proposer wrote no usable instruction: try a larger proposer model "
+                    "or more proposals"
+                )
+            alive = self._select(ctx, config, board, list(board.scores))
+            for round_index in range(config.resample_rounds):
+                top = alive[: config.resample_top_k]
+                fresh = [
+                    i
+                    for i in self._resample(ctx, config, top, round_index)
+                    if board.add(i, f"resample {round_index + 1}")
+                ]
+                ctx.store.event("resampled", round=round_index + 1, new=fresh)
+                alive = self._select(ctx, config, board, top + fresh)
+        except BudgetExhausted as stop:
+            ranked = [c for c in board.ranked() if c.dev_n > 0]
+            if not ranked:
+                raise
+            ctx.store.event("budget_exhausted", message=str(stop))
+            ctx.reporter.note(f"stopped early: {stop}")
+            return SearchResult(candidates=ranked, stopped_by_budget=True)
+        return SearchResult(candidates=board.ranked())
+
+    # -- proposing ----------------------------------------------------------------
+    def _propose(self, ctx: SearchContext, config: APEConfig) -> list[str]:
+        template = read_prompt_template("ape_forward.txt")
+        train = ctx.task.examples("train")
+        rng = ctx.rng("ape-demos")
+        requests = []
+        for s in range(config.num_subsamples):
+            demos = rng.sample(train, min(config.demos_per_subsample, len(train)))
+            shown = "\n\n".join(_demo_pair(ctx.task.template, d) for d in demos)
+            requests.append(
+                GenerationRequest(
+                    text=template.replace("{demonstrations}", shown),
+                    max_tokens=config.proposal_max_tokens,
+                    temperature=config.proposal_temperature,
+                    stop=('"', "\n"),
+                    n=config.proposals_per_subsample,
+                    seed=ctx.seed * 1000 + s,
+                )
+            )
+        total = config.num_subsamples * config.proposals_per_subsample
+        ctx.reporter.phase("Proposing instructions", total=total)
+        completions = ctx.proposer.generate(requests)
+        ctx.reporter.advance(total)
+        proposals = _unique_instructions(t for c in completions for t in c.texts)
+        ctx.store.event("proposed", instructions=proposals, sampled=total)
+        return proposals
+
+    def _resample(
+        self, ctx: SearchContext, config: APEConfig, top: list[str], round_index: int
+    ) -> list[str]:
+        template = read_prompt_template("ape_resample.txt")
+        requests = [
+            GenerationRequest(
+                text=template.replace("{instruction}", instruction),
+                max_tokens=config.proposal_max_tokens,
+                temperature=config.proposal_temperature,
+                stop=('"', "\n"),
+                n=config.resample_per_candidate,
+                seed=ctx.seed * 1000 + 500 + 10 * round_index + k,
+            )
+            for k, instruction in enumerate(top)
+        ]
+        ctx.reporter.phase(f"Resampling round {round_index + 1}", total=len(requests))
+        completions = ctx.proposer.generate(requests)
+        ctx.reporter.advance(len(requests))
+        return _unique_instructions(t for c in completions for t in c.texts)
+
+    # -- selecting ----------------------------------------------------------------
+    def _select(
+        self, ctx: SearchContext, config: APEConfig, board: Scoreboard, pool: list[str]
+    ) -> list[str]:
+        dev = list(ctx.task.examples("dev"))
+        ctx.rng("ape-dev-order").shuffle(dev)
+        if config.selection == "ucb":
+            return self._ucb(ctx, config, board, pool, dev)
+        return self._halving(ctx, config, board, pool, dev)
+
+    def _score(
+        self, ctx: SearchContext, board: Scoreboard, work: dict[str, list[Example]], label: str
+    ) -> None:
+        """Evaluate each instruction on its examples not yet scored, in one batch."""
+        todo = {i: [e for e in exs if e.id not in board.scores[i]] for i, exs in work.items()}
+        todo = {i: exs for i, exs in todo.items() if exs}
+        if not todo:
+            return
+        # Group instructions that need the same examples so each group is one batch.
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for instruction, exs in todo.items():
+            groups.setdefault(tuple(e.id for e in exs), []).append(instruction)
+        total = sum(len(exs) for exs in todo.values())
+        ctx.reporter.phase(label, total=total)
+        for instructions in groups.values():
+            exs = todo[instructions[0]]
+            prompts = [Prompt(instruction=i, template=ctx.task.template) for i in instructions]
+            results = ctx.evaluator.evaluate_many(prompts, exs, progress=ctx.reporter.advance)
+            for instruction, result in zip(instructions, results, strict=True):
+                for r in result.results:
+                    board.scores[instruction][r.example_id] = r.score
+                ctx.store.event(
+                    "scored",
+                    instruction=instruction,
+                    n=len(board.scores[instruction]),
+                    score=board.mean(instruction),
+                )
+
+    def _halving(
+        self,
+        ctx: SearchContext,
+        config: APEConfig,
+        board: Scoreboard,
+        pool: list[str],
+        dev: list[Example],
+    ) -> list[str]:
+        alive = list(pool)
+        m = min(config.halving_start, len(dev))
+        round_index = 1
+        while True:
+            subset = dev[:m]
+            self._score(
+                ctx,
+                board,
+                {i: subset for i in alive},
+                f"Halving round {round_index}: {len(alive)} candidates x {m} dev examples",
+            )
+            alive.sort(key=lambda i: board.mean(i, subset), reverse=True)
+            ctx.store.event(
+                "halving_round",
+                round=round_index,
+                examples=m,
+                ranking=[[i, board.mean(i, subset)] for i in alive],
+            )
+            if m >= len(dev):
+                return alive
+            alive = alive[: max(1, math.ceil(len(alive) / config.halving_eta))]
+            m = min(m * config.halving_eta, len(dev))
+            round_index += 1
+
+    def _ucb(
+        self,
+        ctx: SearchContext,
+        config: APEConfig,
+        board: Scoreboard,
+        pool: list[str],
+        dev: list[Example],
+    ) -> list[str]:
+        rng = ctx.rng("ape-ucb")
+        orders = {i: rng.sample(dev, len(dev)) for i in pool}
+        for round_index in range(1, config.ucb_rounds + 1):
+            pulls = sum(len(board.scores[i]) for i in pool) // max(1, config.ucb_batch) + 1
+
+            def bound(i: str, pulls: int = pulls) -> float:
+                n = len(board.scores[i]) / max(1, config.ucb_batch)
+                if n == 0:
+                    return math.inf
+                return board.mean(i) + config.ucb_c * math.sqrt(math.log(pulls) / n)
+
+            chosen = sorted(pool, key=bound, reverse=True)[: config.ucb_top_k]
+            work = {}
+            for i in chosen:
+                seen = board.scores[i]
+                fresh = [e for e in orders[i] if e.id not in seen][: config.ucb_batch]
+                if fresh:
+                    work[i] = fresh
+            if not work:
+                break
+            self._score(ctx, board, work, f"UCB round {round_index}: {len(work)} pulls")
+        finalists = sorted(pool, key=lambda i: board.mean(i), reverse=True)[: config.ucb_top_k]
+        self._score(ctx, board, {i: dev for i in finalists}, "UCB finalists on all of dev")
+        finalists.sort(key=lambda i: board.mean(i, dev), reverse=True)
+        return finalists
+
+
+def _demo_pair(template: str, example: Example) -> str:
+    """Demonstrations shown to the proposer, in the task's own input template."""
+    return render_demonstration(template, example)
+
+
+_PREFIX = re.compile(r"^(the instruction (was|is)[:\s]*|instruction[:\s]+)", re.IGNORECASE)
+
+
+def clean_instruction(text: str) -> str:
+    """The proposer's continuation trimmed to an instruction sentence."""
+    text = text.strip().strip('"').strip()
+    text = _PREFIX.sub("", text).strip()
+    return text
+
+
+def _unique_instructions(texts) -> list[str]:  # type: ignore[no-untyped-def]
+    """Deduplicate on a normalized form, keeping first-seen order and wording."""
+    seen: set[str] = set()
+    unique = []
+    for raw in texts:
+        instruction = clean_instruction(raw)
+        key = re.sub(r"[^a-z0-9 ]", "", instruction.lower()).strip()
+        if len(key) < 3 or not re.search(r"[a-z]", key) or key in seen:
+            continue
+        seen.add(key)
+        unique.append(instruction)
+    return unique

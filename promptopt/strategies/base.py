@@ -1,0 +1,118 @@
+"""What every strategy receives and returns, and helpers they share.
+
+A strategy proposes prompts and asks the shared evaluator for scores; it never
+scores a prompt with a model on its own, so caching, budgets and accounting
+hold everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from promptopt.errors import ConfigError, did_you_mean
+from promptopt.evaluate import Evaluator
+from promptopt.llm.base import LLM
+from promptopt.store import RunStore
+from promptopt.task import Task
+from promptopt.types import Candidate
+
+
+class Reporter(Protocol):
+    """Progress sink: the CLI draws bars from it; the library default is silent."""
+
+    def phase(self, description: str, total: int | None = None) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class SilentReporter:
+    def phase(self, description: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class SearchContext:
+    task: Task
+    evaluator: Evaluator
+    proposer: LLM
+    seed: int
+    store: RunStore
+    reporter: Reporter = field(default_factory=SilentReporter)
+
+    def rng(self, stream: str) -> random.Random:
+        """An independent, seeded random stream per purpose (no global state)."""
+        return random.Random(f"{self.seed}:{stream}")
+
+
+@dataclass
+class SearchResult:
+    candidates: list[Candidate]
+    """Every candidate considered, best first."""
+    stopped_by_budget: bool = False
+
+    @property
+    def best(self) -> Candidate:
+        return self.candidates[0]
+
+
+class Strategy(Protocol):
+    name: str
+    Config: type
+
+    def search(self, ctx: SearchContext, config: Any) -> SearchResult: ...
+
+
+def knob(default: Any, help: str) -> Any:
+    """A config field with its help text, shown by `promptopt strategies show`."""
+    return field(default=default, metadata={"help": help})
+
+
+def build_config(config_cls: type, params: dict[str, str]) -> Any:
+    """Typed config from `--param key=value` strings, with did-you-mean errors."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    values: dict[str, Any] = {}
+    for key, raw in params.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown parameter '{key}'{did_you_mean(key, list(fields))}: "
+                "see `promptopt strategies show <strategy>`"
+            )
+        values[key] = _parse_value(key, raw, fields[key].default)
+    return config_cls(**values)
+
+
+def _parse_value(key: str, raw: str, default: Any) -> Any:
+    kind: Callable[[str], Any] = type(default) if default is not None else str
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError
+            return raw.lower() in {"true", "1", "yes"}
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(
+            f"parameter '{key}' expects {type(default).__name__}, got '{raw}'"
+        ) from None
+
+
+def config_table(config_cls: type) -> list[tuple[str, str, str]]:
+    """(name, default, help) for every knob of a strategy."""
+    return [
+        (f.name, repr(f.default), f.metadata.get("help", ""))
+        for f in dataclasses.fields(config_cls)
+    ]
+
+
+def rank(candidates: list[Candidate]) -> list[Candidate]:
+    """Best first: higher dev score, then more dev evidence."""
+    return sorted(candidates, key=lambda c: (c.dev_score, c.dev_n), reverse=True)

@@ -1,0 +1,589 @@
+"""Tasks: data splits, an input template, a baseline prompt and a scorer, defined in YAML.
+
+Built-in tasks live in the top-level `tasks/` folder (documented in
+`tasks/README.md`); a user can pass the path of their own YAML file instead, or
+build a quick task from one data file with `task_from_data_file`.
+
+Split discipline is enforced here, once, for every strategy: train and dev come
+from the training data, test only from the held-out file, and no input text is
+ever in two splits.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from promptopt import datasets
+from promptopt.errors import ConfigError, DataError, did_you_mean
+from promptopt.paths import builtin_tasks_dir
+from promptopt.paths import data_dir as default_data_dir
+from promptopt.scoring import Scorer, get_scorer
+from promptopt.types import Example, Prompt
+
+Split = Literal["train", "dev", "test"]
+SPLITS: tuple[Split, ...] = ("train", "dev", "test")
+SCORING_MODES = ("generate", "logprob")
+SOURCE_KINDS = ("jsonl", "instruction_induction", "tsv_classification")
+DEFAULT_FEWSHOT_SEED = "16-42"
+DEFAULT_TEMPLATE = "Input: {input}\nOutput:"
+
+# Modest defaults: every dev example is scored for every candidate prompt on a 2-core CPU.
+# None means "all available".
+DEFAULT_SIZES: dict[str, dict[str, int | None]] = {
+    "jsonl": {"train": 200, "dev": 20, "test": 50},
+    "instruction_induction": {"train": 100, "dev": 20, "test": 50},
+    "tsv_classification": {"train": None, "dev": 32, "test": 200},
+}
+DATA_FILE_SIZES: dict[str, int | None] = {"train": 100, "dev": 20, "test": 50}
+
+Splits = dict[str, list[Example]]
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How much a task lets the model write, and where an answer ends."""
+
+    max_tokens: int = 32
+    stop: tuple[str, ...] = ("\n",)
+
+
+@dataclass
+class Task:
+    """Everything a strategy needs to propose, evaluate and report prompts for one task.
+
+    Examples are loaded on first use (so listing or validating tasks never reads
+    data) and then cached on the instance.
+    """
+
+    name: str
+    description: str
+    template: str
+    baseline_instruction: str
+    scorer: Scorer
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    label_words: tuple[str, ...] | None = None
+    scoring_mode: str = "generate"
+    sizes: dict[str, int | None] = field(default_factory=dict)
+    seed: int = 0
+    loader: Callable[[], Splits] | None = field(default=None, repr=False, compare=False)
+    _splits: Splits | None = field(default=None, init=False, repr=False, compare=False)
+
+    def examples(self, split: Split) -> list[Example]:
+        if split not in SPLITS:
+            raise ConfigError(
+                f"unknown split '{split}'{did_you_mean(split, list(SPLITS))}: "
+                "use train, dev or test"
+            )
+        if self._splits is None:
+            if self.loader is None:
+                raise ConfigError(f"task '{self.name}' has no data loader")
+            self._splits = self.loader()
+        return list(self._splits[split])
+
+    def baseline_prompt(self) -> Prompt:
+        return Prompt(instruction=self.baseline_instruction, template=self.template)
+
+    @classmethod
+    def from_examples(
+        cls,
+        name: str,
+        train: Sequence[Example],
+        dev: Sequence[Example],
+        test: Sequence[Example],
+        scorer: str | Scorer = "exact",
+        template: str = DEFAULT_TEMPLATE,
+        instruction: str = "",
+        **settings: Any,
+    ) -> Task:
+        """A task over given examples (for tests and library use)."""
+        splits = {"train": list(train), "dev": list(dev), "test": list(test)}
+        label_words = settings.get("label_words")
+        return cls(
+            name=name,
+            description=settings.pop("description", name),
+            template=template,
+            baseline_instruction=instruction,
+            scorer=scorer if isinstance(scorer, Scorer) else get_scorer(scorer, label_words),
+            loader=lambda: splits,
+            **settings,
+        )
+
+
+# --------------------------------------------------------------------------- split assembly
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a task's data comes from (the `source:` block of a task file)."""
+
+    kind: str
+    train: str
+    test: str
+    dev: str | None = None
+    dev_from: str = "train"
+    adapter: str = "default"
+    hf: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Fields:
+    input: str = "input"
+    target: str = "target"
+    target_transform: str | None = None
+    demo: str | None = None
+
+
+def _without_inputs(examples: list[Example], *others: list[Example]) -> list[Example]:
+    seen = {e.input for group in others for e in group}
+    return [e for e in examples if e.input not in seen]
+
+
+def _assemble(pools: dict[str, list[Example]], source: Source, sizes: dict, seed: int) -> Splits:
+    """Sized, seeded, disjoint splits from the pools read from the train/dev/test files."""
+    train_pool, test_pool = pools["train"], pools["test"]
+    stratify = source.kind == "tsv_classification"
+    if source.dev_from == "test":
+        dev_n = sizes["dev"] if sizes["dev"] is not None else len(test_pool) // 2
+        dev, test = datasets.split_dev_test(test_pool, dev_n, seed, sizes["test"])
+        train = datasets.sample(_without_inputs(train_pool, test_pool), sizes["train"], seed)
+        return {"train": train, "dev": dev, "test": test}
+    dev_pool = _without_inputs(pools.get("dev", []), train_pool)
+    if dev_pool:
+        dev = datasets.sample(dev_pool, sizes["dev"], seed, stratify)
+        train = datasets.sample(train_pool, sizes["train"], seed, stratify)
+    else:
+        # No separate dev file, or one that repeats the training file (subj does):
+        # carve dev out of the training pool, never more than half of it.
+        wanted = sizes["dev"] if sizes["dev"] is not None else len(train_pool)
+        dev_n = min(len(train_pool) // 2, wanted)
+        dev, train = datasets.split_dev_test(train_pool, dev_n, seed, sizes["train"], stratify)
+    test = datasets.sample(
+        _without_inputs(test_pool, train_pool, dev_pool), sizes["test"], seed, stratify=False
+    )
+    return {"train": train, "dev": dev, "test": test}
+
+
+class _DataReader:
+    """Reads one task's files: from the data dir, next to a user's task file, or the hub."""
+
+    def __init__(
+        self,
+        task_name: str,
+        source: Source,
+        fields: Fields,
+        label_words: tuple[str, ...] | None,
+        data_root: Path | None,
+        task_dir: Path | None,
+    ) -> None:
+        self.task_name, self.source, self.fields = task_name, source, fields
+        self.label_words, self.data_root, self.task_dir = label_words, data_root, task_dir
+
+    def locate(self, relative: str) -> Path | None:
+        """The existing file for a source path, or None."""
+        candidates = [Path(relative).expanduser()]
+        if not candidates[0].is_absolute():
+            candidates = []
+            if self.task_dir is not None:
+                candidates.append(self.task_dir / relative)
+            if self.data_root is not None:
+                candidates.append(self.data_root / relative)
+        return next((c for c in candidates if c.is_file()), None)
+
+    def has_hub_copy(self, split: str) -> bool:
+        """Whether a hub fallback is configured and could work (`datasets` is importable)."""
+        if not self.source.hf or split not in self._hub_splits():
+            return False
+        return importlib.util.find_spec("datasets") is not None
+
+    def _hub_splits(self) -> dict[str, str]:
+        hf = self.source.hf or {}
+        return dict(hf.get("splits") or {"train": "train", "test": "test"})
+
+    def missing(self, relative: str, hub_problem: str | None = None) -> DataError:
+        """The one-line error for a data file that is not there."""
+        if Path(relative).is_absolute():
+            where, fix = f" at {relative}", "check the path in the task file"
+        elif self.data_root is None:
+            where = ""
+            fix = (
+                f"PROMPTOPT_DATA_DIR is not set: set it to the folder holding {relative}"
+                if self.task_dir is None
+                else f"put {relative} next to the task file or set PROMPTOPT_DATA_DIR "
+                "to the folder holding it"
+            )
+        else:
+            where = f" at {self.data_root / relative}"
+            fix = f"set PROMPTOPT_DATA_DIR to the folder holding {relative}"
+        if self.source.hf:
+            if hub_problem is None and importlib.util.find_spec("datasets") is None:
+                hub_problem = "needs the 'datasets' package"
+            hub = self.source.hf.get("id")
+            fix += f" (or go online for the Hugging Face copy {hub}"
+            fix += f": {hub_problem})" if hub_problem else ")"
+        return DataError(f"{self.task_name} data not found{where}: {fix}")
+
+    def check_files(self) -> None:
+        """Fail early, before any model work, when a needed file is missing and has no hub copy."""
+        for split in ("train", "dev", "test"):
+            relative = getattr(self.source, split)
+            if relative is None:
+                continue
+            if self.locate(relative) is None and not self.has_hub_copy(split):
+                raise self.missing(relative)
+
+    def read(self, split: str) -> list[Example]:
+        relative = getattr(self.source, split)
+        path = self.locate(relative)
+        if path is not None:
+            return self._read_file(path)
+        if split == "dev":
+            raise self.missing(relative)
+        if not self.has_hub_copy(split):
+            raise self.missing(relative)
+        hf = self.source.hf or {}
+        try:
+            return datasets.load_hf_dataset(
+                hf["id"],
+                hf.get("config"),
+                self._hub_splits()[split],
+                self.fields.input,
+                self.fields.target,
+                datasets.get_target_transform(self.fields.target_transform),
+                id_prefix=Path(relative).stem,
+            )
+        except datasets.HubUnavailable as exc:
+            raise self.missing(relative, str(exc)) from exc
+
+    def _read_file(self, path: Path) -> list[Example]:
+        kind = self.source.kind
+        if kind == "instruction_induction":
+            return datasets.load_instruction_induction(path, self.source.adapter)
+        if kind == "tsv_classification":
+            return datasets.load_tsv_classification(path, self.label_words or ())
+        return datasets.load_records(
+            path,
+            self.fields.input,
+            self.fields.target,
+            datasets.get_target_transform(self.fields.target_transform),
+            self.fields.demo,
+        )
+
+    def read_all(self) -> dict[str, list[Example]]:
+        pools = {"train": self.read("train"), "test": self.read("test")}
+        if self.source.dev is not None:
+            pools["dev"] = self.read("dev")
+        return pools
+
+
+# --------------------------------------------------------------------------- task files
+
+_TOP_KEYS = (
+    "name",
+    "description",
+    "source",
+    "fields",
+    "template",
+    "baseline_instruction",
+    "scorer",
+    "label_words",
+    "scoring_mode",
+    "generation",
+    "sizes",
+    "fewshot_seed",
+)
+_SOURCE_KEYS = ("kind", "train", "dev", "test", "dev_from", "adapter", "hf")
+_FIELD_KEYS = ("input", "target", "target_transform", "demo")
+_GENERATION_KEYS = ("max_tokens", "stop")
+_HF_KEYS = ("id", "config", "splits")
+
+
+class _TaskFileError(Exception):
+    """A problem inside a task file; `load_task` adds the file name."""
+
+
+def _check_keys(block: Any, allowed: Sequence[str], where: str) -> dict[str, Any]:
+    if not isinstance(block, dict):
+        raise _TaskFileError(f"'{where}' must be a mapping of keys to values")
+    for key in block:
+        if key not in allowed:
+            hint = did_you_mean(str(key), list(allowed))
+            raise _TaskFileError(
+                f"unknown key '{key}' in {where}{hint}: allowed keys are {', '.join(allowed)}"
+            )
+    return block
+
+
+def _text(block: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = block.get(key, default)
+    if value is None:
+        raise _TaskFileError(f"missing key '{key}' in {where}")
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise _TaskFileError(f"'{key}' in {where} must be a string")
+    return str(value)
+
+
+def _check_sizes(sizes: Any, where: str) -> dict[str, int | None]:
+    sizes = _check_keys(sizes, SPLITS, where)
+    for split, n in sizes.items():
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+            raise _TaskFileError(
+                f"size of '{split}' in {where} must be a whole number >= 0 or null"
+            )
+    return dict(sizes)
+
+
+def _check_template(template: str) -> str:
+    if "{input}" not in template:
+        raise _TaskFileError("template must contain {input}, where each example's input goes")
+    try:
+        template.format(input="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise _TaskFileError(
+            f"template has a brace field other than {{input}} ({exc}): write literal braces "
+            "as {{ and }}"
+        ) from exc
+    return template
+
+
+def _parse_source(block: Any, fewshot_seed: str) -> Source:
+    block = _check_keys(block, _SOURCE_KEYS, "source")
+    kind = _text(block, "kind", "source")
+    if kind not in SOURCE_KINDS:
+        raise _TaskFileError(
+            f"unknown source kind '{kind}'{did_you_mean(kind, list(SOURCE_KINDS))}: "
+            f"use one of {', '.join(SOURCE_KINDS)}"
+        )
+    dev_from = _text(block, "dev_from", "source", "train")
+    if dev_from not in ("train", "test"):
+        raise _TaskFileError("'dev_from' in source must be train or test")
+    hf = block.get("hf")
+    if hf is not None:
+        hf = dict(_check_keys(hf, _HF_KEYS, "source.hf"))
+        _text(hf, "id", "source.hf")
+
+    def path(key: str) -> str | None:
+        if block.get(key) is None and key == "dev":
+            return None
+        return _text(block, key, "source").replace("{fewshot_seed}", fewshot_seed)
+
+    return Source(
+        kind=kind,
+        train=path("train") or "",
+        test=path("test") or "",
+        dev=path("dev"),
+        dev_from=dev_from,
+        adapter=_text(block, "adapter", "source", "default"),
+        hf=hf,
+    )
+
+
+def _parse_generation(block: Any) -> GenerationSettings:
+    block = _check_keys(block or {}, _GENERATION_KEYS, "generation")
+    max_tokens = block.get("max_tokens", GenerationSettings.max_tokens)
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise _TaskFileError("'max_tokens' in generation must be a whole number >= 1")
+    stop = block.get("stop", list(GenerationSettings.stop))
+    stop = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise _TaskFileError("'stop' in generation must be a list of non-empty strings")
+    return GenerationSettings(max_tokens=max_tokens, stop=tuple(stop))
+
+
+def _build_task(
+    spec: Any,
+    task_file: Path,
+    builtin: bool,
+    data_dir: Path | None,
+    sizes: dict[str, int | None] | None,
+    seed: int,
+    fewshot_seed: str | None,
+) -> Task:
+    spec = _check_keys(spec, _TOP_KEYS, "the task file")
+    name = _text(spec, "name", "the task file")
+    fewshot = fewshot_seed or _text(spec, "fewshot_seed", "the task file", DEFAULT_FEWSHOT_SEED)
+    source = _parse_source(spec.get("source"), fewshot)
+    fields_block = _check_keys(spec.get("fields") or {}, _FIELD_KEYS, "fields")
+    fields = Fields(**{k: str(v) for k, v in fields_block.items() if v is not None})
+    if source.kind == "jsonl":
+        datasets.get_target_transform(fields.target_transform)
+
+    label_words = spec.get("label_words")
+    if label_words is not None:
+        if not isinstance(label_words, list) or not all(
+            isinstance(w, str) and w.strip() for w in label_words
+        ):
+            raise _TaskFileError("'label_words' must be a list of words, one per class id")
+        label_words = tuple(label_words)
+    if source.kind == "tsv_classification" and not label_words:
+        raise _TaskFileError("a tsv_classification source needs label_words (class id = index)")
+    scoring_mode = _text(spec, "scoring_mode", "the task file", "generate")
+    if scoring_mode not in SCORING_MODES:
+        hint = did_you_mean(scoring_mode, list(SCORING_MODES))
+        raise _TaskFileError(
+            f"unknown scoring_mode '{scoring_mode}'{hint}: use generate or logprob"
+        )
+    if scoring_mode == "logprob" and not label_words:
+        raise _TaskFileError("scoring_mode logprob needs label_words to score")
+    scorer_name = _text(spec, "scorer", "the task file", "label" if label_words else "exact")
+    module, sep, func = scorer_name.partition(":")
+    if sep and module.endswith(".py") and not Path(module).is_absolute() and not builtin:
+        scorer_name = f"{task_file.parent / module}:{func}"  # a scorer file next to the task
+
+    task_sizes = {**DEFAULT_SIZES[source.kind], **_check_sizes(spec.get("sizes") or {}, "sizes")}
+    if sizes:
+        try:
+            task_sizes.update(_check_sizes(sizes, "the requested sizes"))
+        except _TaskFileError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    reader = _DataReader(
+        name,
+        source,
+        fields,
+        label_words,
+        Path(data_dir).expanduser() if data_dir is not None else default_data_dir(),
+        None if builtin else task_file.parent,
+    )
+    task = Task(
+        name=name,
+        description=_text(spec, "description", "the task file", ""),
+        template=_check_template(_text(spec, "template", "the task file")),
+        baseline_instruction=_text(spec, "baseline_instruction", "the task file"),
+        scorer=get_scorer(scorer_name, label_words),
+        generation=_parse_generation(spec.get("generation")),
+        label_words=label_words,
+        scoring_mode=scoring_mode,
+        sizes=task_sizes,
+        seed=seed,
+        loader=lambda: _assemble(reader.read_all(), source, task_sizes, seed),
+    )
+    reader.check_files()
+    return task
+
+
+def _read_task_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"task file {path} not found: check the path") from exc
+    except OSError as exc:
+        raise ConfigError(f"task file {path} cannot be read: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise ConfigError(f"task file {path} is not valid YAML{where}: {problem}") from exc
+
+
+def _builtin_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(builtin_tasks_dir().glob("*.yaml"))}
+
+
+def list_tasks() -> list[tuple[str, str]]:
+    """(name, description) of every built-in task, sorted by name."""
+    tasks = []
+    for name, path in _builtin_files().items():
+        spec = _read_task_file(path)
+        description = spec.get("description", "") if isinstance(spec, dict) else ""
+        tasks.append((name, str(description)))
+    return tasks
+
+
+def _looks_like_path(name_or_path: str) -> bool:
+    return name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path or "/" in name_or_path
+
+
+def load_task(
+    name_or_path: str | Path,
+    data_dir: str | Path | None = None,
+    sizes: dict[str, int | None] | None = None,
+    seed: int = 0,
+    fewshot_seed: str | None = None,
+) -> Task:
+    """A built-in task by name, or a task from a YAML file path.
+
+    `sizes` overrides the task's split sizes (None = all available), `seed`
+    picks the samples and `fewshot_seed` the few-shot classification split
+    (e.g. "16-13"). Missing data files raise `DataError` right away.
+    """
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or _looks_like_path(text):
+        path, builtin = Path(text).expanduser(), False
+    else:
+        files = _builtin_files()
+        if text not in files:
+            raise ConfigError(
+                f"unknown task '{text}'{did_you_mean(text, list(files))}: run "
+                "`promptopt tasks list` to see the built-in tasks, or pass a task .yaml file"
+            )
+        path, builtin = files[text], True
+    spec = _read_task_file(path)
+    try:
+        return _build_task(
+            spec,
+            path,
+            builtin,
+            Path(data_dir) if data_dir is not None else None,
+            sizes,
+            seed,
+            fewshot_seed,
+        )
+    except _TaskFileError as exc:
+        raise ConfigError(f"task file {path}: {exc}") from exc
+
+
+def task_from_data_file(
+    path: str | Path,
+    input_field: str,
+    target_field: str,
+    scorer: str = "exact",
+    template: str | None = None,
+    instruction: str | None = None,
+    sizes: dict[str, int | None] | None = None,
+    seed: int = 0,
+    label_words: Sequence[str] | None = None,
+) -> Task:
+    """A quick task from one .jsonl/.json/.csv/.tsv file, split into train/dev/test by `seed`.
+
+    The file is read right away, so a wrong field name fails where it was given.
+    Test comes from the back of one seeded shuffle, dev from the front, train
+    from the middle; sizes shrink in proportion when the file is small.
+    """
+    pool = datasets.load_records(path, input_field, target_field)
+    if not pool:
+        raise DataError(f"data file {path} has no examples")
+    want = dict(DATA_FILE_SIZES)
+    try:
+        want.update(_check_sizes(sizes or {}, "the requested sizes"))
+    except _TaskFileError as exc:
+        raise ConfigError(str(exc)) from exc
+    dev_n, test_n = want["dev"] or 0, want["test"] or 0
+    holdout, train = datasets.split_dev_test(pool, dev_n + test_n, seed, want["train"])
+    dev, test = datasets.split_dev_test(holdout, dev_n, seed, test_n)
+    try:
+        template = _check_template(template or DEFAULT_TEMPLATE)
+    except _TaskFileError as exc:
+        raise ConfigError(str(exc)) from exc
+    words = tuple(label_words) if label_words else None
+    return Task.from_examples(
+        Path(path).stem,
+        train,
+        dev,
+        test,
+        scorer=get_scorer(scorer, words),
+        template=template,
+        instruction=instruction or "Read the input and write the correct output.",
+        description=f"examples from {path}",
+        label_words=words,
+        sizes=want,
+        seed=seed,
+    )

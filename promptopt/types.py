@@ -1,0 +1,184 @@
+"""Plain data shared by every layer: examples, prompts, model requests, results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Example:
+    """One task item.
+
+    `target` is what the scorer compares against; `aliases` are other accepted
+    answers; `demo_output` is what a demonstration shows (e.g. a worked GSM8K
+    solution) when it differs from the bare target.
+    """
+
+    id: str
+    input: str
+    target: str
+    aliases: tuple[str, ...] = ()
+    demo_output: str | None = None
+
+    @property
+    def shown_output(self) -> str:
+        return self.demo_output if self.demo_output is not None else self.target
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "input": self.input,
+            "target": self.target,
+            "aliases": list(self.aliases),
+            "demo_output": self.demo_output,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Example:
+        return cls(
+            id=str(data["id"]),
+            input=data["input"],
+            target=data["target"],
+            aliases=tuple(data.get("aliases", ())),
+            demo_output=data.get("demo_output"),
+        )
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A batch-first generation request: chat `messages` or a raw `text` prompt.
+
+    `n` samples at `temperature` > 0 are distinct samples, each cached under its
+    own sample index.
+    """
+
+    messages: tuple[Message, ...] = ()
+    text: str | None = None
+    max_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if bool(self.messages) == (self.text is not None):
+            raise ValueError("GenerationRequest needs exactly one of messages or text")
+
+    @classmethod
+    def chat(cls, user: str, system: str | None = None, **params: Any) -> GenerationRequest:
+        messages = ((Message("system", system),) if system else ()) + (Message("user", user),)
+        return cls(messages=messages, **params)
+
+
+@dataclass(frozen=True)
+class LogprobRequest:
+    """Log-probability of each continuation given a context (chat or raw text)."""
+
+    continuations: tuple[str, ...]
+    messages: tuple[Message, ...] = ()
+    text: str | None = None
+
+
+@dataclass
+class Completion:
+    """The n sampled texts for one request, with token counts and cache origin."""
+
+    texts: list[str]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+
+
+@dataclass
+class Usage:
+    """Model calls charged to a run. Cache hits are counted but never charged."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hits: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cache_hits": self.cache_hits,
+        }
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Hard caps for a search; None means unlimited."""
+
+    max_calls: int | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Instruction + optional demonstrations + the task's input template."""
+
+    instruction: str
+    template: str
+    demonstrations: tuple[Example, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "instruction": self.instruction,
+            "template": self.template,
+            "demonstrations": [d.to_dict() for d in self.demonstrations],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Prompt:
+        return cls(
+            instruction=data["instruction"],
+            template=data["template"],
+            demonstrations=tuple(Example.from_dict(d) for d in data.get("demonstrations", ())),
+        )
+
+
+@dataclass
+class ExampleResult:
+    example_id: str
+    output: str
+    prediction: str
+    score: float
+
+
+@dataclass
+class EvalResult:
+    """Per-example outputs and their mean score for one prompt on one split."""
+
+    score: float
+    n: int
+    results: list[ExampleResult] = field(default_factory=list)
+
+    def to_dict(self, with_examples: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {"score": self.score, "n": self.n}
+        if with_examples:
+            data["examples"] = [r.__dict__ for r in self.results]
+        return data
+
+
+@dataclass
+class Candidate:
+    """A prompt a strategy considered, with what is known of its dev score."""
+
+    prompt: Prompt
+    dev_score: float
+    dev_n: int
+    origin: str = ""

@@ -1,0 +1,229 @@
+"""OpenAICompatLLM: unit tests with a fake client, then the real llama.cpp server."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import socket
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from promptopt.errors import ModelError
+from promptopt.llm.base import LLM, describe
+from promptopt.llm.openai_compat import OpenAICompatLLM, sum_continuation_logprobs
+from promptopt.types import GenerationRequest, LogprobRequest, Message
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def chatml(messages: tuple[Message, ...]) -> str:
+    """SmolLM2's ChatML template, ending with the assistant turn's opening."""
+    rendered = "".join(f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages)
+    return rendered + "<|im_start|>assistant\n"
+
+
+# --- no server ----------------------------------------------------------------------
+
+
+def test_sum_continuation_logprobs_uses_offsets_window() -> None:
+    # prompt "The capital is Paris" + one generated token at offset 20
+    logprobs = [None, -1.0, -2.0, -0.5, -0.25, -9.0]
+    offsets = [0, 3, 11, 14, 15, 20]
+    # context "The capital is" has 14 characters; tokens at 14 and 15 are the continuation
+    assert sum_continuation_logprobs(logprobs, offsets, 14, 20) == pytest.approx(-0.75)
+    # without an end the generated token is counted too
+    assert sum_continuation_logprobs(logprobs, offsets, 14) == pytest.approx(-9.75)
+    # a None first log-probability counts as zero
+    assert sum_continuation_logprobs(logprobs, offsets, 0, 11) == pytest.approx(-1.0)
+    with pytest.raises(ModelError):
+        sum_continuation_logprobs([-1.0], [0, 1], 0)
+
+
+def test_missing_api_key_for_openai_is_a_one_line_model_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ModelError) as info:
+        OpenAICompatLLM(model="gpt-4o-mini")
+    message = str(info.value)
+    assert "OPENAI_API_KEY is not set" in message and "--base-url" in message
+    assert "\n" not in message
+    # a local server needs no key
+    llm = OpenAICompatLLM(model="local", base_url="http://127.0.0.1:9/v1")
+    assert isinstance(llm, LLM)
+
+
+def test_key_is_never_on_the_object_or_in_a_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-test-very-secret-123"
+    monkeypatch.setenv("PROMPTOPT_TEST_KEY", secret)
+    llm = OpenAICompatLLM(model="gpt-4o-mini", api_key_env="PROMPTOPT_TEST_KEY")
+    assert describe(llm) == {"kind": "openai", "model": "gpt-4o-mini"}
+    assert secret not in repr(llm)
+    public = {k: v for k, v in vars(llm).items() if k != "_client"}
+    assert secret not in repr(public)
+    data = pickle.dumps(llm)
+    assert secret.encode() not in data
+    assert pickle.loads(data).model_id == "gpt-4o-mini"
+
+
+def test_supports_logprobs_flags() -> None:
+    url = "http://127.0.0.1:9/v1"
+    assert not OpenAICompatLLM(model="m", base_url=url).supports_logprobs
+    assert OpenAICompatLLM(model="m", base_url=url, api="completions").supports_logprobs
+    assert OpenAICompatLLM(model="m", base_url=url, chat_template_fn=chatml).supports_logprobs
+    assert not OpenAICompatLLM(model="m", base_url=url).supports_embeddings_input
+
+
+class FakeEndpoint:
+    def __init__(self, kind: str, calls: list[dict[str, Any]]) -> None:
+        self.kind, self.calls = kind, calls
+
+    def create(self, **params: Any) -> Any:
+        self.calls.append(params)
+        text = f"{self.kind}:{params.get('prompt') or params['messages'][-1]['content']}"
+        text += f"|seed={params['seed']}"
+        if self.kind == "chat":
+            choice = SimpleNamespace(message=SimpleNamespace(content=text))
+        else:
+            choice = SimpleNamespace(text=text + " STOP tail")
+        usage = SimpleNamespace(prompt_tokens=5, completion_tokens=params["max_tokens"])
+        return SimpleNamespace(choices=[choice], usage=usage)
+
+
+def test_generate_sends_max_tokens_and_seeds_per_sample() -> None:
+    llm = OpenAICompatLLM(model="m", base_url="http://127.0.0.1:9/v1", max_concurrency=3)
+    calls: list[dict[str, Any]] = []
+    llm._client = SimpleNamespace(  # type: ignore[assignment]
+        chat=SimpleNamespace(completions=FakeEndpoint("chat", calls)),
+        completions=FakeEndpoint("text", calls),
+    )
+    requests = [
+        GenerationRequest.chat("a", max_tokens=7, n=3, seed=10, temperature=1.0),
+        GenerationRequest(text="b", max_tokens=4, stop=(" STOP",)),
+    ]
+    first, second = llm.generate(requests)
+    assert first.texts == ["chat:a|seed=10", "chat:a|seed=11", "chat:a|seed=12"]
+    assert (first.prompt_tokens, first.completion_tokens) == (15, 21)
+    assert second.texts == ["text:b|seed=0"]  # cut at the stop string client-side too
+    assert (second.prompt_tokens, second.completion_tokens) == (5, 4)
+    assert len(calls) == 4
+    for params in calls:
+        assert "max_completion_tokens" not in params and "n" not in params
+        assert params["model"] == "m" and "max_tokens" in params
+    assert "stop" not in calls[0] and any(c.get("stop") == [" STOP"] for c in calls)
+
+
+def test_unreachable_server_is_a_one_line_model_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    llm = OpenAICompatLLM(model="m", base_url=url, max_retries=0, timeout=5)
+    with pytest.raises(ModelError) as info:
+        llm.generate([GenerationRequest.chat("hi", max_tokens=2)] * 3)
+    message = str(info.value)
+    assert message == f"cannot reach the model server at {url}: start it or fix --base-url"
+    with pytest.raises(ModelError, match="cannot reach"):
+        llm.logprobs([LogprobRequest(text="a", continuations=(" b",))])
+
+
+# --- the real llama.cpp server -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llm(llama_server: str) -> OpenAICompatLLM:
+    return OpenAICompatLLM(
+        model="SmolLM2-135M-Instruct",
+        base_url=llama_server,
+        max_concurrency=4,
+        timeout=60,
+        max_retries=1,
+        chat_template_fn=chatml,
+    )
+
+
+@pytest.mark.server
+def test_chat_generate_greedy(llm: OpenAICompatLLM) -> None:
+    request = GenerationRequest.chat(
+        "What is the capital of France?", system="Answer briefly.", max_tokens=16
+    )
+    [completion] = llm.generate([request])
+    assert len(completion.texts) == 1 and completion.texts[0].strip()
+    assert completion.prompt_tokens > 5 and 0 < completion.completion_tokens <= 16
+    assert not completion.cached
+    # greedy decoding is repeatable
+    assert llm.generate([request])[0].texts == completion.texts
+
+
+@pytest.mark.server
+def test_max_tokens_is_respected(llm: OpenAICompatLLM) -> None:
+    request = GenerationRequest.chat("Write a long story about a dragon.", max_tokens=5)
+    [completion] = llm.generate([request])
+    assert 0 < completion.completion_tokens <= 5
+    assert completion.texts[0].strip()
+
+
+@pytest.mark.server
+def test_raw_text_completion_and_stop_strings(llm: OpenAICompatLLM) -> None:
+    prompt = "1, 2, 3, 4, 5,"
+    [free] = llm.generate([GenerationRequest(text=prompt, max_tokens=16)])
+    assert free.texts[0].startswith(" 6, 7, 8,")
+    [stopped] = llm.generate([GenerationRequest(text=prompt, max_tokens=16, stop=(" 9",))])
+    assert stopped.texts[0] == " 6, 7, 8,"
+    assert stopped.completion_tokens < free.completion_tokens
+
+
+@pytest.mark.server
+def test_n_samples_use_distinct_seeds(llm: OpenAICompatLLM) -> None:
+    request = GenerationRequest.chat(
+        "Write a poem about the sea.", max_tokens=12, temperature=1.0, n=3, seed=7
+    )
+    [completion] = llm.generate([request])
+    assert len(completion.texts) == 3
+    assert all(isinstance(t, str) for t in completion.texts)
+    assert len(set(completion.texts)) >= 2, completion.texts
+    assert completion.completion_tokens > 3
+
+
+@pytest.mark.server
+def test_logprobs_prefer_the_plausible_continuation(llm: OpenAICompatLLM) -> None:
+    context = "The capital of France is"
+    [[paris, banana]] = llm.logprobs(
+        [LogprobRequest(text=context, continuations=(" Paris", " banana"))]
+    )
+    for value in (paris, banana):
+        assert math.isfinite(value) and value < 0
+    assert paris > banana
+    # the window is exactly the continuation: scores chain across a split point
+    [[whole], [tail]] = llm.logprobs(
+        [
+            LogprobRequest(text=context, continuations=(" Paris, France",)),
+            LogprobRequest(text=context + " Paris", continuations=(", France",)),
+        ]
+    )
+    assert whole == pytest.approx(paris + tail, abs=1e-2)
+
+
+@pytest.mark.server
+def test_logprobs_of_chat_contexts_need_a_template(llm: OpenAICompatLLM, llama_server: str) -> None:
+    messages = (Message("user", "Is the sky blue? Answer yes or no."),)
+    [[yes, purple]] = llm.logprobs(
+        [LogprobRequest(messages=messages, continuations=("Yes", "Purple"))]
+    )
+    assert math.isfinite(yes) and math.isfinite(purple) and yes > purple
+    plain = OpenAICompatLLM(model="m", base_url=llama_server)
+    with pytest.raises(ModelError, match="chat template"):
+        plain.logprobs([LogprobRequest(messages=messages, continuations=("Yes",))])
+
+
+@pytest.mark.server
+def test_many_requests_come_back_in_order(llm: OpenAICompatLLM) -> None:
+    starts = [10, 20, 30, 40, 50, 60]
+    requests = [
+        GenerationRequest(text=f"{k}, {k + 1}, {k + 2},", max_tokens=4, stop=(",",)) for k in starts
+    ]
+    completions = llm.generate(requests)
+    assert [c.texts[0].strip() for c in completions] == [str(k + 3) for k in starts]

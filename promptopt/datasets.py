@@ -337,7 +337,10 @@ def load_instruction_induction(
                 f"data file {path} example '{key}' has no field {exc}: the '{adapter}' adapter "
                 f"needs it (it has: {', '.join(item)})"
             ) from exc
-        aliases = tuple(a for a in dict.fromkeys(example.aliases) if a != example.target)
+        # Some translation lists hold an empty string: it is no answer.
+        aliases = tuple(
+            a for a in dict.fromkeys(example.aliases) if a.strip() and a != example.target
+        )
         examples.append(Example(example.id, example.input, example.target, aliases))
     return _merge_duplicates(examples)
 

@@ -51,7 +51,11 @@ _PREFIX = re.compile(
 # A new "Input:"/"Question:" in mid-line means the model started inventing the next example.
 _NEXT_EXAMPLE = re.compile(r"\s*\b(?:input|output|question|answer|q)\s*:", re.IGNORECASE)
 # Text after the first sentence, a parenthesis or a spaced dash is explanation, not answer.
-_EXPLANATION = re.compile(r"(?<=[.!?])\s+|\s+\(|\s+[-\u2013\u2014]\s+")
+# A period after an initial or a title ("Robert A. Richardson", "Dr. Who") ends no sentence.
+_EXPLANATION = re.compile(
+    r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Ms|Dr|St|Mt|Jr|Sr|vs)\.)(?<!\bMrs\.)\s+"
+    r"|\s+\(|\s+[-\u2013\u2014]\s+"
+)
 _WRAPPERS = "\"'`*\u201c\u201d\u2018\u2019\u00ab\u00bb"
 _TRAILING = ".,;:!?" + _WRAPPERS
 

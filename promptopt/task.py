@@ -211,13 +211,10 @@ class _DataReader:
         if Path(relative).is_absolute():
             where, fix = f" at {relative}", "check the path in the task file"
         elif self.data_root is None:
-            where = ""
-            fix = (
-                f"PROMPTOPT_DATA_DIR is not set: set it to the folder holding {relative}"
-                if self.task_dir is None
-                else f"put {relative} next to the task file or set PROMPTOPT_DATA_DIR "
-                "to the folder holding it"
-            )
+            where = " (PROMPTOPT_DATA_DIR is not set)"
+            fix = f"set PROMPTOPT_DATA_DIR to the folder holding {relative}"
+            if self.task_dir is not None:
+                fix = f"put {relative} next to the task file or {fix}"
         else:
             where = f" at {self.data_root / relative}"
             fix = f"set PROMPTOPT_DATA_DIR to the folder holding {relative}"
@@ -229,8 +226,17 @@ class _DataReader:
             fix += f": {hub_problem})" if hub_problem else ")"
         return DataError(f"{self.task_name} data not found{where}: {fix}")
 
-    def check_files(self) -> None:
+    def check_files(self, fewshot_seed: str) -> None:
         """Fail early, before any model work, when a needed file is missing and has no hub copy."""
+        train = self.locate(self.source.train)
+        if self.source.kind == "tsv_classification" and train is None and self.data_root:
+            seed_dir = (self.data_root / self.source.train).parent
+            if seed_dir.name == fewshot_seed and seed_dir.parent.is_dir():
+                known = sorted(p.name for p in seed_dir.parent.iterdir() if p.is_dir())
+                raise ConfigError(
+                    f"{self.task_name} has no few-shot seed '{fewshot_seed}' in "
+                    f"{seed_dir.parent}: use one of {', '.join(known)}"
+                )
         for split in ("train", "dev", "test"):
             relative = getattr(self.source, split)
             if relative is None:
@@ -437,11 +443,7 @@ def _build_task(
         scorer_name = f"{task_file.parent / module}:{func}"  # a scorer file next to the task
 
     task_sizes = {**DEFAULT_SIZES[source.kind], **_check_sizes(spec.get("sizes") or {}, "sizes")}
-    if sizes:
-        try:
-            task_sizes.update(_check_sizes(sizes, "the requested sizes"))
-        except _TaskFileError as exc:
-            raise ConfigError(str(exc)) from exc
+    task_sizes.update(sizes or {})
 
     reader = _DataReader(
         name,
@@ -464,7 +466,7 @@ def _build_task(
         seed=seed,
         loader=lambda: _assemble(reader.read_all(), source, task_sizes, seed),
     )
-    reader.check_files()
+    reader.check_files(fewshot)
     return task
 
 
@@ -526,6 +528,11 @@ def load_task(
                 "`promptopt tasks list` to see the built-in tasks, or pass a task .yaml file"
             )
         path, builtin = files[text], True
+    if sizes:
+        try:
+            _check_sizes(sizes, "the requested sizes")
+        except _TaskFileError as exc:
+            raise ConfigError(str(exc)) from exc
     spec = _read_task_file(path)
     try:
         return _build_task(
@@ -538,6 +545,10 @@ def load_task(
             fewshot_seed,
         )
     except _TaskFileError as exc:
+        raise ConfigError(f"task file {path}: {exc}") from exc
+    except ConfigError as exc:
+        if builtin:  # a user option (e.g. fewshot_seed) was wrong, not the file
+            raise
         raise ConfigError(f"task file {path}: {exc}") from exc
 
 

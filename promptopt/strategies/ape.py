@@ -31,6 +31,9 @@ class APEConfig:
     proposals_per_subsample: int = knob(
         4, "instructions sampled from each subset (paper: 50 in all; fewer fit a CPU)"
     )
+    proposer_format: str = knob(
+        "chat", "'chat' (instruction-tuned proposer) or 'text' (forward completion template)"
+    )
     proposal_temperature: float = knob(0.9, "sampling temperature of the proposer (paper: 0.9)")
     proposal_max_tokens: int = knob(48, "longest proposed instruction, in tokens")
     selection: str = knob("halving", "'halving' (successive halving) or 'ucb' (UCB bandit)")
@@ -50,6 +53,10 @@ class APEConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.proposer_format not in {"chat", "text"}:
+            raise ConfigError(
+                f"proposer_format must be 'chat' or 'text', not '{self.proposer_format}'"
+            )
         if self.selection not in {"halving", "ucb"}:
             raise ConfigError(f"selection must be 'halving' or 'ucb', not '{self.selection}'")
         if self.halving_eta < 2:
@@ -130,7 +137,7 @@ class APE:
 
     # -- proposing ----------------------------------------------------------------
     def _propose(self, ctx: SearchContext, config: APEConfig) -> list[str]:
-        template = read_prompt_template("ape_forward.txt")
+        template = _meta_prompt("ape_forward", config.proposer_format)
         train = ctx.task.examples("train")
         rng = ctx.rng("ape-demos")
         requests = []
@@ -138,11 +145,9 @@ class APE:
             demos = rng.sample(train, min(config.demos_per_subsample, len(train)))
             shown = "\n\n".join(_demo_pair(ctx.task.template, d) for d in demos)
             requests.append(
-                GenerationRequest(
-                    text=template.replace("{demonstrations}", shown),
-                    max_tokens=config.proposal_max_tokens,
-                    temperature=config.proposal_temperature,
-                    stop=('"', "\n"),
+                _proposal_request(
+                    config,
+                    template.replace("{demonstrations}", shown),
                     n=config.proposals_per_subsample,
                     seed=ctx.seed * 1000 + s,
                 )
@@ -158,13 +163,11 @@ class APE:
     def _resample(
         self, ctx: SearchContext, config: APEConfig, top: list[str], round_index: int
     ) -> list[str]:
-        template = read_prompt_template("ape_resample.txt")
+        template = _meta_prompt("ape_resample", config.proposer_format)
         requests = [
-            GenerationRequest(
-                text=template.replace("{instruction}", instruction),
-                max_tokens=config.proposal_max_tokens,
-                temperature=config.proposal_temperature,
-                stop=('"', "\n"),
+            _proposal_request(
+                config,
+                template.replace("{instruction}", instruction),
                 n=config.resample_per_candidate,
                 seed=ctx.seed * 1000 + 500 + 10 * round_index + k,
             )
@@ -280,19 +283,44 @@ class APE:
         return finalists
 
 
+def _meta_prompt(name: str, proposer_format: str) -> str:
+    suffix = "_chat" if proposer_format == "chat" else ""
+    return read_prompt_template(f"{name}{suffix}.txt")
+
+
+def _proposal_request(config: APEConfig, text: str, n: int, seed: int) -> GenerationRequest:
+    """Chat proposers get a question; text proposers continue an open quotation."""
+    params = {
+        "max_tokens": config.proposal_max_tokens,
+        "temperature": config.proposal_temperature,
+        "n": n,
+        "seed": seed,
+    }
+    if config.proposer_format == "chat":
+        return GenerationRequest.chat(text.strip(), stop=("\n",), **params)
+    return GenerationRequest(text=text, stop=('"', "\n"), **params)
+
+
 def _demo_pair(template: str, example: Example) -> str:
     """Demonstrations shown to the proposer, in the task's own input template."""
     return render_demonstration(template, example)
 
 
-_PREFIX = re.compile(r"^(the instruction (was|is)[:\s]*|instruction[:\s]+)", re.IGNORECASE)
+_PREFIX = re.compile(
+    r"^((the )?(new |rewritten )?instruction (was|is)( to)?[:\s]*"
+    r"|(new |rewritten )?instruction[:\s]+)",
+    re.IGNORECASE,
+)
 
 
 def clean_instruction(text: str) -> str:
-    """The proposer's continuation trimmed to an instruction sentence."""
-    text = text.strip().strip('"').strip()
-    text = _PREFIX.sub("", text).strip()
-    return text
+    """The proposer's answer trimmed to an instruction sentence.
+
+    Small chat models announce the answer ("The instruction is to sort the
+    words."); the announcement is dropped and the rest capitalized.
+    """
+    text = _PREFIX.sub("", text.strip()).strip().strip('"').strip()
+    return text[:1].upper() + text[1:]
 
 
 def _unique_instructions(texts) -> list[str]:  # type: ignore[no-untyped-def]

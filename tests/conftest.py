@@ -1,0 +1,27 @@
+"""Shared fixtures. Keep this small: each fixture here is used by several test files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def data_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real benchmark data, exported as PROMPTOPT_DATA_DIR.
+
+    An existing PROMPTOPT_DATA_DIR wins (CI sets it, relative to the repo root);
+    otherwise the shared copy next to the repository is used. Missing data fails
+    loudly instead of skipping, so data-backed tests can never pass vacuously.
+    """
+    configured = os.environ.get("PROMPTOPT_DATA_DIR")
+    path = (REPO_ROOT / configured).resolve() if configured else SHARED_DATA.resolve()
+    if not path.is_dir():
+        pytest.fail(f"benchmark data not found at {path}: set PROMPTOPT_DATA_DIR")
+    monkeypatch.setenv("PROMPTOPT_DATA_DIR", str(path))
+    return path

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from promptopt.llm.cache import CachedLLM, cache_key, open_cache
+from promptopt.llm.meter import MeteredLLM
+from promptopt.types import GenerationRequest, LogprobRequest, Usage
+from tests.fakes import ScriptedLLM
+
+
+def echo(request: GenerationRequest, sample: int) -> str:
+    return f"{request.messages[-1].content}#{request.seed}#{sample}"
+
+
+def stack(tmp_path: Path, fake: ScriptedLLM, usage: Usage) -> CachedLLM:
+    return CachedLLM(MeteredLLM(fake, usage), open_cache(tmp_path / "c"), usage)
+
+
+def test_key_changes_with_every_parameter() -> None:
+    base = {"messages": [["user", "hi"]], "temperature": 0.0, "seed": 0, "sample_index": 0}
+    keys = {cache_key("hf", "m", "generate", base)}
+    for change in (
+        {"temperature": 0.7},
+        {"seed": 1},
+        {"sample_index": 1},
+        {"messages": [["user", "hi!"]]},
+    ):
+        keys.add(cache_key("hf", "m", "generate", {**base, **change}))
+    keys.add(cache_key("openai", "m", "generate", base))
+    keys.add(cache_key("hf", "m2", "generate", base))
+    assert len(keys) == 7
+    assert cache_key("hf", "m", "generate", base) == cache_key("hf", "m", "generate", dict(base))
+
+
+def test_second_call_is_a_free_hit(tmp_path: Path) -> None:
+    fake, usage = ScriptedLLM(echo), Usage()
+    llm = stack(tmp_path, fake, usage)
+    requests = [GenerationRequest.chat(f"q{i}") for i in range(5)]
+    first = llm.generate(requests)
+    assert fake.generate_calls == 5 and usage.calls == 5 and usage.cache_hits == 0
+    again = llm.generate(requests)
+    assert [c.texts for c in again] == [c.texts for c in first]
+    assert fake.generate_calls == 5 and usage.calls == 5 and usage.cache_hits == 5
+    assert all(c.cached for c in again)
+
+
+def test_samples_do_not_collapse(tmp_path: Path) -> None:
+    fake, usage = ScriptedLLM(echo), Usage()
+    llm = stack(tmp_path, fake, usage)
+    out = llm.generate([GenerationRequest.chat("q", temperature=0.8, n=3, seed=7)])
+    assert out[0].texts == ["q#7#0", "q#7#1", "q#7#2"]
+    assert usage.calls == 3
+    again = llm.generate([GenerationRequest.chat("q", temperature=0.8, n=3, seed=7)])
+    assert again[0].texts == out[0].texts and usage.cache_hits == 3
+
+
+def test_only_misses_reach_the_model(tmp_path: Path) -> None:
+    fake, usage = ScriptedLLM(echo), Usage()
+    llm = stack(tmp_path, fake, usage)
+    llm.generate([GenerationRequest.chat("a"), GenerationRequest.chat("b")])
+    out = llm.generate([GenerationRequest.chat(x) for x in "abc"])
+    assert [c.texts[0][0] for c in out] == ["a", "b", "c"]
+    assert fake.batches == [2, 1]
+
+
+def test_logprobs_cached(tmp_path: Path) -> None:
+    fake = ScriptedLLM(echo, logprob=lambda r, c: -float(len(c)))
+    usage = Usage()
+    llm = stack(tmp_path, fake, usage)
+    req = LogprobRequest(continuations=("ab", "abcd"), text="ctx")
+    assert llm.logprobs([req]) == [[-2.0, -4.0]]
+    assert llm.logprobs([req]) == [[-2.0, -4.0]]
+    assert fake.logprob_calls == 1 and usage.cache_hits == 1
+
+
+def test_journal_replays_charges_of_an_earlier_process(tmp_path: Path) -> None:
+    """Resume: calls the interrupted run paid for are charged again, not re-run."""
+    journal = open_cache(tmp_path / "journal")
+    fake, usage = ScriptedLLM(echo), Usage()
+    first = CachedLLM(MeteredLLM(fake, usage), journal, usage, replay_charges=True)
+    first.generate([GenerationRequest.chat("a"), GenerationRequest.chat("b")])
+    assert usage.calls == 2
+    # Same process: a repeat is a free hit.
+    first.generate([GenerationRequest.chat("a")])
+    assert usage.calls == 2 and usage.cache_hits == 1
+    # A new process (new session) resumes: replayed calls are charged as before.
+    usage2 = Usage()
+    resumed = CachedLLM(MeteredLLM(fake, usage2), journal, usage2, replay_charges=True)
+    resumed.generate([GenerationRequest.chat("a"), GenerationRequest.chat("b")])
+    assert fake.generate_calls == 2
+    assert usage2.calls == 2 and usage2.cache_hits == 0
+
+
+def test_journal_does_not_charge_what_the_shared_cache_served(tmp_path: Path) -> None:
+    shared = open_cache(tmp_path / "shared")
+    fake, usage = ScriptedLLM(echo), Usage()
+    warm = CachedLLM(MeteredLLM(fake, usage), shared, usage)
+    warm.generate([GenerationRequest.chat("a")])
+    journal = open_cache(tmp_path / "journal")
+    usage2 = Usage()
+    run = CachedLLM(
+        CachedLLM(MeteredLLM(fake, usage2), shared, usage2), journal, usage2, replay_charges=True
+    )
+    run.generate([GenerationRequest.chat("a")])
+    assert usage2.calls == 0 and usage2.cache_hits == 1
+    usage3 = Usage()
+    resumed = CachedLLM(
+        CachedLLM(MeteredLLM(fake, usage3), shared, usage3), journal, usage3, replay_charges=True
+    )
+    resumed.generate([GenerationRequest.chat("a")])
+    assert usage3.calls == 0 and usage3.cache_hits == 1
+
+
+def _writer(directory: str, worker: int) -> None:
+    cache = open_cache(Path(directory))
+    for i in range(200):
+        cache.set(f"{worker}-{i}", {"text": "x" * 100, "i": i})
+
+
+def test_two_processes_share_one_cache(tmp_path: Path) -> None:
+    directory = str(tmp_path / "shared")
+    procs = [multiprocessing.Process(target=_writer, args=(directory, w)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert all(p.exitcode == 0 for p in procs)
+    cache = open_cache(Path(directory))
+    assert len(cache) == 400
+    assert cache.get("1-199")["i"] == 199

@@ -249,8 +249,6 @@ class _DataReader:
         path = self.locate(relative)
         if path is not None:
             return self._read_file(path)
-        if split == "dev":
-            raise self.missing(relative)
         if not self.has_hub_copy(split):
             raise self.missing(relative)
         hf = self.source.hf or {}

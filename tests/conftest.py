@@ -25,3 +25,17 @@ def data_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.fail(f"benchmark data not found at {path}: set PROMPTOPT_DATA_DIR")
     monkeypatch.setenv("PROMPTOPT_DATA_DIR", str(path))
     return path
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh call cache per test that still reuses the converted embedded model."""
+    from promptopt.paths import cache_root
+
+    models = cache_root() / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    root = tmp_path / "cache"
+    root.mkdir()
+    (root / "models").symlink_to(models, target_is_directory=True)
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(root))
+    return root

@@ -34,7 +34,10 @@ def pool(n: int, classes: int = 1) -> list[Example]:
 
 
 def test_gsm8k_answer_splits_number_and_solution() -> None:
-    solution = "She pays 2 * 600 = $<<2*600=1200>>1200.\nIn total 1,200 - 5 = <<1200-5=1195>>1195.\n#### 1,195"
+    solution = (
+        "She pays 2 * 600 = $<<2*600=1200>>1200.\n"
+        "In total 1,200 - 5 = <<1200-5=1195>>1195.\n#### 1,195"
+    )
     target, demo = gsm8k_answer(solution)
     assert target == "1195"
     assert demo == "She pays 2 * 600 = $1200.\nIn total 1,200 - 5 = 1195.\nThe answer is 1195."
@@ -123,7 +126,9 @@ def test_load_records_by_suffix(tmp_path: Path, name: str, text: str) -> None:
 
 
 def test_sst2_label_words(data_dir: Path) -> None:
-    train = load_tsv_classification(data_dir / FSC / "sst-2/16-42/train.tsv", ["negative", "positive"])
+    train = load_tsv_classification(
+        data_dir / FSC / "sst-2/16-42/train.tsv", ["negative", "positive"]
+    )
     by_text = {e.input: e.target for e in train}
     assert by_text["a classy , sprightly spin on film ."] == "positive"
     assert by_text["sad nonsense , this ."] == "negative"
@@ -201,7 +206,9 @@ def test_cause_and_effect_adapter(data_dir: Path) -> None:
 
 
 def test_common_concept_adapter_merges_repeated_items(data_dir: Path) -> None:
-    examples = load_instruction_induction(data_dir / II / "execute/common_concept.json", "common_concept")
+    examples = load_instruction_induction(
+        data_dir / II / "execute/common_concept.json", "common_concept"
+    )
     assert len(examples) == 15  # 16 rows; rows 1 and 2 share their items
     first = examples[0]
     assert first.id == "execute-1"
@@ -211,7 +218,10 @@ def test_common_concept_adapter_merges_repeated_items(data_dir: Path) -> None:
 
 
 def test_unknown_adapter_and_missing_fields(data_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown instruction-induction adapter 'comon_concept' \\(did you mean 'common_concept'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"adapter 'comon_concept' \(did you mean 'common_concept'",
+    ):
         load_instruction_induction(data_dir / II / "execute/common_concept.json", "comon_concept")
     with pytest.raises(DataError, match="example '1' has no field 'input'.*it has: concept, items"):
         load_instruction_induction(data_dir / II / "execute/common_concept.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,10 @@ def score(name: str, output: str, example: Example, **kwargs: object) -> float:
         ("insane - the opposite of sane", "insane"),
         ("insane. Because sane means healthy.", "insane"),
         ("insane Input: happy Output: sad", "insane"),
-        ("Robert A. Richardson did not die in Marion.", "Robert A. Richardson did not die in Marion"),
+        (
+            "Robert A. Richardson did not die in Marion.",
+            "Robert A. Richardson did not die in Marion",
+        ),
         ("Dr. Who was not born in Boston. Yes.", "Dr. Who was not born in Boston"),
         ("t i m e", "t i m e"),
         ("", ""),
@@ -203,7 +207,7 @@ CUSTOM = textwrap.dedent(
 
 
 @pytest.fixture
-def custom_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def custom_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     package = tmp_path / "myscorers"
     package.mkdir()
     (package / "__init__.py").write_text("")

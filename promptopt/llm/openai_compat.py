@@ -7,7 +7,13 @@ come back in order. Every call sends `max_tokens` (llama.cpp ignores
 
 Log-probabilities use the completions endpoint with `echo=True`: the server
 scores context + continuation as one prompt, and the continuation's score is
-the sum over the echoed tokens that start at or after the end of the context.
+the sum over the echoed tokens that start at or after the end of the context
+(located from the end of the prompt, since llama.cpp counts offsets with
+special tokens rendered as empty text). Chat contexts are rendered to text by
+`chat_template_fn`. llama-cpp-python misaligns echoed log-probabilities by one
+token unless the prompt starts with the model's BOS token; that is detected and
+reported, and `logprob_prefix` (the BOS text, e.g. "<|im_start|>" for SmolLM2)
+is prepended to raw-text contexts to avoid it.
 
 The API key is read from an environment variable when the client is built and
 is never kept on an attribute of this object (pickling drops the client).
@@ -38,12 +44,14 @@ def sum_continuation_logprobs(
     start: int,
     end: int | None = None,
 ) -> float:
-    """Sum the log-probabilities of the tokens whose text starts in [start, end).
+    """Sum the log-probabilities of the tokens that cover characters [start, end).
 
-    `start` is the length of the context in characters, `end` the length of
-    context + continuation (tokens from `end` on are generated, not echoed).
-    A None log-probability (the first prompt token has no left context) counts
-    as 0.0.
+    Offsets are where each echoed token starts. `start` is where the continuation
+    begins (the length of the context) and `end` where it stops (tokens from `end`
+    on were generated, not echoed). A token that starts at or after `start`
+    counts, and so does one that straddles `start` (context "... is " with
+    continuation "Paris" is tokenized "... is" + " Paris"). A None log-probability
+    (the first prompt token has no left context) counts as 0.0.
     """
     if len(token_logprobs) != len(text_offsets):
         raise ModelError(
@@ -51,10 +59,13 @@ def sum_continuation_logprobs(
             f"{len(text_offsets)} text offsets: it does not support echo with logprobs"
         )
     total = 0.0
-    for logprob, offset in zip(token_logprobs, text_offsets, strict=True):
-        if offset < start or (end is not None and offset >= end):
+    count = len(text_offsets)
+    for i, (logprob, offset) in enumerate(zip(token_logprobs, text_offsets, strict=True)):
+        if end is not None and offset >= end:
             continue
-        if logprob is not None:
+        following = text_offsets[i + 1] if i + 1 < count else None
+        straddles = following is not None and offset < start < following
+        if (offset >= start or straddles) and logprob is not None:
             total += float(logprob)
     return total
 
@@ -85,7 +96,13 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
 
 
 class OpenAICompatLLM:
-    """The `LLM` protocol over an OpenAI(-compatible) HTTP API."""
+    """The `LLM` protocol over an OpenAI(-compatible) HTTP API.
+
+    `api` says which endpoint the server is for: with "completions" (or a
+    `chat_template_fn`), log-probabilities are available; with "completions" and
+    a template, chat requests are rendered and sent to the completions endpoint
+    too. `logprob_prefix` is prepended to raw-text contexts when scoring.
+    """
 
     kind = "openai"
     supports_embeddings_input = False
@@ -100,6 +117,7 @@ class OpenAICompatLLM:
         timeout: float = 60.0,
         max_retries: int = 3,
         chat_template_fn: ChatTemplateFn | None = None,
+        logprob_prefix: str = "",
     ) -> None:
         if api not in ("chat", "completions"):
             raise ModelError(f"unknown api '{api}': use 'chat' or 'completions'")
@@ -113,6 +131,7 @@ class OpenAICompatLLM:
         self.timeout = timeout
         self.max_retries = max_retries
         self.chat_template_fn = chat_template_fn
+        self.logprob_prefix = logprob_prefix
         self.supports_logprobs = api == "completions" or chat_template_fn is not None
         self._client = self._make_client()
 
@@ -214,7 +233,8 @@ class OpenAICompatLLM:
 
     def _context_text(self, request: LogprobRequest) -> str:
         if request.text is not None:
-            return request.text
+            prefix = self.logprob_prefix
+            return request.text if request.text.startswith(prefix) else prefix + request.text
         if self.chat_template_fn is None:
             raise ModelError(
                 f"log-probabilities of chat contexts need a completions-capable server and a "
@@ -230,23 +250,59 @@ class OpenAICompatLLM:
             prompt=prompt,
             echo=True,
             logprobs=1,
-            max_tokens=1,  # 0 means "unlimited" on llama.cpp; the extra token is skipped
+            max_tokens=1,  # 0 means "unlimited" on llama.cpp; the generated token is skipped
             temperature=0.0,
         )
-        logprobs = response.choices[0].logprobs if response.choices else None
-        token_logprobs = getattr(logprobs, "token_logprobs", None)
+        choice = response.choices[0] if response.choices else None
+        logprobs = getattr(choice, "logprobs", None)
+        token_logprobs = list(getattr(logprobs, "token_logprobs", None) or [])
+        tokens = list(getattr(logprobs, "tokens", None) or [])
+        offsets = list(getattr(logprobs, "text_offset", None) or [])
         if not token_logprobs:
             raise ModelError(
                 f"the server at {self._where} returned no prompt log-probabilities for "
                 f"'{self.model_id}': it must support completions with echo=True and logprobs"
             )
-        offsets = getattr(logprobs, "text_offset", None)
         if not offsets:
-            offsets = _offsets_from_tokens(getattr(logprobs, "tokens", None) or [])
-        score = sum_continuation_logprobs(token_logprobs, offsets, len(context), len(prompt))
+            offsets = _offsets_from_tokens(tokens)
+        start, end = self._continuation_window(
+            getattr(choice, "text", None) or "", prompt, continuation, tokens, offsets
+        )
+        score = sum_continuation_logprobs(token_logprobs, offsets, start, end)
         if math.isnan(score):
             raise ModelError(f"the server at {self._where} returned NaN log-probabilities")
         return score
+
+    def _continuation_window(
+        self,
+        echoed: str,
+        prompt: str,
+        continuation: str,
+        tokens: Sequence[str],
+        offsets: Sequence[int],
+    ) -> tuple[int, int]:
+        """Where the continuation sits in the server's offsets, anchored at the prompt's end.
+
+        Servers that render special tokens (BOS, <|im_end|>) as empty text count
+        offsets in that rendering, so `len(context)` is not where the continuation
+        starts; the generated text after the echoed prompt tells where the prompt
+        ends. The continuation itself must be plain text.
+        """
+        if not tokens or len(tokens) != len(offsets) or not echoed.startswith(prompt):
+            return len(prompt) - len(continuation), len(prompt)
+        generated = echoed[len(prompt) :]
+        if generated and not "".join(tokens).endswith(generated):
+            # llama-cpp-python (<= 0.3.x) scores each prompt token with the distribution
+            # *after* it when the prompt does not start with BOS, and then drops the
+            # generated token: the numbers are unusable.
+            raise ModelError(
+                f"the server at {self._where} returned prompt log-probabilities shifted by one "
+                "token (llama-cpp-python does this when the prompt does not start with the "
+                "model's BOS token): set logprob_prefix to the BOS token text, or use a chat "
+                "template that starts with it"
+            )
+        prompt_end = offsets[-1] + len(tokens[-1]) - len(generated)
+        return prompt_end - len(continuation), prompt_end
 
     # -- plumbing -------------------------------------------------------------------
 

@@ -204,17 +204,28 @@ class APE:
         ctx.reporter.phase(label, total=total)
         for instructions in groups.values():
             exs = todo[instructions[0]]
-            prompts = [Prompt(instruction=i, template=ctx.task.template) for i in instructions]
-            results = ctx.evaluator.evaluate_many(prompts, exs, progress=ctx.reporter.advance)
-            for instruction, result in zip(instructions, results, strict=True):
-                for r in result.results:
-                    board.scores[instruction][r.example_id] = r.score
-                ctx.store.event(
-                    "scored",
-                    instruction=instruction,
-                    n=len(board.scores[instruction]),
-                    score=board.mean(instruction),
-                )
+            try:
+                self._score_batch(ctx, board, instructions, exs)
+            except BudgetExhausted:
+                # The whole batch does not fit the budget: spend what is left one
+                # candidate at a time, so a budget stop still leaves scores behind.
+                for instruction in instructions:
+                    self._score_batch(ctx, board, [instruction], exs)
+
+    def _score_batch(
+        self, ctx: SearchContext, board: Scoreboard, instructions: list[str], exs: list[Example]
+    ) -> None:
+        prompts = [Prompt(instruction=i, template=ctx.task.template) for i in instructions]
+        results = ctx.evaluator.evaluate_many(prompts, exs, progress=ctx.reporter.advance)
+        for instruction, result in zip(instructions, results, strict=True):
+            for r in result.results:
+                board.scores[instruction][r.example_id] = r.score
+            ctx.store.event(
+                "scored",
+                instruction=instruction,
+                n=len(board.scores[instruction]),
+                score=board.mean(instruction),
+            )
 
     def _halving(
         self,

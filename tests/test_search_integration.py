@@ -1,0 +1,124 @@
+"""End to end on the real embedded model, at small sizes: search, export, eval,
+cached rerun, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from promptopt.cli import app
+from promptopt.store import read_events
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+SMALL = [
+    "--task", "antonyms", "--dev-size", "6", "--test-size", "10",
+    "-p", "num_subsamples=2", "-p", "proposals_per_subsample=2",
+]
+
+
+@pytest.fixture(autouse=True)
+def _env(data_dir: Path, isolated_cache: Path) -> None:
+    pass
+
+
+def search(tmp_path: Path, name: str, *extra: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    result = runner.invoke(
+        app, ["search", *SMALL, "--out", str(out), "--run-dir", str(tmp_path / name), *extra]
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text())
+
+
+def test_search_export_eval_and_cached_rerun(tmp_path: Path) -> None:
+    first = search(tmp_path, "first")
+    assert first["format"] == "promptopt.prompt"
+    assert first["scores"]["test"]["n"] == 10
+    assert first["scores"]["baseline_test"]["n"] == 10
+    assert first["scores"]["dev"]["n"] == 6
+    assert 0.0 <= first["scores"]["test"]["score"] <= 1.0
+    assert first["usage"]["search"]["calls"] > 0
+    assert first["models"]["target"]["model"] == "SmolLM2-135M-Instruct"
+    assert first["leaderboard"][0]["instruction"] == first["prompt"]["instruction"]
+    assert "api_key" not in json.dumps(first).lower()
+
+    # Same search again: everything from the cache, nothing charged, same answer.
+    again = search(tmp_path, "again")
+    assert again["usage"]["search"]["calls"] == 0
+    assert again["usage"]["test_eval"]["calls"] == 0
+    assert again["usage"]["search"]["cache_hits"] == first["usage"]["search"]["calls"]
+    assert again["prompt"] == first["prompt"]
+    assert again["scores"] == first["scores"]
+
+    # eval re-scores the export on the same test split.
+    result = runner.invoke(app, ["eval", "--prompt", str(tmp_path / "first.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["score"] == pytest.approx(first["scores"]["test"]["score"])
+    assert report["n"] == 10
+
+    # The gate: exit 10 below the threshold, 0 at or above it.
+    gate = runner.invoke(
+        app, ["eval", "--prompt", str(tmp_path / "first.json"), "--min-score", "1.01"]
+    )
+    assert gate.exit_code == 10 and "below --min-score" in gate.output
+    ok = runner.invoke(app, ["eval", "--prompt", str(tmp_path / "first.json"), "--min-score", "0"])
+    assert ok.exit_code == 0
+
+
+def test_budget_stop_keeps_best_so_far(tmp_path: Path) -> None:
+    # 4 proposals + room for a first halving round only.
+    export = search(tmp_path, "budget", "--budget", "12", "--no-cache")
+    assert export["stopped_by_budget"] is True
+    assert export["usage"]["search"]["calls"] <= 12
+    assert export["scores"]["test"]["n"] == 10
+
+
+def test_resume_repeats_no_model_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupt a search mid-selection, resume it, and compare with an uninterrupted run."""
+    from promptopt.strategies import ape
+
+    original = ape.APE._halving
+    calls = {"n": 0}
+
+    def interrupted(self, ctx, config, board, pool, dev):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        ctx.evaluator.evaluate_many(
+            [ape.Prompt(instruction=pool[0], template=ctx.task.template)], dev[:2]
+        )
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ape.APE, "_halving", interrupted)
+    run_dir = tmp_path / "resumable"
+    result = runner.invoke(
+        app, ["search", *SMALL, "--no-cache", "--run-dir", str(run_dir)]
+    )
+    assert result.exit_code != 0 and calls["n"] == 1
+    assert not (run_dir / "result.json").exists()
+
+    monkeypatch.setattr(ape.APE, "_halving", original)
+    out = tmp_path / "resumed.json"
+    resumed = runner.invoke(app, ["search", "--resume", str(run_dir), "--out", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    export = json.loads(out.read_text())
+    kinds = [e["event"] for e in read_events(run_dir)]
+    assert kinds[0] == "started" and "resumed" in kinds and kinds[-1] == "finished"
+
+    # The uninterrupted run charges the same calls: the resumed run replayed the
+    # journal (charged as before) rather than calling the model again.
+    straight = search(tmp_path, "straight", "--no-cache")
+    assert export["usage"]["search"]["calls"] == straight["usage"]["search"]["calls"]
+    assert export["prompt"] == straight["prompt"]
+
+
+def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
+    search(tmp_path, "done")
+    result = runner.invoke(
+        app, ["search", *SMALL, "--seed", "3", "--run-dir", str(tmp_path / "done")]
+    )
+    assert result.exit_code == 2 and "already holds a run" in result.output

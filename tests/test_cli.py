@@ -57,9 +57,7 @@ def test_help_teaches_the_main_commands() -> None:
         (["eval", "--prompt", "/nonexistent.json"], 2, "prompt file not found"),
     ],
 )
-def test_user_errors_are_one_line_with_exit_codes(
-    args: list[str], code: int, message: str
-) -> None:
+def test_user_errors_are_one_line_with_exit_codes(args: list[str], code: int, message: str) -> None:
     got_code, out = run(*args)
     assert got_code == code, out
     assert message in out
@@ -98,8 +96,20 @@ def test_missing_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 def test_unreachable_server_is_a_model_error() -> None:
     code, out = run(
-        "search", "--task", "antonyms", "--model", "openai:smol",
-        "--base-url", "http://127.0.0.1:9/v1", "--dev-size", "2", "--test-size", "2",
-        "-p", "num_subsamples=1", "-p", "proposals_per_subsample=1",
+        "search",
+        "--task",
+        "antonyms",
+        "--model",
+        "openai:smol",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--dev-size",
+        "2",
+        "--test-size",
+        "2",
+        "-p",
+        "num_subsamples=1",
+        "-p",
+        "proposals_per_subsample=1",
     )
     assert code == 4 and "127.0.0.1:9" in out and "Traceback" not in out

@@ -16,8 +16,16 @@ pytestmark = pytest.mark.integration
 runner = CliRunner()
 
 SMALL = [
-    "--task", "antonyms", "--dev-size", "6", "--test-size", "10",
-    "-p", "num_subsamples=2", "-p", "proposals_per_subsample=2",
+    "--task",
+    "antonyms",
+    "--dev-size",
+    "6",
+    "--test-size",
+    "10",
+    "-p",
+    "num_subsamples=2",
+    "-p",
+    "proposals_per_subsample=2",
 ]
 
 
@@ -95,9 +103,7 @@ def test_resume_repeats_no_model_call(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(ape.APE, "_halving", interrupted)
     run_dir = tmp_path / "resumable"
-    result = runner.invoke(
-        app, ["search", *SMALL, "--no-cache", "--run-dir", str(run_dir)]
-    )
+    result = runner.invoke(app, ["search", *SMALL, "--no-cache", "--run-dir", str(run_dir)])
     assert result.exit_code != 0 and calls["n"] == 1
     assert not (run_dir / "result.json").exists()
 

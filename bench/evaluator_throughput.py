@@ -1,0 +1,116 @@
+"""Evaluator throughput on the embedded model versus one-at-a-time and a bare batched loop.
+
+Same model, same dtype, same prompts, same run. Prints tokens/s and examples/s
+for each path and the two ratios the design targets:
+  evaluator / bare batched loop   (target >= 0.8: the evaluator adds little)
+  evaluator / one request at a time
+
+    python bench/evaluator_throughput.py [--examples 64] [--new-tokens 32] [--batch 32]
+        [--dtype bfloat16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from promptopt.evaluate import Evaluator
+from promptopt.llm.hf import HFLLM
+from promptopt.llm.meter import MeteredLLM
+from promptopt.prompting import render_user_message
+from promptopt.task import GenerationSettings, load_task
+from promptopt.types import Message, Usage
+
+
+def bare_generate(llm: HFLLM, texts: list[str], batch: int, new_tokens: int) -> int:
+    """The ceiling: left-padded batched model.generate, written out here. Returns tokens."""
+    tok, model = llm.tokenizer, llm.model
+    tok.padding_side = "left"
+    eos = llm._eos_ids()
+    generated = 0
+    for start in range(0, len(texts), batch):
+        enc = tok(
+            texts[start : start + batch],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        )
+        with torch.inference_mode():
+            out = model.generate(
+                **enc, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+            )
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+            n = next((i for i, t in enumerate(row) if t in eos), len(row))
+            generated += n
+    return generated
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--examples", type=int, default=64)
+    parser.add_argument(
+        "--one-at-a-time",
+        type=int,
+        default=16,
+        help="examples for the slow path (its rate is per example)",
+    )
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--task", default="gsm8k")
+    args = parser.parse_args()
+
+    task = load_task(args.task, sizes={"test": args.examples})
+    # A fixed workload: up to N new tokens, no stop string.
+    task.generation = GenerationSettings(max_tokens=args.new_tokens, stop=())
+    examples = task.examples("test")
+    prompt = task.baseline_prompt()
+    llm = HFLLM(dtype=args.dtype, batch_size=args.batch)
+    texts = [
+        llm.render((Message("user", render_user_message(prompt, e.input)),), None) for e in examples
+    ]
+    bare_generate(llm, texts[:2], 2, 4)  # warm-up
+
+    rows = []
+    t = time.perf_counter()
+    tokens = bare_generate(llm, texts, args.batch, args.new_tokens)
+    rows.append(("bare batched loop", len(texts), tokens, time.perf_counter() - t))
+
+    usage = Usage()
+    evaluator = Evaluator(MeteredLLM(llm, usage), task)
+    t = time.perf_counter()
+    evaluator.evaluate(prompt, examples)
+    rows.append(
+        ("promptopt evaluator", len(examples), usage.completion_tokens, time.perf_counter() - t)
+    )
+
+    few = texts[: args.one_at_a_time]
+    t = time.perf_counter()
+    tokens = bare_generate(llm, few, 1, args.new_tokens)
+    rows.append(("one request at a time", len(few), tokens, time.perf_counter() - t))
+
+    print(
+        f"model {llm.model_id}, dtype {args.dtype}, batch {args.batch}, "
+        f"{args.new_tokens} new tokens max, task {args.task}, torch threads "
+        f"{torch.get_num_threads()}"
+    )
+    print(f"{'path':<24}{'examples':>9}{'tokens':>8}{'seconds':>9}{'tok/s':>8}{'ex/s':>7}")
+    rate = {}
+    for name, n, tok, sec in rows:
+        rate[name] = (tok / sec, n / sec)
+        print(f"{name:<24}{n:>9}{tok:>8}{sec:>9.1f}{tok / sec:>8.1f}{n / sec:>7.2f}")
+    ev = rate["promptopt evaluator"]
+    for label, other in (
+        ("bare loop", "bare batched loop"),
+        ("one at a time", "one request at a time"),
+    ):
+        ref = rate[other]
+        print(
+            f"evaluator / {label}: {ev[0] / ref[0]:.2f} tokens/s, {ev[1] / ref[1]:.2f} examples/s"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -56,6 +56,11 @@ _EXPLANATION = re.compile(
     r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Ms|Dr|St|Mt|Jr|Sr|vs)\.)(?<!\bMrs\.)\s+"
     r"|\s+\(|\s+[-\u2013\u2014]\s+"
 )
+# 'The opposite of "happy" is "sad".': small chat models announce a short answer
+# in quotes after "is"/"would be"; the quoted span after the verb is the answer.
+_ANNOUNCED_QUOTE = re.compile(
+    r"\b(?:is|are|would be|was)\s*:?\s*[\"\u201c](?P<answer>[^\"\u201c\u201d]{1,60})(?:[\"\u201d]|$)"
+)
 _WRAPPERS = "\"'`*\u201c\u201d\u2018\u2019\u00ab\u00bb"
 _TRAILING = ".,;:!?" + _WRAPPERS
 
@@ -89,6 +94,9 @@ def clean_answer(output: str, cut_explanation: bool = True) -> str:
     """
     text = next((t for t in map(_strip_prefixes, output.splitlines()) if t), "")
     text = _NEXT_EXAMPLE.split(text, maxsplit=1)[0]
+    quoted = _ANNOUNCED_QUOTE.search(text)
+    if quoted:
+        return quoted.group("answer").strip()
     if cut_explanation:
         text = _EXPLANATION.split(text, maxsplit=1)[0]
     return text.strip().rstrip(_TRAILING).strip().strip(_WRAPPERS).strip()

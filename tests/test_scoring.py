@@ -240,3 +240,12 @@ def test_custom_scorer_errors_name_the_problem(custom_module: Path) -> None:
         get_scorer("myscorers.rules:missing")
     with pytest.raises(ConfigError, match="has no function 'not_callable'"):
         get_scorer("myscorers.rules:not_callable")
+
+
+def test_announced_quoted_answer_is_extracted() -> None:
+    from promptopt.scoring import clean_answer
+
+    assert clean_answer('The opposite of the input word is "uncurable".') == "uncurable"
+    assert clean_answer('The opposite of "happy" is "sad"') == "sad"
+    assert clean_answer('The first letter of the word is "c"') == "c"
+    assert clean_answer('He said "hi" to me') == 'He said "hi" to me'

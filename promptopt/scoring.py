@@ -59,7 +59,8 @@ _EXPLANATION = re.compile(
 # 'The opposite of "happy" is "sad".': small chat models announce a short answer
 # in quotes after "is"/"would be"; the quoted span after the verb is the answer.
 _ANNOUNCED_QUOTE = re.compile(
-    r"\b(?:is|are|would be|was)\s*:?\s*[\"\u201c](?P<answer>[^\"\u201c\u201d]{1,60})(?:[\"\u201d]|$)"
+    r"\b(?:is|are|would be|was)\s*:?\s*[\"\u201c]"
+    r"(?P<answer>[^\"\u201c\u201d]{1,60})(?:[\"\u201d]|$)"
 )
 _WRAPPERS = "\"'`*\u201c\u201d\u2018\u2019\u00ab\u00bb"
 _TRAILING = ".,;:!?" + _WRAPPERS

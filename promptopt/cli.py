@@ -129,6 +129,7 @@ BaseUrlOpt = Annotated[
 ]
 DtypeOpt = Annotated[str, typer.Option(help="hf models: float32, bfloat16 or float16.")]
 BatchOpt = Annotated[int, typer.Option(help="hf models: sequences per forward batch.")]
+DeviceOpt = Annotated[str, typer.Option(help="hf models: torch device, e.g. cpu or cuda.")]
 
 
 @app.command()
@@ -149,6 +150,7 @@ def search(
     ] = None,
     api: Annotated[str, typer.Option(help="openai models: 'chat' or 'completions'.")] = "chat",
     dtype: DtypeOpt = "bfloat16",
+    device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
     seed: Annotated[int, typer.Option(help="Seed of the search (sampling, subsets).")] = 0,
     data_seed: Annotated[int, typer.Option(help="Seed of the train/dev/test sampling.")] = 0,
@@ -201,7 +203,7 @@ def search(
         else:
             if task is None and data is None:
                 raise ConfigError("no task given: pass --task NAME (see `promptopt tasks list`)")
-            hf_opts = {"dtype": dtype, "batch_size": batch_size}
+            hf_opts = {"dtype": dtype, "device": device, "batch_size": batch_size}
             spec = SearchSpec(
                 task=task or str(data),
                 strategy=strategy,
@@ -277,6 +279,7 @@ def eval_command(
     base_url: BaseUrlOpt = None,
     api: Annotated[str, typer.Option(help="openai models: 'chat' or 'completions'.")] = "chat",
     dtype: DtypeOpt = "bfloat16",
+    device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
     test_size: Annotated[
         int | None, typer.Option(help="Test examples (default: as in the export).")
@@ -293,7 +296,14 @@ def eval_command(
 
     try:
         model_spec = (
-            parse_model_spec(model, base_url=base_url, api=api, dtype=dtype, batch_size=batch_size)
+            parse_model_spec(
+                model,
+                base_url=base_url,
+                api=api,
+                dtype=dtype,
+                device=device,
+                batch_size=batch_size,
+            )
             if model
             else None
         )

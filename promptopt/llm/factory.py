@@ -26,6 +26,7 @@ class ModelSpec:
     base_url: str | None = None
     api: str = "chat"
     dtype: str = "bfloat16"
+    device: str = "cpu"
     batch_size: int = 16
     max_concurrency: int = 8
 
@@ -62,7 +63,7 @@ def build_llm(spec: ModelSpec) -> LLM:
         return _LOADED[spec]
     cls = get_backend_class(spec.backend)
     if spec.backend == "hf":
-        llm = cls(spec.model, dtype=spec.dtype, batch_size=spec.batch_size)
+        llm = cls(spec.model, dtype=spec.dtype, device=spec.device, batch_size=spec.batch_size)
     else:
         llm = cls(
             spec.model,

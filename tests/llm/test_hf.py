@@ -1,0 +1,94 @@
+"""The transformers backend on the real embedded model, at small sizes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from promptopt.llm.hf import HFLLM, converted_copy_dir, truncate_at_stop
+from promptopt.llm.models import embedded_gguf_path
+from promptopt.types import GenerationRequest, LogprobRequest, Message
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def llm() -> HFLLM:
+    return HFLLM(batch_size=8)
+
+
+def test_truncate_at_stop_takes_the_earliest() -> None:
+    assert truncate_at_stop("a\nb. c", ["\n", "."]) == "a"
+    assert truncate_at_stop("abc", []) == "abc"
+    assert truncate_at_stop("abc", ["x"]) == "abc"
+
+
+def test_converted_copy_is_saved_and_reused(llm: HFLLM) -> None:
+    copy = converted_copy_dir(embedded_gguf_path())
+    assert (copy / "config.json").is_file()
+    assert llm.model_id == "SmolLM2-135M-Instruct"
+
+
+def test_greedy_batch_matches_one_at_a_time(llm: HFLLM) -> None:
+    questions = ["What is 2 plus 2?", "Name a fruit.", "Say hello in French, in one word."]
+    requests = [GenerationRequest.chat(q, max_tokens=12) for q in questions]
+    batched = llm.generate(requests)
+    single = [llm.generate([r])[0] for r in requests]
+    assert all(b.texts[0].strip() for b in batched)
+    # Left padding must not change greedy answers (beyond rare low-precision ties).
+    same = sum(b.texts == s.texts for b, s in zip(batched, single, strict=True))
+    assert same >= 2
+    assert all(b.prompt_tokens > 10 and 0 < b.completion_tokens <= 12 for b in batched)
+
+
+def test_stop_strings_and_max_tokens(llm: HFLLM) -> None:
+    request = GenerationRequest.chat("Count from 1 to 20, separated by commas.", max_tokens=40)
+    full = llm.generate([request])[0].texts[0]
+    stopped = llm.generate(
+        [GenerationRequest.chat(request.messages[0].content, max_tokens=40, stop=(",",))]
+    )[0]
+    assert "," in full and "," not in stopped.texts[0]
+    assert full.startswith(stopped.texts[0])
+    short = llm.generate([GenerationRequest.chat("Tell me a long story.", max_tokens=5)])[0]
+    assert short.completion_tokens <= 5
+
+
+def test_seeded_samples_are_distinct_and_reproducible(llm: HFLLM) -> None:
+    request = GenerationRequest.chat(
+        "Write a random word.", max_tokens=8, temperature=1.0, n=4, seed=11
+    )
+    first = llm.generate([request])[0].texts
+    again = llm.generate([request])[0].texts
+    other = llm.generate(
+        [
+            GenerationRequest.chat(
+                "Write a random word.", max_tokens=8, temperature=1.0, n=4, seed=12
+            )
+        ]
+    )[0].texts
+    assert len(first) == 4 and len(set(first)) > 1
+    assert first == again
+    assert first != other
+
+
+def test_logprobs_rank_plausible_continuations(llm: HFLLM) -> None:
+    (raw,) = llm.logprobs(
+        [LogprobRequest(continuations=(" Paris", " banana"), text="The capital of France is")]
+    )
+    assert raw[0] > raw[1] and all(v < 0 and math.isfinite(v) for v in raw)
+    (chat,) = llm.logprobs(
+        [
+            LogprobRequest(
+                continuations=("positive", "negative"),
+                messages=(
+                    Message(
+                        "user",
+                        "Review: a wonderful, moving film. Is this review "
+                        "positive or negative? Answer with one word.",
+                    ),
+                ),
+            )
+        ]
+    )
+    assert chat[0] > chat[1]

@@ -72,6 +72,36 @@ class Evaluator:
             results.append(EvalResult(score=mean, n=len(per_example), results=per_example))
         return results
 
+    def likelihood_many(
+        self, prompts: Sequence[Prompt], examples: Sequence[Example]
+    ) -> list[EvalResult]:
+        """APE's log-probability objective: mean log p(target | prompt, input).
+
+        Scores how strongly a prompt makes the model expect the right answer,
+        which separates candidates that all get zero accuracy on a weak model.
+        """
+        if not self.llm.supports_logprobs:
+            raise ModelError(
+                f"model '{self.llm.model_id}' gives no log-probabilities: "
+                "use the accuracy objective or a model that gives them"
+            )
+        pairs = [(p, ex) for p in prompts for ex in examples]
+        requests = [
+            LogprobRequest(continuations=(ex.target,), messages=self._messages(p, ex))
+            for p, ex in pairs
+        ]
+        values = [v[0] for v in self.llm.logprobs(requests)]
+        results = []
+        for k in range(len(prompts)):
+            chunk = values[k * len(examples) : (k + 1) * len(examples)]
+            per_example = [
+                ExampleResult(ex.id, ex.target, ex.target, v)
+                for ex, v in zip(examples, chunk, strict=True)
+            ]
+            mean = sum(chunk) / len(chunk) if chunk else 0.0
+            results.append(EvalResult(score=mean, n=len(chunk), results=per_example))
+        return results
+
     def _messages(self, prompt: Prompt, example: Example) -> tuple[Message, ...]:
         return (Message("user", render_user_message(prompt, example.input)),)
 

@@ -36,6 +36,9 @@ class APEConfig:
     )
     proposal_temperature: float = knob(0.9, "sampling temperature of the proposer (paper: 0.9)")
     proposal_max_tokens: int = knob(48, "longest proposed instruction, in tokens")
+    objective: str = knob(
+        "accuracy", "'accuracy' (task scorer) or 'likelihood' (mean log p(target), as in APE)"
+    )
     selection: str = knob("halving", "'halving' (successive halving) or 'ucb' (UCB bandit)")
     halving_start: int = knob(4, "dev examples per candidate in the first halving round")
     halving_eta: int = knob(
@@ -56,6 +59,10 @@ class APEConfig:
         if self.proposer_format not in {"chat", "text"}:
             raise ConfigError(
                 f"proposer_format must be 'chat' or 'text', not '{self.proposer_format}'"
+            )
+        if self.objective not in {"accuracy", "likelihood"}:
+            raise ConfigError(
+                f"objective must be 'accuracy' or 'likelihood', not '{self.objective}'"
             )
         if self.selection not in {"halving", "ucb"}:
             raise ConfigError(f"selection must be 'halving' or 'ucb', not '{self.selection}'")
@@ -189,7 +196,12 @@ class APE:
         return self._halving(ctx, config, board, pool, dev)
 
     def _score(
-        self, ctx: SearchContext, board: Scoreboard, work: dict[str, list[Example]], label: str
+        self,
+        ctx: SearchContext,
+        board: Scoreboard,
+        work: dict[str, list[Example]],
+        label: str,
+        objective: str = "accuracy",
     ) -> None:
         """Evaluate each instruction on its examples not yet scored, in one batch."""
         todo = {i: [e for e in exs if e.id not in board.scores[i]] for i, exs in work.items()}
@@ -205,18 +217,27 @@ class APE:
         for instructions in groups.values():
             exs = todo[instructions[0]]
             try:
-                self._score_batch(ctx, board, instructions, exs)
+                self._score_batch(ctx, board, instructions, exs, objective)
             except BudgetExhausted:
                 # The whole batch does not fit the budget: spend what is left one
                 # candidate at a time, so a budget stop still leaves scores behind.
                 for instruction in instructions:
-                    self._score_batch(ctx, board, [instruction], exs)
+                    self._score_batch(ctx, board, [instruction], exs, objective)
 
     def _score_batch(
-        self, ctx: SearchContext, board: Scoreboard, instructions: list[str], exs: list[Example]
+        self,
+        ctx: SearchContext,
+        board: Scoreboard,
+        instructions: list[str],
+        exs: list[Example],
+        objective: str,
     ) -> None:
         prompts = [Prompt(instruction=i, template=ctx.task.template) for i in instructions]
-        results = ctx.evaluator.evaluate_many(prompts, exs, progress=ctx.reporter.advance)
+        if objective == "likelihood":
+            results = ctx.evaluator.likelihood_many(prompts, exs)
+            ctx.reporter.advance(len(prompts) * len(exs))
+        else:
+            results = ctx.evaluator.evaluate_many(prompts, exs, progress=ctx.reporter.advance)
         for instruction, result in zip(instructions, results, strict=True):
             for r in result.results:
                 board.scores[instruction][r.example_id] = r.score
@@ -245,6 +266,7 @@ class APE:
                 board,
                 {i: subset for i in alive},
                 f"Halving round {round_index}: {len(alive)} candidates x {m} dev examples",
+                config.objective,
             )
             alive.sort(key=lambda i: board.mean(i, subset), reverse=True)
             ctx.store.event(
@@ -287,9 +309,13 @@ class APE:
                     work[i] = fresh
             if not work:
                 break
-            self._score(ctx, board, work, f"UCB round {round_index}: {len(work)} pulls")
+            self._score(
+                ctx, board, work, f"UCB round {round_index}: {len(work)} pulls", config.objective
+            )
         finalists = sorted(pool, key=lambda i: board.mean(i), reverse=True)[: config.ucb_top_k]
-        self._score(ctx, board, {i: dev for i in finalists}, "UCB finalists on all of dev")
+        self._score(
+            ctx, board, {i: dev for i in finalists}, "UCB finalists on all of dev", config.objective
+        )
         finalists.sort(key=lambda i: board.mean(i, dev), reverse=True)
         return finalists
 

@@ -127,3 +127,25 @@ def test_build_config_parses_and_rejects() -> None:
         build_config(APEConfig, {"num_subsamples": "many"})
     with pytest.raises(Exception, match="halving' or 'ucb"):
         build_config(APEConfig, {"selection": "greedy"})
+
+
+def test_likelihood_objective_uses_log_probabilities(tmp_path: Path) -> None:
+    usage = Usage()
+
+    def logprob(request, continuation: str) -> float:  # type: ignore[no-untyped-def]
+        return -0.1 if "opposite" in last_user_text(request) else -5.0
+
+    target = ScriptedLLM(target_reply, logprob=logprob)
+    task = make_task()
+    ctx = SearchContext(
+        task=task,
+        evaluator=Evaluator(MeteredLLM(target, usage), task),
+        proposer=MeteredLLM(ScriptedLLM(proposer_reply), usage),
+        seed=0,
+        store=RunStore(tmp_path / "run", {"task": "opposites"}),
+    )
+    config = APEConfig(num_subsamples=3, proposals_per_subsample=4, objective="likelihood")
+    result = APE().search(ctx, config)
+    assert result.best.prompt.instruction == "Write the opposite of the word."
+    assert result.best.dev_score == pytest.approx(-0.1)
+    assert target.generate_calls == 0 and target.logprob_calls > 0

@@ -37,7 +37,7 @@ def run_eval(
         sizes["test"] = test_size
     data_seed = task_info.get("data_seed", 0)
     task_ref = task or task_info.get("ref") or task_info.get("name")
-    data_file = export.get("data_file")
+    data_file = task_info.get("data_file")
     if task is None and data_file:
         loaded = task_from_data_file(
             Path(data_file["path"]),

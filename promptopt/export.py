@@ -28,6 +28,7 @@ def prompt_export(
     task_ref: str,
     sizes: dict[str, int],
     data_seed: int,
+    data_file: dict[str, str] | None,
     dev: tuple[float, int],
     test: EvalResult,
     baseline_test: EvalResult,
@@ -46,7 +47,13 @@ def prompt_export(
         "promptopt_version": __version__,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "prompt": prompt.to_dict(),
-        "task": {"name": task.name, "ref": task_ref, "sizes": sizes, "data_seed": data_seed},
+        "task": {
+            "name": task.name,
+            "ref": task_ref,
+            "sizes": sizes,
+            "data_seed": data_seed,
+            "data_file": data_file,
+        },
         "scores": {
             "dev": {"score": dev[0], "n": dev[1]},
             "test": test.to_dict(),

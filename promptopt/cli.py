@@ -173,7 +173,9 @@ def search(
     resume: Annotated[
         Path | None, typer.Option(help="Continue an interrupted run from its run directory.")
     ] = None,
-    no_cache: Annotated[bool, typer.Option(help="Do not read or write the shared cache.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the shared cache.")
+    ] = False,
     data: Annotated[
         Path | None, typer.Option(help="Quick custom task from a JSONL file (with --input-field).")
     ] = None,
@@ -284,7 +286,9 @@ def eval_command(
     test_size: Annotated[
         int | None, typer.Option(help="Test examples (default: as in the export).")
     ] = None,
-    no_cache: Annotated[bool, typer.Option(help="Do not read or write the shared cache.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the shared cache.")
+    ] = False,
 ) -> None:
     """Re-score an exported prompt on the test split; gate on --min-score.
 

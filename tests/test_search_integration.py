@@ -128,3 +128,65 @@ def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
         app, ["search", *SMALL, "--seed", "3", "--run-dir", str(tmp_path / "done")]
     )
     assert result.exit_code == 2 and "already holds a run" in result.output
+
+
+def test_quick_task_from_a_data_file(tmp_path: Path) -> None:
+    """--data: a JSONL file written here, split by seed, searched and re-scored."""
+    words = [
+        "cat",
+        "dog",
+        "sun",
+        "tree",
+        "book",
+        "milk",
+        "rain",
+        "ship",
+        "lamp",
+        "rose",
+        "fish",
+        "door",
+        "star",
+        "wind",
+        "sand",
+        "bell",
+        "road",
+        "leaf",
+        "coin",
+        "frog",
+    ]
+    data = tmp_path / "upper.jsonl"
+    data.write_text("".join(json.dumps({"word": w, "upper": w.upper()}) + "\n" for w in words))
+    out = tmp_path / "upper.json"
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            "--data",
+            str(data),
+            "--input-field",
+            "word",
+            "--target-field",
+            "upper",
+            "--metric",
+            "exact",
+            "--dev-size",
+            "4",
+            "--test-size",
+            "6",
+            "-p",
+            "num_subsamples=1",
+            "-p",
+            "proposals_per_subsample=2",
+            "--out",
+            str(out),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    export = json.loads(out.read_text())
+    assert export["task"]["data_file"]["input_field"] == "word"
+    assert export["scores"]["test"]["n"] == 6
+    report = runner.invoke(app, ["eval", "--prompt", str(out), "--json"])
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout)["score"] == pytest.approx(export["scores"]["test"]["score"])

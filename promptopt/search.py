@@ -145,6 +145,8 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
             seed=spec.seed,
             store=store,
             reporter=reporter,
+            proposer_base=proposer_base,
+            usage=search_usage,
         )
         started = time.perf_counter()
         result = strategy.search(ctx, config)

@@ -18,7 +18,7 @@ from promptopt.evaluate import Evaluator
 from promptopt.llm.base import LLM
 from promptopt.store import RunStore
 from promptopt.task import Task
-from promptopt.types import Candidate
+from promptopt.types import Candidate, Usage
 
 
 class Reporter(Protocol):
@@ -48,6 +48,12 @@ class SearchContext:
     seed: int
     store: RunStore
     reporter: Reporter = field(default_factory=SilentReporter)
+    proposer_base: LLM | None = None
+    """The proposer without cache/meter layers, for strategies that drive a local
+    model directly (InstructZero feeds it soft-prompt embeddings); they must
+    account for such calls themselves."""
+    usage: Usage | None = None
+    """The search's usage counter (shared by every layer), for such accounting."""
 
     def rng(self, stream: str) -> random.Random:
         """An independent, seeded random stream per purpose (no global state)."""

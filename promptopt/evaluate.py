@@ -102,6 +102,48 @@ class Evaluator:
             results.append(EvalResult(score=mean, n=len(chunk), results=per_example))
         return results
 
+    def sample_many(
+        self,
+        prompts: Sequence[Prompt],
+        examples: Sequence[Example],
+        n: int,
+        temperature: float,
+        seed: int,
+        progress: ProgressFn | None = None,
+    ) -> list[list[list[tuple[str, str]]]]:
+        """`n` sampled answers of every prompt on every example, in one batched call.
+
+        Returns, per prompt, per example, `n` pairs (raw output, extracted
+        prediction). Sampling always generates text, also for tasks scored by
+        log-probability: their scorer's extraction reads the label from it.
+        Every sample is its own cache entry (request seed and sample index), so
+        the same call with the same seed is answered from the cache.
+        """
+        if n < 1:
+            raise ValueError("sample_many needs n >= 1")
+        if n > 1 and temperature <= 0:
+            raise ValueError("several samples need a temperature above 0")
+        pairs = [(p, ex) for p in prompts for ex in examples]
+        if not pairs:
+            return [[] for _ in prompts]
+        gen = self.task.generation
+        requests = [
+            GenerationRequest(
+                messages=self._messages(p, ex),
+                max_tokens=gen.max_tokens,
+                temperature=temperature,
+                stop=tuple(gen.stop),
+                n=n,
+                seed=seed,
+            )
+            for p, ex in pairs
+        ]
+        completions = generate_with_progress(self.llm, requests, progress)
+        extract = self.task.scorer.extract
+        flat = [[(t, extract(t)) for t in c.texts] for c in completions]
+        k = len(examples)
+        return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
+
     def _messages(self, prompt: Prompt, example: Example) -> tuple[Message, ...]:
         return (Message("user", render_user_message(prompt, example.input)),)
 

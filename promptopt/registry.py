@@ -16,6 +16,11 @@ STRATEGIES: dict[str, tuple[str, str]] = {
         "APE (Zhou et al. 2022): proposer writes instructions from demonstrations; "
         "successive halving or UCB selects; optional resampling",
     ),
+    "reflexion": (
+        "promptopt.strategies.reflexion:Reflexion",
+        "Reflexion (Shinn et al. 2023): reflect on a minibatch's failures, keep the last "
+        "reflections in memory, revise the prompt from them; best on dev kept",
+    ),
 }
 
 BACKENDS: dict[str, tuple[str, str]] = {

@@ -182,3 +182,60 @@ class Candidate:
     dev_score: float
     dev_n: int
     origin: str = ""
+
+
+VOTE_RULES = ("plurality", "weighted")
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Several prompts answering together: `samples` answers from each member at
+    `temperature` (sampled with `seed`), combined by a plurality vote over all of
+    them, or a vote weighted by `weights` (one per member) under `vote: weighted`.
+    """
+
+    members: tuple[Prompt, ...]
+    vote: str = "plurality"
+    samples: int = 1
+    temperature: float = 0.0
+    weights: tuple[float, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ValueError("an ensemble needs at least one member prompt")
+        if self.vote not in VOTE_RULES:
+            raise ValueError(f"vote must be one of {', '.join(VOTE_RULES)}, not '{self.vote}'")
+        if self.samples < 1:
+            raise ValueError("an ensemble needs at least one sample per member")
+        if self.samples > 1 and self.temperature <= 0:
+            raise ValueError("several samples per member need a temperature above 0")
+        if self.weights and len(self.weights) != len(self.members):
+            raise ValueError("an ensemble needs one weight per member (or none)")
+
+    def member_weights(self) -> tuple[float, ...]:
+        """The weight of each member's votes: 1 each unless the vote is weighted."""
+        if self.vote == "weighted" and self.weights:
+            return self.weights
+        return tuple(1.0 for _ in self.members)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "members": [m.to_dict() for m in self.members],
+            "vote": self.vote,
+            "samples": self.samples,
+            "temperature": self.temperature,
+            "weights": list(self.weights),
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Ensemble:
+        return cls(
+            members=tuple(Prompt.from_dict(m) for m in data["members"]),
+            vote=data.get("vote", "plurality"),
+            samples=int(data.get("samples", 1)),
+            temperature=float(data.get("temperature", 0.0)),
+            weights=tuple(float(w) for w in data.get("weights", ())),
+            seed=int(data.get("seed", 0)),
+        )

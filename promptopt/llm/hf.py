@@ -216,6 +216,74 @@ class HFLLM:
             ids.update(gen_eos)
         return {i for i in ids if i is not None}
 
+    # -- soft prompts ---------------------------------------------------------------
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.get_input_embeddings().weight.shape[1])
+
+    def embedding_std(self) -> float:
+        """Spread of the input embeddings, to scale soft prompts to a natural size."""
+        return float(self.model.get_input_embeddings().weight.detach().float().std())
+
+    def soft_prompt_inputs(
+        self, soft_prompts: torch.Tensor, text: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prepend soft-prompt vectors to the embeddings of `text`.
+
+        soft_prompts: (batch, n_tokens, hidden) in any float dtype.
+        Returns inputs_embeds (batch, n_tokens + T, hidden) in the model's dtype
+        and an all-ones attention mask (batch, n_tokens + T).
+        """
+        if soft_prompts.dim() != 3 or soft_prompts.shape[2] != self.hidden_size:
+            raise ValueError(
+                f"soft prompts must be (batch, n_tokens, {self.hidden_size}), "
+                f"got {tuple(soft_prompts.shape)}"
+            )
+        ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        ids = ids.to(self.device)
+        embed = self.model.get_input_embeddings()
+        batch = soft_prompts.shape[0]
+        text_embeds = embed(ids).expand(batch, -1, -1)
+        soft = soft_prompts.to(device=self.device, dtype=text_embeds.dtype)
+        inputs = torch.cat([soft, text_embeds], dim=1)
+        mask = torch.ones(inputs.shape[:2], dtype=torch.long, device=self.device)
+        return inputs, mask
+
+    @torch.inference_mode()
+    def generate_from_soft_prompts(
+        self,
+        soft_prompts: torch.Tensor,
+        text: str,
+        *,
+        max_tokens: int = 48,
+        stop: tuple[str, ...] = ("\n",),
+    ) -> Completion:
+        """Greedy continuation of `text` after each soft prompt (one text per row)."""
+        inputs, mask = self.soft_prompt_inputs(soft_prompts, text)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_tokens,
+            "do_sample": False,
+            "temperature": None,
+            "top_p": None,
+            "top_k": None,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
+        out = self.model.generate(inputs_embeds=inputs, attention_mask=mask, **kwargs)
+        texts, generated = [], 0
+        for row in out.tolist():  # with inputs_embeds only new tokens come back
+            kept = _strip_after_eos(row, self._eos_ids())
+            generated += len(kept)
+            texts.append(
+                truncate_at_stop(self.tokenizer.decode(kept, skip_special_tokens=True), stop)
+            )
+        return Completion(
+            texts=texts,
+            prompt_tokens=int(mask.sum()),
+            completion_tokens=generated,
+        )
+
     # -- log-probabilities ---------------------------------------------------------
     @torch.inference_mode()
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:

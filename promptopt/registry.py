@@ -16,10 +16,20 @@ STRATEGIES: dict[str, tuple[str, str]] = {
         "APE (Zhou et al. 2022): proposer writes instructions from demonstrations; "
         "successive halving or UCB selects; optional resampling",
     ),
+    "instructzero": (
+        "promptopt.strategies.instructzero:InstructZero",
+        "InstructZero (Chen et al. 2023): Bayesian optimization over a soft prompt that makes "
+        "a local writer model (the proposer) write the instruction; any target model",
+    ),
     "reflexion": (
         "promptopt.strategies.reflexion:Reflexion",
         "Reflexion (Shinn et al. 2023): reflect on a minibatch's failures, keep the last "
         "reflections in memory, revise the prompt from them; best on dev kept",
+    ),
+    "boosted": (
+        "promptopt.strategies.boosting:Boosted",
+        "Boosted prompt ensembles (Pitis et al. 2023): few-shot prompts built step by step "
+        "from the questions the ensemble gets wrong or is unsure of; answers voted",
     ),
 }
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from promptopt import __version__
+from promptopt.ensemble import EnsembleResult, evaluate_ensemble
 from promptopt.evaluate import Evaluator
-from promptopt.export import prompt_export
+from promptopt.export import ensemble_export, prompt_export
 from promptopt.llm.base import LLM, describe
 from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
@@ -24,7 +25,7 @@ from promptopt.registry import get_strategy
 from promptopt.store import RunStore
 from promptopt.strategies.base import Reporter, SearchContext, SilentReporter, build_config
 from promptopt.task import Task, load_task, task_from_data_file
-from promptopt.types import Budget, EvalResult, Prompt, Usage
+from promptopt.types import Budget, Ensemble, EvalResult, Prompt, Usage
 
 
 @dataclass
@@ -147,6 +148,7 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
             reporter=reporter,
             proposer_base=proposer_base,
             usage=search_usage,
+            budget=spec.budget,
         )
         started = time.perf_counter()
         result = strategy.search(ctx, config)
@@ -155,18 +157,22 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
         eval_usage = Usage()
         test_target = layered(target_base, eval_usage, None, shared, journal)
         started = time.perf_counter()
-        best_test, baseline_test = score_on_test(task, test_target, result.best.prompt, reporter)
+        if result.ensemble is not None:
+            ensemble_test, baseline_test = score_ensemble_on_test(
+                task, test_target, result.ensemble, reporter
+            )
+        else:
+            best_test, baseline_test = score_on_test(
+                task, test_target, result.best.prompt, reporter
+            )
         test_seconds = time.perf_counter() - started
 
-        export = prompt_export(
-            prompt=result.best.prompt,
+        fields: dict[str, Any] = dict(
             task=task,
             task_ref=spec.task,
             sizes=spec.sizes,
             data_seed=spec.data_seed,
             data_file=spec.data_file,
-            dev=(result.best.dev_score, result.best.dev_n),
-            test=best_test,
             baseline_test=baseline_test,
             models={
                 "target": {**describe(target_base), "spec": spec.target.to_dict()},
@@ -188,6 +194,21 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
                 for c in result.candidates
             ],
         )
+        if result.ensemble is not None:
+            export = ensemble_export(
+                ensemble=result.ensemble,
+                pool=result.ensemble_score,
+                test=ensemble_test.result,
+                member_tests=ensemble_test.members,
+                **fields,
+            )
+        else:
+            export = prompt_export(
+                prompt=result.best.prompt,
+                dev=(result.best.dev_score, result.best.dev_n),
+                test=best_test,
+                **fields,
+            )
         store.finish(export)
         return export
     finally:
@@ -206,3 +227,20 @@ def score_on_test(
     )
     results = Evaluator(llm, task).evaluate_many(prompts, test, progress=reporter.advance)
     return results[0], results[-1]
+
+
+def score_ensemble_on_test(
+    task: Task, llm: LLM, ensemble: Ensemble, reporter: Reporter
+) -> tuple[EnsembleResult, EvalResult]:
+    """The held-out report of an ensemble (and of each member) against the baseline."""
+    test = task.examples("test")
+    evaluator = Evaluator(llm, task)
+    reporter.phase(
+        f"Scoring the ensemble on test ({len(ensemble.members)} prompts x "
+        f"{ensemble.samples} samples x {len(test)})",
+        total=len(ensemble.members) * len(test),
+    )
+    result = evaluate_ensemble(evaluator, ensemble, test, progress=reporter.advance)
+    reporter.phase(f"Scoring the baseline on test ({len(test)})", total=len(test))
+    baseline = evaluator.evaluate(task.baseline_prompt(), test, progress=reporter.advance)
+    return result, baseline

@@ -80,6 +80,10 @@ class RunStore:
     def journal(self) -> diskcache.Cache:
         return open_cache(self.run_dir / "calls")
 
+    def aux_cache(self, name: str) -> diskcache.Cache:
+        """A strategy's own memo inside the run (e.g. InstructZero's writer outputs)."""
+        return open_cache(self.run_dir / name)
+
     def event(self, kind: str, **data: Any) -> None:
         record = {"t": round(time.time(), 3), "event": kind, **data}
         self._events.write(json.dumps(record, ensure_ascii=False) + "\n")

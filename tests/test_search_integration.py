@@ -190,3 +190,49 @@ def test_quick_task_from_a_data_file(tmp_path: Path) -> None:
     report = runner.invoke(app, ["eval", "--prompt", str(out), "--json"])
     assert report.exit_code == 0, report.output
     assert json.loads(report.stdout)["score"] == pytest.approx(export["scores"]["test"]["score"])
+
+
+def test_instructzero_on_the_embedded_model(tmp_path: Path) -> None:
+    """Soft prompts through the real writer, BO round included, then eval of the export."""
+    out = tmp_path / "iz.json"
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            "--task",
+            "antonyms",
+            "--strategy",
+            "instructzero",
+            "--dev-size",
+            "3",
+            "--test-size",
+            "4",
+            "-p",
+            "intrinsic_dim=4",
+            "-p",
+            "initial_points=2",
+            "-p",
+            "rounds=1",
+            "-p",
+            "batch_per_round=1",
+            "-p",
+            "acq_restarts=2",
+            "-p",
+            "acq_raw_samples=32",
+            "-p",
+            "max_instruction_tokens=24",
+            "--out",
+            str(out),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    export = json.loads(out.read_text())
+    assert export["strategy"]["name"] == "instructzero"
+    assert export["scores"]["test"]["n"] == 4
+    observed = [e for e in read_events(tmp_path / "run") if e["event"] == "observed"]
+    assert len(observed) == 3 and all(len(e["z"]) == 4 for e in observed)
+    assert export["prompt"]["instruction"] in {e["instruction"] for e in observed}
+    report = runner.invoke(app, ["eval", "--prompt", str(out), "--json"])
+    assert report.exit_code == 0, report.output

@@ -16,6 +16,20 @@ from promptopt.llm.base import LLM, generate_with_progress
 from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 
 
+def check_budget(usage: Usage, budget: Budget, calls: int) -> None:
+    """Raise BudgetExhausted if `calls` more would cross the budget."""
+    if budget.max_calls is not None and usage.calls + calls > budget.max_calls:
+        raise BudgetExhausted(
+            f"call budget of {budget.max_calls} reached ({usage.calls} used, "
+            f"{calls} more needed): raise --budget to continue"
+        )
+    if budget.max_tokens is not None and usage.tokens >= budget.max_tokens:
+        raise BudgetExhausted(
+            f"token budget of {budget.max_tokens} reached ({usage.tokens} used): "
+            "raise --budget-tokens to continue"
+        )
+
+
 class MeteredLLM:
     def __init__(self, inner: LLM, usage: Usage, budget: Budget | None = None) -> None:
         self.inner = inner
@@ -27,17 +41,7 @@ class MeteredLLM:
         self.supports_embeddings_input = inner.supports_embeddings_input
 
     def _check(self, calls: int) -> None:
-        b = self.budget
-        if b.max_calls is not None and self.usage.calls + calls > b.max_calls:
-            raise BudgetExhausted(
-                f"call budget of {b.max_calls} reached ({self.usage.calls} used, "
-                f"{calls} more needed): raise --budget to continue"
-            )
-        if b.max_tokens is not None and self.usage.tokens >= b.max_tokens:
-            raise BudgetExhausted(
-                f"token budget of {b.max_tokens} reached ({self.usage.tokens} used): "
-                "raise --budget-tokens to continue"
-            )
+        check_budget(self.usage, self.budget, calls)
 
     def generate(
         self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None = None

@@ -16,9 +16,10 @@ from typing import Any, Protocol
 from promptopt.errors import ConfigError, did_you_mean
 from promptopt.evaluate import Evaluator
 from promptopt.llm.base import LLM
+from promptopt.llm.meter import check_budget
 from promptopt.store import RunStore
 from promptopt.task import Task
-from promptopt.types import Candidate, Usage
+from promptopt.types import Budget, Candidate, Ensemble, Usage
 
 
 class Reporter(Protocol):
@@ -52,8 +53,16 @@ class SearchContext:
     """The proposer without cache/meter layers, for strategies that drive a local
     model directly (InstructZero feeds it soft-prompt embeddings); they must
     account for such calls themselves."""
-    usage: Usage | None = None
+    usage: Usage = field(default_factory=Usage)
     """The search's usage counter (shared by every layer), for such accounting."""
+    budget: Budget = field(default_factory=Budget)
+
+    def charge(self, calls: int, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        """Account for model calls made outside the LLM layers, within the budget."""
+        check_budget(self.usage, self.budget, calls)
+        self.usage.calls += calls
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
 
     def rng(self, stream: str) -> random.Random:
         """An independent, seeded random stream per purpose (no global state)."""
@@ -65,6 +74,12 @@ class SearchResult:
     candidates: list[Candidate]
     """Every candidate considered, best first."""
     stopped_by_budget: bool = False
+    ensemble: Ensemble | None = None
+    """Set by strategies whose answer is an ensemble (boosted): it is what is
+    scored on test and exported; `candidates` are then its members, in order."""
+    ensemble_score: tuple[float, int] | None = None
+    """The ensemble's (score, n) on the data the strategy measured it on (boosted:
+    its vote on the train pool), if it did."""
 
     @property
     def best(self) -> Candidate:

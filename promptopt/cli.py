@@ -205,6 +205,7 @@ def search(
         else:
             if task is None and data is None:
                 raise ConfigError("no task given: pass --task NAME (see `promptopt tasks list`)")
+            _refuse_code_task(task)
             hf_opts = {"dtype": dtype, "device": device, "batch_size": batch_size}
             spec = SearchSpec(
                 task=task or str(data),
@@ -239,21 +240,37 @@ def search(
     _print_search_summary(export, out)
 
 
+def _refuse_code_task(task: str | None) -> None:
+    from promptopt.code_tasks import is_code_task
+
+    if is_code_task(task):
+        raise ConfigError(
+            f"{task} is a code task, scored by running the model's code rather than by a "
+            f"prompt search: run `promptopt eval --task {task} --allow-code-execution` "
+            "(add --reflexion-attempts 3 for the Reflexion loop)"
+        )
+
+
 def _print_search_summary(export: dict[str, Any], out: Path | None) -> None:
-    table = Table(title=f"Best prompts on dev ({export['task']['name']})")
-    table.add_column("#", justify="right")
-    table.add_column("instruction")
-    table.add_column("dev score", justify="right")
-    table.add_column("dev n", justify="right")
-    for rank, row in enumerate(export["leaderboard"][:8], start=1):
-        table.add_row(str(rank), row["instruction"], f"{row['dev_score']:.3f}", str(row["dev_n"]))
-    console.print(table)
-    scores = export["scores"]
-    test, base = scores["test"], scores["baseline_test"]
-    console.print(
-        f"Test: best prompt {test['score']:.3f} vs baseline {base['score']:.3f} "
-        f"(n={test['n']}, {export['task']['name']})"
-    )
+    if export.get("kind") == "ensemble":
+        _print_ensemble_summary(export)
+    else:
+        table = Table(title=f"Best prompts on dev ({export['task']['name']})")
+        table.add_column("#", justify="right")
+        table.add_column("instruction")
+        table.add_column("dev score", justify="right")
+        table.add_column("dev n", justify="right")
+        for rank, row in enumerate(export["leaderboard"][:8], start=1):
+            table.add_row(
+                str(rank), row["instruction"], f"{row['dev_score']:.3f}", str(row["dev_n"])
+            )
+        console.print(table)
+        scores = export["scores"]
+        test, base = scores["test"], scores["baseline_test"]
+        console.print(
+            f"Test: best prompt {test['score']:.3f} vs baseline {base['score']:.3f} "
+            f"(n={test['n']}, {export['task']['name']})"
+        )
     usage = export["usage"]["search"]
     console.print(
         f"Search used {usage['calls']} model calls, "
@@ -267,9 +284,50 @@ def _print_search_summary(export: dict[str, Any], out: Path | None) -> None:
         console.print(f"Wrote {out}")
 
 
+def _print_ensemble_summary(export: dict[str, Any]) -> None:
+    ensemble, scores = export["ensemble"], export["scores"]
+    table = Table(
+        title=f"Ensemble members ({export['task']['name']}; {ensemble['samples']} samples "
+        f"each at temperature {ensemble['temperature']}, {ensemble['vote']} vote)"
+    )
+    table.add_column("#", justify="right")
+    table.add_column("how it was built")
+    table.add_column("demos", justify="right")
+    table.add_column("pool score", justify="right")
+    table.add_column("test score", justify="right")
+    for i, (member, row, test) in enumerate(
+        zip(ensemble["members"], export["leaderboard"], scores["members_test"], strict=False),
+        start=1,
+    ):
+        pool = f"{row['dev_score']:.3f}" if row["dev_n"] else "-"
+        table.add_row(
+            str(i), row["origin"], str(len(member["demonstrations"])), pool, f"{test['score']:.3f}"
+        )
+    console.print(table)
+    test, base = scores["test"], scores["baseline_test"]
+    pool = scores.get("pool")
+    pool_note = f"; its vote on the train pool {pool['score']:.3f} (n={pool['n']})" if pool else ""
+    console.print(
+        f"Test: ensemble {test['score']:.3f} vs baseline {base['score']:.3f} "
+        f"(n={test['n']}, {export['task']['name']}){pool_note}"
+    )
+
+
+def _print_ensemble_eval(report: dict[str, Any]) -> None:
+    members = ", ".join(f"#{m['index'] + 1} {m['score']:.3f}" for m in report["members"])
+    console.print(
+        f"{report['task']}: ensemble score {report['score']:.3f} on {report['n']} test examples "
+        f"(members: {members}; model {report['model']['model']}; "
+        f"export said {report['exported_score']})"
+    )
+
+
 @app.command("eval")
 def eval_command(
-    prompt: Annotated[Path, typer.Option(help="Prompt JSON written by `promptopt search`.")],
+    prompt: Annotated[
+        Path | None,
+        typer.Option(help="Prompt JSON written by `promptopt search` (not for code tasks)."),
+    ] = None,
     task: Annotated[
         str | None, typer.Option(help="Task to score on (default: the prompt's own task).")
     ] = None,
@@ -289,12 +347,32 @@ def eval_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the shared cache.")
     ] = False,
+    reflexion_attempts: Annotated[
+        int,
+        typer.Option(
+            help="Code tasks: attempts per problem; on failed visible tests the model "
+            "reflects and retries (1 = no Reflexion loop)."
+        ),
+    ] = 1,
+    allow_code_execution: Annotated[
+        bool,
+        typer.Option(
+            "--allow-code-execution",
+            help="Code tasks: run model-written code, in the sandbox (see README).",
+        ),
+    ] = False,
 ) -> None:
     """Re-score an exported prompt on the test split; gate on --min-score.
+
+    Code tasks (--task humaneval) score the model itself as pass@1 of the
+    functions it writes, with or without the Reflexion loop
+    (--reflexion-attempts 3); they need --allow-code-execution. --test-size
+    takes the first N problems.
 
     Exit codes: 0 pass, 10 score below --min-score, 2 bad prompt file or
     options, 3 data missing, 4 model unavailable.
     """
+    from promptopt.code_tasks import is_code_task
     from promptopt.evaluation_run import run_eval
     from promptopt.llm.factory import parse_model_spec
 
@@ -311,19 +389,48 @@ def eval_command(
             if model
             else None
         )
-        with RichReporter() as reporter:
-            report = run_eval(
+        if is_code_task(task):
+            report = _code_eval(
+                task,
                 prompt,
-                task=task,
-                model=model_spec,
-                test_size=test_size,
-                use_cache=not no_cache,
-                reporter=reporter,
+                reflexion_attempts,
+                allow_code_execution,
+                model_spec,
+                test_size,
+                no_cache,
             )
+        else:
+            if prompt is None:
+                raise ConfigError(
+                    "no prompt given: pass --prompt best.json (from `promptopt search`)"
+                )
+            if reflexion_attempts != 1:
+                raise ConfigError(
+                    "--reflexion-attempts applies to code tasks (--task humaneval); to search "
+                    "prompts with Reflexion run `promptopt search --strategy reflexion`"
+                )
+            with RichReporter() as reporter:
+                report = run_eval(
+                    prompt,
+                    task=task,
+                    model=model_spec,
+                    test_size=test_size,
+                    use_cache=not no_cache,
+                    reporter=reporter,
+                )
         report["min_score"] = min_score
         report["passed"] = min_score is None or report["score"] >= min_score
         if as_json:
             print(json.dumps(report, indent=2))
+        elif report.get("kind") == "ensemble":
+            _print_ensemble_eval(report)
+        elif "pass_at_1_by_attempts" in report:
+            by = ", ".join(f"{k}: {v:.3f}" for k, v in report["pass_at_1_by_attempts"].items())
+            console.print(
+                f"{report['task']}: pass@1 {report['score']:.3f} on {report['n']} problems with "
+                f"{report['attempts']} attempt(s) (pass@1 after attempts {by}; "
+                f"model {report['model']['model']})"
+            )
         else:
             console.print(
                 f"{report['task']}: score {report['score']:.3f} on {report['n']} test examples "
@@ -335,6 +442,32 @@ def eval_command(
         raise fail(error) from None
 
 
+def _code_eval(
+    task: str,
+    prompt: Path | None,
+    attempts: int,
+    allowed: bool,
+    model_spec: Any,
+    test_size: int | None,
+    no_cache: bool,
+) -> dict[str, Any]:
+    """`eval --task humaneval`: the model's pass@1, with the Reflexion loop when attempts > 1."""
+    from promptopt.code_eval import run_code_eval
+
+    if prompt is not None:
+        raise ConfigError(f"--prompt does not apply to the code task {task}: leave it out")
+    with RichReporter() as reporter:
+        return run_code_eval(
+            task,
+            allow_code_execution=allowed,
+            attempts=attempts,
+            model=model_spec,
+            test_size=test_size,
+            use_cache=not no_cache,
+            reporter=reporter,
+        )
+
+
 @tasks_app.command("list")
 def tasks_list() -> None:
     """Built-in tasks. Use a YAML file path with --task for your own (see tasks/README.md)."""
@@ -344,6 +477,10 @@ def tasks_list() -> None:
     table.add_column("task")
     table.add_column("description")
     for name, description in list_tasks():
+        table.add_row(name, description)
+    from promptopt.code_tasks import CODE_TASKS
+
+    for name, description in CODE_TASKS.items():
         table.add_row(name, description)
     console.print(table)
 

@@ -108,7 +108,9 @@ def load_humaneval(limit: int | None = None) -> list[CodeProblem]:
 
 # --------------------------------------------------------------------------- visible tests
 
-_ARROW = re.compile(r"^\s*(?P<call>.+?\))\s*(?:==>|=>|➞|->|==|returns?|should return)\s*(?P<want>.+)$")
+_ARROW = re.compile(
+    r"^\s*(?P<call>.+?\))\s*(?:==>|=>|➞|->|==|returns?|should return)\s*(?P<want>.+)$"
+)
 
 
 # Docstring examples that contradict the hidden tests (the docstring is wrong).
@@ -205,10 +207,9 @@ def extract_code(output: str, entry_point: str) -> str:
     to the end, and a bare body is returned indented (to follow the prompt).
     """
     blocks = _FENCE.findall(output)
+    code = output
     if blocks:
         code = next((b for b in blocks if f"def {entry_point}" in b), blocks[0])
-    else:
-        code = output
     code = code.strip("\n").rstrip()
     if _defines(code, entry_point):
         return textwrap.dedent(code) + "\n"
@@ -233,7 +234,7 @@ def solution_program(problem: CodeProblem, code: str) -> str:
 
 # --------------------------------------------------------------------------- running tests
 
-_VISIBLE_RUNNER = '''
+_VISIBLE_RUNNER = """
 
 def _promptopt_same(got, expected):
     import math
@@ -269,7 +270,7 @@ def _promptopt_check_visible(tests):
 
 
 _promptopt_check_visible(%(tests)s)
-'''
+"""
 
 
 @dataclass
@@ -289,9 +290,7 @@ def run_visible(
     if not problem.visible:
         return TestOutcome("untested", False, "")
     pairs = [(t.call, t.expected) for t in problem.visible]
-    program = solution_program(problem, code) + _VISIBLE_RUNNER.replace(
-        "%(tests)s", repr(pairs)
-    )
+    program = solution_program(problem, code) + _VISIBLE_RUNNER.replace("%(tests)s", repr(pairs))
     result = sandbox.run(program)
     return TestOutcome(
         result.status, result.passed, feedback_text(problem, result, max_shown), result

@@ -117,7 +117,8 @@ class Evaluator:
         prediction). Sampling always generates text, also for tasks scored by
         log-probability: their scorer's extraction reads the label from it.
         Every sample is its own cache entry (request seed and sample index), so
-        the same call with the same seed is answered from the cache.
+        the same call with the same seed is answered from the cache. At
+        temperature 0 (greedy, one sample) the seed is ignored, as in `evaluate`.
         """
         if n < 1:
             raise ValueError("sample_many needs n >= 1")
@@ -134,7 +135,7 @@ class Evaluator:
                 temperature=temperature,
                 stop=tuple(gen.stop),
                 n=n,
-                seed=seed,
+                seed=seed if temperature > 0 else 0,
             )
             for p, ex in pairs
         ]

@@ -1,4 +1,4 @@
-"""`promptopt eval`: re-score an exported prompt on the held-out test split."""
+"""`promptopt eval`: re-score an exported prompt or ensemble on the held-out test split."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from promptopt.ensemble import evaluate_ensemble
 from promptopt.evaluate import Evaluator
 from promptopt.export import read_export
 from promptopt.llm.base import describe
@@ -15,7 +16,7 @@ from promptopt.paths import cache_root
 from promptopt.search import layered
 from promptopt.strategies.base import Reporter, SilentReporter
 from promptopt.task import load_task, task_from_data_file
-from promptopt.types import Prompt, Usage
+from promptopt.types import Ensemble, Prompt, Usage
 
 
 def run_eval(
@@ -30,7 +31,6 @@ def run_eval(
     """Score the export's prompt with the same split sizes and data seed it was found with."""
     reporter = reporter or SilentReporter()
     export = read_export(prompt_path)
-    prompt = Prompt.from_dict(export["prompt"])
     task_info = export.get("task", {})
     sizes = dict(task_info.get("sizes") or {})
     if test_size is not None:
@@ -58,9 +58,26 @@ def run_eval(
     shared = open_cache(cache_root() / "calls") if use_cache else None
     llm = layered(base, usage, None, shared, None)
     test = loaded.examples("test")
-    reporter.phase(f"Scoring on test ({len(test)} examples)", total=len(test))
     started = time.perf_counter()
-    result = Evaluator(llm, loaded).evaluate(prompt, test, progress=reporter.advance)
+    extra: dict[str, Any] = {}
+    if export.get("kind") == "ensemble":
+        ensemble = Ensemble.from_dict(export["ensemble"])
+        reporter.phase(
+            f"Scoring the ensemble on test ({len(ensemble.members)} prompts x "
+            f"{ensemble.samples} samples x {len(test)} examples)",
+            total=len(ensemble.members) * len(test),
+        )
+        scored = evaluate_ensemble(Evaluator(llm, loaded), ensemble, test, reporter.advance)
+        result = scored.result
+        members = scored.to_dict()["members"]
+        exported_members = export.get("scores", {}).get("members_test") or []
+        for row, before in zip(members, exported_members, strict=False):
+            row["exported_score"] = before.get("score")
+        extra = {"kind": "ensemble", "members": members}
+    else:
+        prompt = Prompt.from_dict(export["prompt"])
+        reporter.phase(f"Scoring on test ({len(test)} examples)", total=len(test))
+        result = Evaluator(llm, loaded).evaluate(prompt, test, progress=reporter.advance)
     return {
         "task": loaded.name,
         "score": result.score,
@@ -70,4 +87,5 @@ def run_eval(
         "usage": usage.to_dict(),
         "seconds": round(time.perf_counter() - started, 2),
         "prompt_file": str(prompt_path),
+        **extra,
     }

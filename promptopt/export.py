@@ -3,6 +3,11 @@
 It carries everything needed to re-score the prompt and to judge the number:
 the prompt, the task and its split sizes, dev and test scores with their sample
 sizes, models, strategy config, seed, usage and timings. Never credentials.
+
+An ensemble (boosted prompt ensembles) is exported in the same format with
+`"kind": "ensemble"` and an `"ensemble"` entry (members, vote rule, samples,
+temperature, weights, seed) in place of `"prompt"`; an export without "kind"
+is a single prompt, as every format 1 export before ensembles.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 from promptopt import __version__
 from promptopt.errors import ConfigError
 from promptopt.task import Task
-from promptopt.types import EvalResult, Prompt
+from promptopt.types import Ensemble, EvalResult, Prompt
 
 FORMAT = "promptopt.prompt"
 FORMAT_VERSION = 1
@@ -70,6 +75,35 @@ def prompt_export(
     }
 
 
+def ensemble_export(
+    *,
+    ensemble: Ensemble,
+    pool: tuple[float, int] | None,
+    test: EvalResult,
+    member_tests: list[EvalResult],
+    **fields: Any,
+) -> dict[str, Any]:
+    """An ensemble's export: `prompt_export`'s fields (but `prompt` and `dev`), with
+    the ensemble, its vote's score on the strategy's train pool, and each member's
+    test score (its own vote over its samples)."""
+    base = prompt_export(prompt=ensemble.members[0], dev=(0.0, 0), test=test, **fields)
+    data: dict[str, Any] = {}
+    for key, value in base.items():
+        if key == "prompt":
+            data["kind"] = "ensemble"
+            data["ensemble"] = ensemble.to_dict()
+        elif key == "scores":
+            data["scores"] = {
+                "pool": {"score": pool[0], "n": pool[1]} if pool else None,
+                "test": value["test"],
+                "baseline_test": value["baseline_test"],
+                "members_test": [r.to_dict() for r in member_tests],
+            }
+        else:
+            data[key] = value
+    return data
+
+
 def write_export(path: Path, export: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(export, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -88,6 +122,17 @@ def read_export(path: Path) -> dict[str, Any]:
     if data.get("format_version", 0) > FORMAT_VERSION:
         raise ConfigError(
             f"{path} was written by a newer promptopt (format {data['format_version']}): upgrade"
+        )
+    kind = data.get("kind", "prompt")
+    if kind == "ensemble":
+        try:
+            Ensemble.from_dict(data["ensemble"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path} has a malformed ensemble ({exc})") from None
+        return data
+    if kind != "prompt":
+        raise ConfigError(
+            f'{path} holds an export of kind "{kind}", which this promptopt cannot read: upgrade'
         )
     try:
         Prompt.from_dict(data["prompt"])

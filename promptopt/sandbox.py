@@ -135,7 +135,8 @@ try:
         source = handle.read()
     if guarded:
         _install_guard()
-    namespace = {"__name__": "__sandbox__", "__builtins__": __builtins__, "sandbox_report": sandbox_report}
+    namespace = {"__name__": "__sandbox__", "__builtins__": __builtins__}
+    namespace["sandbox_report"] = sandbox_report
     exec(compile(source, "program.py", "exec"), namespace)
 except AssertionError as exc:
     status, message = "failed", ("AssertionError: " + str(exc)).strip().rstrip(":")
@@ -150,6 +151,11 @@ except BaseException as exc:
 if _violations:
     status = "blocked"
     message = message or ("sandbox: " + _violations[0] + " is not allowed")
+for stream in (sys.stdout, sys.stderr):
+    try:
+        stream.flush()
+    except BaseException:
+        pass
 _emit("result", {"status": status, "message": message[:500], "violations": _violations})
 os._exit(0)
 """
@@ -310,7 +316,8 @@ class Sandbox:
             proc.wait()
         seconds = time.perf_counter() - started
         full = any(
-            (captured / name).stat().st_size >= self.limits.max_file_bytes for name in ("out", "err")
+            (captured / name).stat().st_size >= self.limits.max_file_bytes
+            for name in ("out", "err")
         )
         stdout = _read(captured / "out")
         stderr = _read(captured / "err")

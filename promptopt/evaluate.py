@@ -72,6 +72,27 @@ class Evaluator:
             results.append(EvalResult(score=mean, n=len(per_example), results=per_example))
         return results
 
+    def label_logprobs(
+        self, prompts: Sequence[Prompt], examples: Sequence[Example]
+    ) -> list[list[list[float]]]:
+        """log p(label word) for every prompt, example and label: [prompt][example][label].
+
+        RLPrompt's reward reads the whole label distribution, not just the argmax.
+        """
+        words = tuple(self.task.label_words or ())
+        if not words:
+            raise ModelError(f"task '{self.task.name}' has no label words")
+        if not self.llm.supports_logprobs:
+            raise ModelError(f"model '{self.llm.model_id}' gives no log-probabilities")
+        requests = [
+            LogprobRequest(continuations=words, messages=self._messages(p, ex))
+            for p in prompts
+            for ex in examples
+        ]
+        values = self.llm.logprobs(requests)
+        n = len(examples)
+        return [values[k * n : (k + 1) * n] for k in range(len(prompts))]
+
     def likelihood_many(
         self, prompts: Sequence[Prompt], examples: Sequence[Example]
     ) -> list[EvalResult]:

@@ -16,6 +16,11 @@ STRATEGIES: dict[str, tuple[str, str]] = {
         "APE (Zhou et al. 2022): proposer writes instructions from demonstrations; "
         "successive halving or UCB selects; optional resampling",
     ),
+    "rlprompt": (
+        "promptopt.strategies.rlprompt:RLPrompt",
+        "RLPrompt (Deng et al. 2022): an MLP on the frozen proposer LM learns, by policy "
+        "gradient on the task reward, to write short discrete prompts",
+    ),
     "instructzero": (
         "promptopt.strategies.instructzero:InstructZero",
         "InstructZero (Chen et al. 2023): Bayesian optimization over a soft prompt that makes "

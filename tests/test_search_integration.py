@@ -236,3 +236,43 @@ def test_instructzero_on_the_embedded_model(tmp_path: Path) -> None:
     assert export["prompt"]["instruction"] in {e["instruction"] for e in observed}
     report = runner.invoke(app, ["eval", "--prompt", str(out), "--json"])
     assert report.exit_code == 0, report.output
+
+
+def test_rlprompt_on_the_embedded_model(tmp_path: Path) -> None:
+    """A few policy-gradient steps with the real model as policy and target (sst2)."""
+    out = tmp_path / "rl.json"
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            "--task",
+            "sst2",
+            "--strategy",
+            "rlprompt",
+            "--dev-size",
+            "4",
+            "--test-size",
+            "6",
+            "-p",
+            "steps=2",
+            "-p",
+            "prompts_per_step=2",
+            "-p",
+            "examples_per_step=2",
+            "-p",
+            "eval_every=2",
+            "-p",
+            "mlp_hidden=64",
+            "--out",
+            str(out),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    export = json.loads(out.read_text())
+    steps = [e for e in read_events(tmp_path / "run") if e["event"] == "rl_step"]
+    assert len(steps) == 2
+    assert (tmp_path / "run" / "policy.pt").is_file()
+    assert export["scores"]["test"]["n"] == 6
+    assert export["usage"]["search"]["calls"] >= 2 * 2 * 2

@@ -1,0 +1,274 @@
+"""RLPrompt (Deng et al. 2022, arXiv 2205.12548): a trained policy writes discrete prompts.
+
+The policy (promptopt/rl_policy.py) is the proposer LM, frozen, with a small
+trainable MLP before its head; it samples T-token prompts with top-k. Each
+step scores K sampled prompts on B train inputs with the target model through
+the shared evaluator and updates the MLP.
+
+Reward, as in the paper:
+- classification: from the target's label-word log-probabilities, the gap
+  between the gold label's probability and the strongest other label's,
+  scaled by 200 when the prediction is right and 180 when wrong;
+- other tasks: the task scorer.
+Stabilization, as in the paper: z-score of the rewards per input across the
+prompts sampled for it, then a fixed affine rescaling.
+
+Training is on-policy policy gradient (REINFORCE with the z-scored reward as
+advantage) rather than the paper's soft Q-learning: with the few hundred
+rollouts a CPU affords, SQL's target network and replay add cost and tuning
+while the z-scored per-input reward already supplies the variance reduction
+SQL gets from its baseline. (Soft Q-learning is not implemented.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from promptopt.errors import BudgetExhausted, ConfigError
+from promptopt.rl_policy import PromptPolicy, Rollout
+from promptopt.strategies.base import SearchContext, SearchResult, knob, rank
+from promptopt.types import Candidate, Example, Message, Prompt
+
+POLICY_PREFIX = "Write a short instruction for a classifier."
+
+
+@dataclass
+class RLPromptConfig:
+    prompt_length: int = knob(5, "prompt tokens T (paper: 5 for classification)")
+    steps: int = knob(30, "training steps")
+    prompts_per_step: int = knob(8, "prompts sampled per step (K)")
+    examples_per_step: int = knob(8, "train inputs each prompt is rewarded on (B)")
+    top_k: int = knob(50, "top-k sampling of prompt tokens")
+    learning_rate: float = knob(1e-3, "Adam learning rate of the MLP")
+    mlp_hidden: int = knob(2048, "hidden units of the MLP (paper: 2048)")
+    right_scale: float = knob(200.0, "reward scale when the prediction is right (paper: 200)")
+    wrong_scale: float = knob(180.0, "reward scale when the prediction is wrong (paper: 180)")
+    reward_scale: float = knob(1.0, "affine rescaling after the z-score: scale")
+    reward_shift: float = knob(0.0, "affine rescaling after the z-score: shift")
+    eval_every: int = knob(10, "score the policy's greedy prompt on dev every N steps")
+    top_sampled: int = knob(3, "best sampled prompts (by train reward) also scored on dev")
+    checkpoint_every: int = knob(5, "save the policy to the run directory every N steps")
+
+    def __post_init__(self) -> None:
+        for name in ("prompt_length", "steps", "prompts_per_step", "examples_per_step"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.prompts_per_step < 2:
+            raise ConfigError("prompts_per_step must be at least 2 (rewards are z-scored)")
+
+
+# -- reward ---------------------------------------------------------------------------
+def label_gap(label_logprobs: list[float], gold: int) -> float:
+    """P(gold) - max P(other) over the label words (probabilities renormalized)."""
+    probs = torch.softmax(torch.tensor(label_logprobs, dtype=torch.float64), dim=0)
+    others = torch.cat([probs[:gold], probs[gold + 1 :]])
+    return float(probs[gold] - others.max())
+
+
+def piecewise_reward(gap: float, right_scale: float, wrong_scale: float) -> float:
+    """The paper's reward: a positive gap (right) and a negative one (wrong) scale differently."""
+    return (right_scale if gap > 0 else wrong_scale) * gap
+
+
+def stabilize(rewards: torch.Tensor, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
+    """rewards (K prompts, B inputs) -> (K,): z-score per input, mean, affine rescale."""
+    mean = rewards.mean(dim=0, keepdim=True)
+    std = rewards.std(dim=0, unbiased=False, keepdim=True)
+    z = (rewards - mean) / (std + 1e-6)
+    return scale * z.mean(dim=1) + shift
+
+
+def policy_gradient_step(
+    optimizer: torch.optim.Optimizer,
+    rollout: Rollout,
+    raw_rewards: torch.Tensor,
+    scale: float = 1.0,
+    shift: float = 0.0,
+) -> float:
+    """One REINFORCE update with the stabilized reward as each prompt's advantage."""
+    advantage = stabilize(raw_rewards, scale, shift).detach().float()
+    loss = -(advantage * rollout.log_probs).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+# -- strategy -------------------------------------------------------------------------
+class RLPrompt:
+    name = "rlprompt"
+    Config = RLPromptConfig
+
+    def search(self, ctx: SearchContext, config: RLPromptConfig) -> SearchResult:
+        base = ctx.proposer_base
+        if base is None or not hasattr(base, "model") or not hasattr(base, "tokenizer"):
+            raise ConfigError(
+                "rlprompt trains a policy on a local transformers model: use --proposer "
+                "embedded or --proposer hf:<model> (the target may be any model)"
+            )
+        trainer = _Trainer(ctx, config, base)
+        try:
+            trainer.train()
+        except BudgetExhausted as stop:
+            ctx.store.event("budget_exhausted", message=str(stop))
+            ctx.reporter.note(f"stopped early: {stop}")
+            with contextlib.suppress(BudgetExhausted):
+                trainer.score_finalists()
+            if not trainer.dev_scores:
+                raise
+            return SearchResult(candidates=trainer.candidates(), stopped_by_budget=True)
+        trainer.score_finalists()
+        return SearchResult(candidates=trainer.candidates())
+
+
+class _Trainer:
+    def __init__(self, ctx: SearchContext, config: RLPromptConfig, base) -> None:  # type: ignore[no-untyped-def]
+        self.ctx = ctx
+        self.config = config
+        self.tokenizer = base.tokenizer
+        prefix_text = base.render((Message("user", POLICY_PREFIX),), None)
+        prefix_ids = self.tokenizer(prefix_text, add_special_tokens=False)["input_ids"]
+        with torch.random.fork_rng():  # seeded MLP init without touching global state
+            torch.manual_seed(ctx.seed)
+            self.policy = PromptPolicy(base.model, prefix_ids, config.mlp_hidden)
+        self.optimizer = torch.optim.Adam(self.policy.trainable_parameters(), config.learning_rate)
+        self.generator = torch.Generator().manual_seed(ctx.seed)
+        self.train = ctx.task.examples("train")
+        self.dev = ctx.task.examples("dev")
+        self.classification = bool(ctx.task.label_words) and ctx.evaluator.llm.supports_logprobs
+        self.step = 0
+        self.sampled: dict[str, float] = {}  # prompt text -> best train reward seen
+        self.dev_scores: dict[str, tuple[float, int, str]] = {}
+        self.checkpoint = ctx.store.run_dir / "policy.pt"
+        if ctx.store.resumed and self.checkpoint.is_file():
+            self._load()
+
+    # -- training ------------------------------------------------------------------
+    def train(self) -> None:
+        c = self.config
+        ctx = self.ctx
+        ctx.reporter.phase("Training the prompt policy", total=c.steps)
+        ctx.reporter.advance(self.step)
+        while self.step < c.steps:
+            rng = ctx.rng(f"rlprompt-batch-{self.step}")
+            batch = rng.sample(self.train, min(c.examples_per_step, len(self.train)))
+            rollout = self.policy.sample(
+                c.prompts_per_step, c.prompt_length, c.top_k, self.generator
+            )
+            texts = [self.decode(row) for row in rollout.tokens]
+            raw = self.rewards(texts, batch)  # (K, B)
+            loss = policy_gradient_step(
+                self.optimizer, rollout, raw, c.reward_scale, c.reward_shift
+            )
+            per_prompt = raw.mean(dim=1).tolist()
+            for text, value in zip(texts, per_prompt, strict=True):
+                self.sampled[text] = max(value, self.sampled.get(text, -math.inf))
+            self.step += 1
+            best = max(range(len(texts)), key=lambda k: per_prompt[k])
+            ctx.store.event(
+                "rl_step",
+                step=self.step,
+                mean_reward=float(raw.mean()),
+                best_prompt=texts[best],
+                best_reward=per_prompt[best],
+                loss=loss,
+            )
+            ctx.reporter.advance(1)
+            if self.step % c.eval_every == 0:
+                self.score_on_dev([self.greedy_prompt()], origin=f"greedy @ step {self.step}")
+            if self.step % c.checkpoint_every == 0:
+                self._save()
+        self._save()
+
+    def rewards(self, texts: list[str], batch: list[Example]) -> torch.Tensor:
+        prompts = [Prompt(instruction=t, template=self.ctx.task.template) for t in texts]
+        if self.classification:
+            words = [w.lower() for w in self.ctx.task.label_words or ()]
+            values = self.ctx.evaluator.label_logprobs(prompts, batch)
+            rows = []
+            for per_example in values:
+                row = []
+                for ex, label_logprobs in zip(batch, per_example, strict=True):
+                    gap = label_gap(label_logprobs, words.index(ex.target.lower()))
+                    row.append(
+                        piecewise_reward(gap, self.config.right_scale, self.config.wrong_scale)
+                    )
+                rows.append(row)
+            return torch.tensor(rows, dtype=torch.float64)
+        results = self.ctx.evaluator.evaluate_many(prompts, batch)
+        return torch.tensor(
+            [[r.score for r in res.results] for res in results], dtype=torch.float64
+        )
+
+    # -- prompts and candidates -------------------------------------------------------
+    def decode(self, tokens: torch.Tensor) -> str:
+        return self.tokenizer.decode(tokens.tolist(), skip_special_tokens=True).strip()
+
+    def greedy_prompt(self) -> str:
+        return self.decode(self.policy.greedy(self.config.prompt_length)[0])
+
+    def score_on_dev(self, texts: list[str], origin: str) -> None:
+        fresh = [t for t in dict.fromkeys(texts) if t not in self.dev_scores]
+        if not fresh:
+            return
+        prompts = [Prompt(instruction=t, template=self.ctx.task.template) for t in fresh]
+        for text, result in zip(
+            fresh, self.ctx.evaluator.evaluate_many(prompts, self.dev), strict=True
+        ):
+            self.dev_scores[text] = (result.score, result.n, origin)
+            self.ctx.store.event("dev_scored", prompt=text, score=result.score, origin=origin)
+
+    def score_finalists(self) -> None:
+        """The final greedy prompt and the best sampled prompts, on dev."""
+        self.score_on_dev([self.greedy_prompt()], origin="greedy, final")
+        top = sorted(self.sampled, key=self.sampled.get, reverse=True)  # type: ignore[arg-type]
+        self.score_on_dev(top[: self.config.top_sampled], origin="sampled, best train reward")
+
+    def candidates(self) -> list[Candidate]:
+        return rank(
+            [
+                Candidate(
+                    prompt=Prompt(instruction=text, template=self.ctx.task.template),
+                    dev_score=score,
+                    dev_n=n,
+                    origin=origin,
+                )
+                for text, (score, n, origin) in self.dev_scores.items()
+            ]
+        )
+
+    # -- checkpoints -----------------------------------------------------------------
+    def _save(self) -> None:
+        state = {
+            "step": self.step,
+            "mlp": self.policy.mlp.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "sampled": self.sampled,
+            "dev_scores": self.dev_scores,
+        }
+        _atomic_torch_save(state, self.checkpoint)
+
+    def _load(self) -> None:
+        state = torch.load(self.checkpoint, weights_only=False)
+        self.step = state["step"]
+        self.policy.mlp.load_state_dict(state["mlp"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.sampled = state["sampled"]
+        self.dev_scores = state["dev_scores"]
+        self.ctx.store.event("policy_restored", step=self.step)
+
+
+def _atomic_torch_save(state: dict, path: Path) -> None:  # type: ignore[type-arg]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    torch.save(state, tmp)
+    os.replace(tmp, path)

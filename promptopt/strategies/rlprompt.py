@@ -140,7 +140,7 @@ class _Trainer:
             self.policy = PromptPolicy(base.model, prefix_ids, config.mlp_hidden)
         self.optimizer = torch.optim.Adam(self.policy.trainable_parameters(), config.learning_rate)
         self.generator = torch.Generator().manual_seed(ctx.seed)
-        self.train = ctx.task.examples("train")
+        self.train_examples = ctx.task.examples("train")
         self.dev = ctx.task.examples("dev")
         self.classification = bool(ctx.task.label_words) and ctx.evaluator.llm.supports_logprobs
         self.step = 0
@@ -158,7 +158,9 @@ class _Trainer:
         ctx.reporter.advance(self.step)
         while self.step < c.steps:
             rng = ctx.rng(f"rlprompt-batch-{self.step}")
-            batch = rng.sample(self.train, min(c.examples_per_step, len(self.train)))
+            batch = rng.sample(
+                self.train_examples, min(c.examples_per_step, len(self.train_examples))
+            )
             rollout = self.policy.sample(
                 c.prompts_per_step, c.prompt_length, c.top_k, self.generator
             )

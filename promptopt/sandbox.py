@@ -28,6 +28,7 @@ fresh `python -I -B` subprocess with these layers, each independent of the other
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -297,23 +298,25 @@ class Sandbox:
         started = time.perf_counter()
         timed_out = False
         with open(captured / "out", "wb") as out, open(captured / "err", "wb") as err:
-            proc = subprocess.Popen(
-                command,
-                cwd=scratch,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-                preexec_fn=_limiter(self.limits),
-                **privileges,
-            )
+            try:
+                proc = subprocess.Popen(
+                    command,
+                    cwd=scratch,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                    preexec_fn=_limiter(self.limits),
+                    **privileges,
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise ConfigError(f"cannot start the code sandbox: {exc}") from exc
             try:
                 proc.wait(timeout=self.limits.timeout_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
-            _kill_group(proc.pid)
-            proc.wait()
+            _kill_group(proc)
         seconds = time.perf_counter() - started
         full = any(
             (captured / name).stat().st_size >= self.limits.max_file_bytes
@@ -345,13 +348,13 @@ def _limiter(limits: SandboxLimits):  # type: ignore[no-untyped-def]
     return apply
 
 
-def _kill_group(pid: int, grace_s: float = 2.0) -> None:
+def _kill_group(proc: subprocess.Popen, grace_s: float = 2.0) -> None:  # type: ignore[type-arg]
     """Kill the program and everything it started, and give the system a moment
     to reap them, so the next program starts under an empty process limit."""
-    try:
+    pid = proc.pid
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return
+    proc.wait()
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         try:

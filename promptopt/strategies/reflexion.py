@@ -33,7 +33,14 @@ from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.paths import read_prompt_template
 from promptopt.scoring import first_line
 from promptopt.strategies.base import SearchContext, SearchResult, knob, rank
-from promptopt.types import Candidate, EvalResult, Example, GenerationRequest, Prompt
+from promptopt.types import (
+    Candidate,
+    EvalResult,
+    Example,
+    ExampleResult,
+    GenerationRequest,
+    Prompt,
+)
 
 
 @dataclass
@@ -43,7 +50,9 @@ class ReflexionConfig:
     minibatch: int = knob(8, "train examples each trial scores to find failures")
     memory_size: int = knob(3, "reflections kept in the episodic memory (paper: 1-3)")
     failures_shown: int = knob(3, "failed examples the reflector reads per trial")
-    revisions: int = knob(1, "revised prompts sampled per trial (all scored on dev in one batch)")
+    revisions: int = knob(
+        2, "revised prompts sampled per trial; the usable ones are scored on dev in one batch"
+    )
     continue_from: str = knob(
         "best", "'best' (revise the best prompt so far) or 'latest' (the last revision)"
     )
@@ -125,7 +134,14 @@ _PREAMBLE = re.compile(
     r"|instruction\s*:)\s*",
     re.IGNORECASE,
 )
-_ECHO = re.compile(r"^(?:input|output|expected|got|lessons?)\s*:", re.IGNORECASE)
+_ECHO = re.compile(r"^(?:input|output|expected|got|lessons?|advice|question)\s*:", re.IGNORECASE)
+# Replies that talk about the assistant or the instruction instead of being one.
+_DESCRIBES = re.compile(
+    r"^(?:the (?:assistant|instruction|original|model|ai|answer|output|response|lesson|advice)s?\b"
+    r"|in (?:the|this) \w+|this (?:instruction|assistant)|i (?:am|will|would|think|have)\b"
+    r"|as an ai)",
+    re.IGNORECASE,
+)
 _WRAP = "\"'`*\u201c\u201d\u2018\u2019 "
 
 
@@ -134,7 +150,9 @@ def parse_revision(text: str, current: str) -> tuple[str | None, str]:
 
     Strips preambles ("Here is the improved instruction:"), list markers,
     markdown and quotes; takes the first line that is left; rejects empty
-    replies, echoed examples or lessons, and the unchanged instruction.
+    replies, echoed examples or lessons, text about the assistant rather than
+    an instruction to it ("The assistant failed to ..."), and the unchanged
+    instruction.
     """
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     while lines:
@@ -147,6 +165,8 @@ def parse_revision(text: str, current: str) -> tuple[str | None, str]:
         return None, "empty"
     if _ECHO.match(line):
         return None, "echoed an example or lesson"
+    if _DESCRIBES.match(line):
+        return None, "describes instead of instructing"
     if len(re.sub(r"[^a-z]", "", line.lower())) < 3:
         return None, "too short"
     if len(line) > 400:
@@ -203,6 +223,10 @@ class _Board:
     template: str
     scores: dict[str, tuple[float, int]] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
+    seen: dict[tuple[str, str], ExampleResult] = field(default_factory=dict)
+    """(instruction, example id) -> result: nothing is asked of the model twice in a
+    run (minibatches of the same prompt overlap), which keeps a resumed run's
+    replayed charges equal to the original's."""
 
     def candidates(self) -> list[Candidate]:
         return rank(
@@ -251,11 +275,11 @@ class Reflexion:
                 return
             if config.continue_from == "best":
                 current = best
-            ctx.reporter.phase(f"Trial {trial}: current prompt on {config.minibatch} train")
             batch = rng.sample(train, min(config.minibatch, len(train)))
-            trial_result = ctx.evaluator.evaluate(
-                Prompt(current, ctx.task.template), batch, progress=ctx.reporter.advance
+            ctx.reporter.phase(
+                f"Trial {trial}: current prompt on {len(batch)} train examples", total=len(batch)
             )
+            trial_result = self._evaluate(ctx, board, current, batch)
             failures = format_failures(
                 batch, trial_result, config.failures_shown, config.output_chars
             )
@@ -348,6 +372,21 @@ class Reflexion:
             return True, accepted
         return False, accepted
 
+    def _evaluate(
+        self, ctx: SearchContext, board: _Board, instruction: str, batch: list[Example]
+    ) -> EvalResult:
+        """A prompt's results on a minibatch, asking the model only for examples not seen."""
+        todo = [e for e in batch if (instruction, e.id) not in board.seen]
+        if todo:
+            fresh = ctx.evaluator.evaluate(
+                Prompt(instruction, ctx.task.template), todo, progress=ctx.reporter.advance
+            )
+            for r in fresh.results:
+                board.seen[(instruction, r.example_id)] = r
+        results = [board.seen[(instruction, e.id)] for e in batch]
+        mean = sum(r.score for r in results) / len(results) if results else 0.0
+        return EvalResult(score=mean, n=len(results), results=results)
+
     def _score_dev(
         self,
         ctx: SearchContext,
@@ -364,6 +403,8 @@ class Reflexion:
         prompts = [Prompt(i, ctx.task.template) for i in instructions]
         results = ctx.evaluator.evaluate_many(prompts, dev, progress=ctx.reporter.advance)
         for instruction, result in zip(instructions, results, strict=True):
+            for r in result.results:
+                board.seen[(instruction, r.example_id)] = r
             board.scores[instruction] = (result.score, result.n)
             board.origin[instruction] = origin
             ctx.store.event(

@@ -576,7 +576,10 @@ def task_from_data_file(
     except _TaskFileError as exc:
         raise ConfigError(str(exc)) from exc
     dev_n, test_n = want["dev"] or 0, want["test"] or 0
-    holdout, train = datasets.split_dev_test(pool, dev_n + test_n, seed, want["train"])
+    # Dev and test come first (a small file keeps them whole); train gets the rest.
+    holdout_n = min(dev_n + test_n, max(0, len(pool) - 1))
+    holdout, rest = datasets.split_dev_test(pool, holdout_n, seed)
+    train = rest[: want["train"]] if want["train"] is not None else rest
     dev, test = datasets.split_dev_test(holdout, dev_n, seed, test_n)
     try:
         template = _check_template(template or DEFAULT_TEMPLATE)

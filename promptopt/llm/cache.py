@@ -72,6 +72,7 @@ class CachedLLM:
         self.usage = usage
         self.replay_charges = replay_charges
         self.session = uuid.uuid4().hex
+        self._replayed: set[str] = set()
         self.kind = inner.kind
         self.model_id = inner.model_id
         self.supports_logprobs = inner.supports_logprobs
@@ -80,9 +81,15 @@ class CachedLLM:
     def _key(self, method: str, payload: dict[str, Any]) -> str:
         return cache_key(self.kind, self.model_id, method, payload)
 
-    def _account_hit(self, entry: dict[str, Any]) -> None:
-        """A hit is free, except a journal entry charged by an earlier process."""
-        if self.replay_charges and entry.get("charged") and entry.get("session") != self.session:
+    def _account_hit(self, key: str, entry: dict[str, Any]) -> None:
+        """A hit is free, except a journal entry charged by an earlier process.
+
+        Such an entry is charged once per process: a request the earlier run
+        repeated was free then, and stays free when replayed.
+        """
+        replay = self.replay_charges and entry.get("charged")
+        if replay and entry.get("session") != self.session and key not in self._replayed:
+            self._replayed.add(key)
             self.usage.calls += 1
             self.usage.prompt_tokens += entry.get("prompt_tokens", 0)
             self.usage.completion_tokens += entry.get("completion_tokens", 0)
@@ -98,8 +105,8 @@ class CachedLLM:
             keys = [self._key("generate", _generation_payload(req, s)) for s in range(req.n)]
             entries = [self.cache.get(k) for k in keys]
             if all(e is not None for e in entries):
-                for entry in entries:
-                    self._account_hit(entry)
+                for key, entry in zip(keys, entries, strict=True):
+                    self._account_hit(key, entry)
                 results[i] = Completion(
                     texts=[e["text"] for e in entries],
                     prompt_tokens=sum(e.get("prompt_tokens", 0) for e in entries),
@@ -138,7 +145,7 @@ class CachedLLM:
             if entry is None:
                 misses.append(i)
             else:
-                self._account_hit(entry)
+                self._account_hit(key, entry)
                 results[i] = entry["values"]
         if misses:
             # Keys are shared by every layer, so an inner cache that already holds

@@ -129,3 +129,18 @@ def test_two_processes_share_one_cache(tmp_path: Path) -> None:
     cache = open_cache(Path(directory))
     assert len(cache) == 400
     assert cache.get("1-199")["i"] == 199
+
+
+def test_replay_charges_a_repeated_request_once(tmp_path: Path) -> None:
+    """A request the interrupted run repeated (free the second time) is charged once on resume."""
+    journal = open_cache(tmp_path / "journal")
+    fake, usage = ScriptedLLM(echo), Usage()
+    first = CachedLLM(MeteredLLM(fake, usage), journal, usage, replay_charges=True)
+    first.generate([GenerationRequest.chat("a")])
+    first.generate([GenerationRequest.chat("a")])
+    assert usage.calls == 1 and usage.cache_hits == 1
+    usage2 = Usage()
+    resumed = CachedLLM(MeteredLLM(fake, usage2), journal, usage2, replay_charges=True)
+    resumed.generate([GenerationRequest.chat("a")])
+    resumed.generate([GenerationRequest.chat("a")])
+    assert usage2.calls == 1 and usage2.cache_hits == 1

@@ -1,0 +1,449 @@
+"""Boosted prompt ensembles (Pitis et al., 2023, arXiv 2304.05970).
+
+1. Start from an initial few-shot prompt: the task's instruction and `shots`
+   train demonstrations (worked solutions, i.e. chain of thought, where the
+   data has them, as in GSM8K). It stays the ensemble's first member.
+2. Each step, run the ensemble so far on a pool of train questions with
+   `samples_per_prompt` sampled answers per prompt at `temperature`; per
+   question, measure the agreement of all prompts x samples and, with labels,
+   whether the vote is right.
+3. Pick the "hard" questions:
+   - train-time (`version=train`, needs the pool's labels): the vote is wrong
+     but some sampled reasoning is right, lowest agreement first; the right
+     reasoning becomes the demonstration (the model supervises itself);
+   - test-time (`version=test`, no labels read): the questions whose agreement
+     is at least `confidence_floor`, lowest first; the majority answer's
+     reasoning becomes the demonstration.
+4. The hard questions form the next prompt's demonstrations; add it and repeat
+   until the ensemble has `num_prompts` members.
+
+The ensemble answers by a plurality vote over all prompts x samples (or a vote
+weighted by each member's pool accuracy); see `promptopt.ensemble` for the
+exact rules. `version=bagged` builds the paper's baseline instead: members with
+random train demonstrations, no pool runs.
+
+Each member's pool samples are kept, so a step only samples its newest member;
+every call goes through the shared evaluator (cache, budget, run journal), and
+the run store records every step, so `--resume` replays a run's calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from promptopt.ensemble import plurality, vote_key
+from promptopt.errors import BudgetExhausted, ConfigError
+from promptopt.strategies.base import SearchContext, SearchResult, knob
+from promptopt.types import VOTE_RULES, Candidate, Ensemble, Example, Prompt
+
+VERSIONS = ("train", "test", "bagged")
+DEMO_SOURCES = ("sample", "gold")
+
+Samples = list[tuple[str, str]]
+"""One member's sampled (raw output, prediction) pairs on one question."""
+
+
+@dataclass
+class BoostedConfig:
+    version: str = knob(
+        "train",
+        "'train' (hard = vote wrong but a sample right; reads the pool's labels), 'test' "
+        "(no labels: lowest agreement above confidence_floor, majority reasoning) or "
+        "'bagged' (random demonstrations, the paper's baseline)",
+    )
+    num_prompts: int = knob(3, "prompts in the ensemble, the initial one included (paper: 10)")
+    samples_per_prompt: int = knob(
+        3, "sampled answers per prompt per question, in the pool runs and when answering"
+    )
+    shots: int = knob(3, "demonstrations per prompt (GSM8K chain-of-thought prompts often use 8)")
+    pool_size: int = knob(16, "train questions the ensemble is run on each step")
+    temperature: float = knob(
+        0.5, "sampling temperature (self-consistency uses 0.7; 0.5 suits a 135M model)"
+    )
+    confidence_floor: float = knob(
+        0.5, "test-time: least agreement for a question's majority answer to be trusted"
+    )
+    vote: str = knob(
+        "plurality",
+        "'plurality' over all prompts x samples, or 'weighted' by each member's smoothed "
+        "pool accuracy (test-time: agreement with the vote); costs one more pool run",
+    )
+    demo_source: str = knob(
+        "sample",
+        "train-time demonstrations: 'sample' (the model's right reasoning, as the paper) "
+        "or 'gold' (the data's worked solution)",
+    )
+    gold_fallback: bool = knob(
+        True,
+        "train-time, demo_source=sample: when too few hard questions have a right sample, "
+        "fill with the hardest wrong ones shown with the data's solution",
+    )
+    instruction: str = knob("", "instruction above the demonstrations ('' = the task's baseline)")
+
+    def __post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise ConfigError(f"version must be one of {', '.join(VERSIONS)}, not '{self.version}'")
+        if self.vote not in VOTE_RULES:
+            raise ConfigError(f"vote must be one of {', '.join(VOTE_RULES)}, not '{self.vote}'")
+        if self.demo_source not in DEMO_SOURCES:
+            raise ConfigError(
+                f"demo_source must be one of {', '.join(DEMO_SOURCES)}, not '{self.demo_source}'"
+            )
+        for name in ("num_prompts", "samples_per_prompt", "shots", "pool_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.temperature <= 0 and self.samples_per_prompt > 1:
+            raise ConfigError("several samples per prompt need a temperature above 0")
+        if not 0 <= self.confidence_floor <= 1:
+            raise ConfigError("confidence_floor must be between 0 and 1")
+
+
+@dataclass
+class PoolStat:
+    """What the ensemble so far did on one pool question."""
+
+    example: Example
+    index: int
+    """Position in the pool (the last tie-break)."""
+    answer: str
+    agreement: float
+    right: bool | None
+    """Whether the vote is right; None when labels are not read (test-time)."""
+    reasoning: str
+    """Raw text of the first sample behind the vote."""
+    right_sample: str | None = None
+    """Raw text of the first right sample, if any (train-time)."""
+    right_prediction: str | None = None
+
+
+def pool_stats(
+    pool: list[Example],
+    answers: list[dict[str, Samples]],
+    score=None,  # type: ignore[no-untyped-def]
+) -> list[PoolStat]:
+    """Vote, agreement and (with a scorer) correctness of every pool question.
+
+    `answers[member][example id]` are the member's samples; the vote here is the
+    plain plurality over all of them (the selection rule of the paper).
+    """
+    stats = []
+    for index, example in enumerate(pool):
+        flat = [pair for member in answers for pair in member[example.id]]
+        vote = plurality([pred for _, pred in flat])
+        reasoning = flat[vote.first_index][0] if vote.first_index >= 0 else ""
+        stat = PoolStat(example, index, vote.answer, vote.agreement, None, reasoning)
+        if score is not None:
+            stat.right = bool(vote.answer) and is_right(score(vote.answer, example))
+            for raw, pred in flat:
+                if pred.strip() and is_right(score(pred, example)):
+                    stat.right_sample, stat.right_prediction = raw, pred
+                    break
+        stats.append(stat)
+    return stats
+
+
+def is_right(value: float) -> bool:
+    """A sample counts as right only with full credit (partial F1 does not)."""
+    return value >= 1.0 - 1e-9
+
+
+def select_train_time(
+    stats: list[PoolStat], shots: int, demo_source: str = "sample", gold_fallback: bool = True
+) -> list[tuple[PoolStat, str]]:
+    """Hard questions with labels, best first, as (question, demonstration source).
+
+    Order: the vote is wrong but a sample is right (the paper's "hard"), then,
+    with `gold_fallback` (or `demo_source=gold`), wrong with no right sample,
+    then right but not unanimous; within each, lowest agreement first, then
+    pool order. The source is "sample" (show the right sample) or "gold".
+    """
+    ranked: list[tuple[tuple, PoolStat, str]] = []
+    for s in stats:
+        has_sample = s.right_sample is not None
+        if demo_source == "gold":
+            source = "gold"
+        elif has_sample:
+            source = "sample"
+        elif gold_fallback and not s.right:
+            source = "gold"
+        else:
+            continue
+        if s.right and s.agreement >= 1.0 - 1e-9:
+            continue  # unanimous and right: not hard
+        if s.right:
+            tier = 2
+        elif demo_source == "gold" or has_sample:
+            tier = 0
+        else:
+            tier = 1
+        ranked.append(((tier, round(s.agreement, 9), s.index), s, source))
+    ranked.sort(key=lambda r: r[0])
+    return [(s, source) for _, s, source in ranked[:shots]]
+
+
+def select_test_time(stats: list[PoolStat], shots: int, floor: float) -> list[PoolStat]:
+    """Hard questions without labels: agreement at least `floor`, lowest first, then
+    pool order; a question with no parsable answer is never picked."""
+    eligible = [s for s in stats if s.answer and s.agreement >= floor - 1e-9]
+    eligible.sort(key=lambda s: (round(s.agreement, 9), s.index))
+    return eligible[:shots]
+
+
+@dataclass
+class Member:
+    prompt: Prompt
+    origin: str
+    samples: dict[str, Samples] = field(default_factory=dict)
+
+
+class Boosted:
+    name = "boosted"
+    Config = BoostedConfig
+
+    def search(self, ctx: SearchContext, config: BoostedConfig) -> SearchResult:
+        train = ctx.task.examples("train")
+        if not train:
+            raise ConfigError(f"task '{ctx.task.name}' has no train examples to build prompts from")
+        reasoning = any(e.demo_output is not None for e in train)
+        instruction = config.instruction or ctx.task.baseline_instruction
+        initial = ctx.rng("boost-initial").sample(train, min(config.shots, len(train)))
+        used = {e.id for e in initial}
+        rest = [e for e in train if e.id not in used]
+        ctx.rng("boost-pool").shuffle(rest)
+        pool = rest[: config.pool_size]
+        members = [Member(self._prompt(ctx, instruction, initial), "initial prompt")]
+        ctx.store.event(
+            "boost_started",
+            version=config.version,
+            initial_demos=[e.id for e in initial],
+            pool=[e.id for e in pool],
+        )
+        stopped = False
+        try:
+            for step in range(1, config.num_prompts):
+                if config.version == "bagged":
+                    demos = self._bagged_demos(ctx, train, used, config.shots, step)
+                    origin = "bagged: random demonstrations"
+                else:
+                    if not pool:
+                        raise ConfigError("boosting needs train questions beyond the initial shots")
+                    self._sample_pool(ctx, config, members, pool, step)
+                    demos, origin = self._next_demos(ctx, config, members, pool, reasoning, step)
+                    if not demos:
+                        ctx.store.event("boost_stopped", step=step, reason="no hard questions")
+                        ctx.reporter.note(
+                            f"step {step}: no hard question left in the pool; "
+                            f"the ensemble keeps {len(members)} prompts"
+                        )
+                        break
+                used |= {d.id for d in demos}
+                members.append(Member(self._prompt(ctx, instruction, demos), origin))
+                ctx.store.event(
+                    "boost_member_added",
+                    step=step,
+                    member=len(members) - 1,
+                    origin=origin,
+                    demos=[d.id for d in demos],
+                )
+            if config.vote == "weighted":
+                self._sample_pool(ctx, config, members, pool, len(members))
+        except BudgetExhausted as stop:
+            if not any(m.samples for m in members) and config.version != "bagged":
+                raise
+            ctx.store.event("budget_exhausted", message=str(stop))
+            ctx.reporter.note(f"stopped early: {stop}")
+            stopped = True
+        return self._result(ctx, config, members, pool, stopped)
+
+    # -- building prompts -----------------------------------------------------------
+    def _prompt(self, ctx: SearchContext, instruction: str, demos: list[Example]) -> Prompt:
+        return Prompt(
+            instruction=instruction, template=ctx.task.template, demonstrations=tuple(demos)
+        )
+
+    def _bagged_demos(
+        self, ctx: SearchContext, train: list[Example], used: set[str], shots: int, step: int
+    ) -> list[Example]:
+        fresh = [e for e in train if e.id not in used] or train
+        return ctx.rng(f"boost-bag-{step}").sample(fresh, min(shots, len(fresh)))
+
+    def _next_demos(
+        self,
+        ctx: SearchContext,
+        config: BoostedConfig,
+        members: list[Member],
+        pool: list[Example],
+        reasoning: bool,
+        step: int,
+    ) -> tuple[list[Example], str]:
+        used = {d.id for m in members for d in m.prompt.demonstrations}
+        candidates = [e for e in pool if e.id not in used]
+        answers = [m.samples for m in members]
+        if config.version == "train":
+            stats = pool_stats(candidates, answers, ctx.task.scorer.score)
+            picked = select_train_time(
+                stats, config.shots, config.demo_source, config.gold_fallback
+            )
+            demos = [_train_demo(s, source, reasoning) for s, source in picked]
+            n_sample = sum(1 for _, source in picked if source == "sample")
+            origin = f"step {step}: {len(demos)} hard ({n_sample} self-supervised)"
+            chosen = [s for s, _ in picked]
+        else:
+            stats = pool_stats(candidates, answers)
+            chosen = select_test_time(stats, config.shots, config.confidence_floor)
+            demos = [_test_demo(s, reasoning) for s in chosen]
+            origin = f"step {step}: {len(demos)} confident-but-unsure (no labels)"
+        # For the log (test-time too: pool labels are read here only, never to select).
+        whole = pool_stats(pool, answers, ctx.task.scorer.score)
+        ctx.store.event(
+            "boost_step",
+            step=step,
+            members=len(members),
+            pool_vote_accuracy=sum(1 for s in whole if s.right) / len(whole),
+            mean_agreement=sum(s.agreement for s in whole) / len(whole),
+            hard=[
+                {"id": s.example.id, "agreement": round(s.agreement, 4), "vote": s.answer}
+                for s in chosen
+            ],
+        )
+        return demos, origin
+
+    # -- running the pool -----------------------------------------------------------
+    def _sample_pool(
+        self,
+        ctx: SearchContext,
+        config: BoostedConfig,
+        members: list[Member],
+        pool: list[Example],
+        step: int,
+    ) -> None:
+        """Sample every member that has not yet answered the pool, in one batch."""
+        todo = [m for m in members if not m.samples]
+        if not todo or not pool:
+            return
+        ctx.reporter.phase(
+            f"Step {step}: {len(todo)} prompt(s) x {len(pool)} pool questions x "
+            f"{config.samples_per_prompt} samples",
+            total=len(todo) * len(pool),
+        )
+        out = ctx.evaluator.sample_many(
+            [m.prompt for m in todo],
+            pool,
+            n=config.samples_per_prompt,
+            temperature=config.temperature,
+            seed=ctx.seed,
+            progress=ctx.reporter.advance,
+        )
+        for member, per_example in zip(todo, out, strict=True):
+            member.samples = {e.id: s for e, s in zip(pool, per_example, strict=True)}
+            ctx.store.event(
+                "boost_sampled",
+                member=members.index(member),
+                pool_accuracy=_sample_accuracy(ctx, member, pool),
+            )
+
+    # -- the result -----------------------------------------------------------------
+    def _result(
+        self,
+        ctx: SearchContext,
+        config: BoostedConfig,
+        members: list[Member],
+        pool: list[Example],
+        stopped: bool,
+    ) -> SearchResult:
+        weights: tuple[float, ...] = ()
+        if config.vote == "weighted":
+            weights = tuple(self._weight(ctx, config, m, members, pool) for m in members)
+        ensemble = Ensemble(
+            members=tuple(m.prompt for m in members),
+            vote=config.vote,
+            samples=config.samples_per_prompt,
+            temperature=max(config.temperature, 0.0),
+            weights=weights,
+            seed=ctx.seed,
+        )
+        candidates = []
+        for m in members:
+            own = _member_vote_accuracy(ctx, m, pool)
+            candidates.append(
+                Candidate(
+                    prompt=m.prompt,
+                    dev_score=own,
+                    dev_n=len(pool) if m.samples else 0,
+                    origin=m.origin,
+                )
+            )
+        scored = [m for m in members if m.samples]
+        pool_score = None
+        if scored:
+            stats = pool_stats(pool, [m.samples for m in scored], ctx.task.scorer.score)
+            pool_score = (sum(1 for s in stats if s.right) / len(stats), len(stats))
+        ctx.store.event(
+            "boost_finished",
+            members=len(members),
+            weights=list(weights),
+            pool_vote_accuracy=pool_score[0] if pool_score else None,
+        )
+        return SearchResult(
+            candidates=candidates,
+            stopped_by_budget=stopped,
+            ensemble=ensemble,
+            ensemble_score=pool_score,
+        )
+
+    def _weight(
+        self,
+        ctx: SearchContext,
+        config: BoostedConfig,
+        member: Member,
+        members: list[Member],
+        pool: list[Example],
+    ) -> float:
+        """Laplace-smoothed share of the member's samples that are right (train-time,
+        bagged) or agree with the ensemble's vote (test-time): never 0, 0.5 unmeasured."""
+        hits = total = 0
+        scored = [m.samples for m in members if m.samples]
+        votes = {s.example.id: vote_key(s.answer) for s in pool_stats(pool, scored)}
+        for example in pool:
+            for _, pred in member.samples.get(example.id, []):
+                total += 1
+                if config.version == "test":
+                    hits += bool(pred.strip()) and vote_key(pred) == votes[example.id]
+                else:
+                    hits += is_right(ctx.task.scorer.score(pred, example))
+        return (hits + 1) / (total + 2)
+
+
+def _train_demo(stat: PoolStat, source: str, reasoning: bool) -> Example:
+    """The demonstration a train-time hard question becomes."""
+    ex = stat.example
+    if source == "gold":
+        return ex
+    shown = (stat.right_sample or "").strip() if reasoning else None
+    return Example(
+        id=ex.id, input=ex.input, target=ex.target, aliases=ex.aliases, demo_output=shown
+    )
+
+
+def _test_demo(stat: PoolStat, reasoning: bool) -> Example:
+    """A test-time demonstration: the majority answer as pseudo-label, never the label."""
+    ex = stat.example
+    shown = stat.reasoning.strip() if reasoning else None
+    return Example(id=ex.id, input=ex.input, target=stat.answer, demo_output=shown)
+
+
+def _sample_accuracy(ctx: SearchContext, member: Member, pool: list[Example]) -> float:
+    scores = [
+        float(ctx.task.scorer.score(pred, e)) for e in pool for _, pred in member.samples[e.id]
+    ]
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def _member_vote_accuracy(ctx: SearchContext, member: Member, pool: list[Example]) -> float:
+    if not member.samples:
+        return 0.0
+    right = 0
+    for e in pool:
+        vote = plurality([pred for _, pred in member.samples[e.id]])
+        right += bool(vote.answer) and is_right(ctx.task.scorer.score(vote.answer, e))
+    return right / len(pool)

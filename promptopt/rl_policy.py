@@ -37,7 +37,15 @@ class Rollout:
 class PromptPolicy(nn.Module):
     """Generates T-token prompts after a fixed prefix; trainable part is the MLP only."""
 
-    def __init__(self, lm: nn.Module, prefix_ids: list[int], inner: int = 2048) -> None:
+    def __init__(
+        self,
+        lm: nn.Module,
+        prefix_ids: list[int],
+        inner: int = 2048,
+        banned_ids: list[int] | None = None,
+    ) -> None:
+        """`banned_ids`: tokens a prompt may not contain (special tokens, which
+        decode to nothing and would leave an empty prompt)."""
         super().__init__()
         self.lm = lm
         for p in self.lm.parameters():
@@ -52,6 +60,11 @@ class PromptPolicy(nn.Module):
         self.register_buffer(
             "head_bias", bias.detach().float() if bias is not None else None, persistent=False
         )
+        self.register_buffer(
+            "banned",
+            torch.tensor(sorted(set(banned_ids or [])), dtype=torch.long),
+            persistent=False,
+        )
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return list(self.mlp.parameters())
@@ -65,7 +78,10 @@ class PromptPolicy(nn.Module):
     def logits(self, ids: torch.Tensor) -> torch.Tensor:
         """Policy logits (batch, vocab) for the next token after `ids`."""
         h = self.mlp(self._hidden(ids))
-        return nn.functional.linear(h, self.head_weight, self.head_bias)
+        logits = nn.functional.linear(h, self.head_weight, self.head_bias)
+        if len(self.banned):
+            logits = logits.index_fill(1, self.banned, float("-inf"))
+        return logits
 
     def sample(
         self, batch: int, length: int, top_k: int, generator: torch.Generator | None

@@ -137,7 +137,9 @@ class _Trainer:
         prefix_ids = self.tokenizer(prefix_text, add_special_tokens=False)["input_ids"]
         with torch.random.fork_rng():  # seeded MLP init without touching global state
             torch.manual_seed(ctx.seed)
-            self.policy = PromptPolicy(base.model, prefix_ids, config.mlp_hidden)
+            self.policy = PromptPolicy(
+                base.model, prefix_ids, config.mlp_hidden, self.tokenizer.all_special_ids
+            )
         self.optimizer = torch.optim.Adam(self.policy.trainable_parameters(), config.learning_rate)
         self.generator = torch.Generator().manual_seed(ctx.seed)
         self.train_examples = ctx.task.examples("train")

@@ -89,3 +89,10 @@ def test_learns_a_rewarded_token_sequence_far_above_chance() -> None:
 def test_config_validation() -> None:
     with pytest.raises(Exception, match="prompts_per_step"):
         RLPromptConfig(prompts_per_step=1)
+
+
+def test_banned_tokens_are_never_sampled() -> None:
+    policy = PromptPolicy(tiny_lm(), prefix_ids=[1], inner=64, banned_ids=list(range(8)))
+    rollout = policy.sample(16, 4, top_k=0, generator=torch.Generator().manual_seed(0))
+    assert int(rollout.tokens.min()) >= 8
+    assert int(policy.greedy(4).min()) >= 8

@@ -190,12 +190,13 @@ class HFLLM:
             out = self.model.generate(**enc, **kwargs)
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
+        eos = self._eos_ids()
         completions = []
         for row in range(len(prompts)):
             texts, generated = [], 0
             for sample in range(n):
                 ids = new_tokens[row * n + sample]
-                kept = _strip_after_eos(ids.tolist(), self._eos_ids())
+                kept = _strip_after_eos(ids.tolist(), eos)
                 generated += len(kept)
                 texts.append(truncate_at_stop(tok.decode(kept, skip_special_tokens=True), stop))
             completions.append(
@@ -271,9 +272,9 @@ class HFLLM:
         if stop:
             kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
         out = self.model.generate(inputs_embeds=inputs, attention_mask=mask, **kwargs)
-        texts, generated = [], 0
+        texts, generated, eos = [], 0, self._eos_ids()
         for row in out.tolist():  # with inputs_embeds only new tokens come back
-            kept = _strip_after_eos(row, self._eos_ids())
+            kept = _strip_after_eos(row, eos)
             generated += len(kept)
             texts.append(
                 truncate_at_stop(self.tokenizer.decode(kept, skip_special_tokens=True), stop)

@@ -22,7 +22,7 @@ from promptopt.llm.factory import ModelSpec, build_llm
 from promptopt.llm.meter import MeteredLLM
 from promptopt.paths import cache_root
 from promptopt.registry import get_strategy
-from promptopt.store import RunStore
+from promptopt.store import RunStore, write_json_atomic
 from promptopt.strategies.base import Reporter, SearchContext, SilentReporter, build_config
 from promptopt.task import Task, load_task, task_from_data_file
 from promptopt.types import Budget, Ensemble, EvalResult, Prompt, Usage
@@ -98,6 +98,29 @@ class SearchSpec:
         }
 
 
+TEST_EXAMPLES_FILE = "test_examples.json"
+"""Per-example test results of the best prompt and the baseline, in a run directory:
+what paired significance tests and the failed-examples table of a report read."""
+
+
+def per_example_rows(task: Task, result: EvalResult) -> list[dict[str, Any]]:
+    examples = {e.id: e for e in task.examples("test")}
+    rows = []
+    for row in result.results:
+        example = examples.get(row.example_id)
+        rows.append(
+            {
+                "id": row.example_id,
+                "input": example.input if example else None,
+                "target": example.target if example else None,
+                "output": row.output,
+                "prediction": row.prediction,
+                "score": row.score,
+            }
+        )
+    return rows
+
+
 def default_run_dir(task: str, strategy: str) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     safe_task = Path(task).stem if task.endswith((".yaml", ".yml")) else task
@@ -137,6 +160,7 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
         journal = store.journal()
 
         search_usage = Usage()
+        store.usage = search_usage
         target = layered(target_base, search_usage, spec.budget, shared, journal)
         proposer = layered(proposer_base, search_usage, spec.budget, shared, journal)
         ctx = SearchContext(
@@ -166,6 +190,14 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
                 task, test_target, result.best.prompt, reporter
             )
         test_seconds = time.perf_counter() - started
+        best_result = ensemble_test.result if result.ensemble is not None else best_test
+        write_json_atomic(
+            run_dir / TEST_EXAMPLES_FILE,
+            {
+                "best": per_example_rows(task, best_result),
+                "baseline": per_example_rows(task, baseline_test),
+            },
+        )
 
         fields: dict[str, Any] = dict(
             task=task,

@@ -24,6 +24,7 @@ import diskcache
 
 from promptopt.errors import ConfigError
 from promptopt.llm.cache import open_cache
+from promptopt.types import Usage
 
 RESUME_KEYS = (
     "task",
@@ -53,6 +54,9 @@ class RunStore:
         self.run_dir = run_dir
         self.config = config
         self.resumed = resume
+        self.usage: Usage | None = None
+        """The search's usage, once models exist: every later event records it, so a
+        report can plot scores against the model calls spent to reach them."""
         config_path = run_dir / "config.json"
         if resume:
             if not config_path.is_file():
@@ -85,7 +89,11 @@ class RunStore:
         return open_cache(self.run_dir / name)
 
     def event(self, kind: str, **data: Any) -> None:
-        record = {"t": round(time.time(), 3), "event": kind, **data}
+        record: dict[str, Any] = {"t": round(time.time(), 3), "event": kind}
+        if self.usage is not None:
+            record["calls"] = self.usage.calls
+            record["tokens"] = self.usage.tokens
+        record.update(data)
         self._events.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._events.flush()
 

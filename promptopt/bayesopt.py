@@ -119,7 +119,9 @@ def propose(
         torch.manual_seed(seed)
         gp = fit_gp(obs, kernel)
         acq = qLogExpectedImprovement(model=gp, best_f=obs.y.max())
-        candidates, _ = optimize_acqf(acq, bounds=bounds, q=q, num_restarts=4, raw_samples=128)
+        candidates, _ = optimize_acqf(
+            acq, bounds=bounds, q=q, num_restarts=num_restarts, raw_samples=raw_samples
+        )
     return candidates.detach()
 
 

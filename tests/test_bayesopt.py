@@ -111,3 +111,21 @@ def test_bo_beats_random_search_at_equal_evaluations() -> None:
     random_best = statistics.mean(run("random", s) for s in seeds)
     coupled_best = statistics.mean(run("coupled", s) for s in seeds)
     assert coupled_best > random_best
+
+
+def test_propose_passes_the_acquisition_knobs_to_the_optimizer(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import promptopt.bayesopt as bayesopt
+
+    seen: dict[str, int] = {}
+    real = bayesopt.optimize_acqf
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(num_restarts=kwargs["num_restarts"], raw_samples=kwargs["raw_samples"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bayesopt, "optimize_acqf", spy)
+    z = sobol_points(6, 3, seed=0)
+    scores = torch.stack([synthetic_scores(synthetic_instruction(p)) for p in z])
+    obs = Observations(z=z, y=scores.mean(dim=1), scores=scores)
+    new = propose(obs, kernel="matern", q=1, seed=0, num_restarts=3, raw_samples=16)
+    assert seen == {"num_restarts": 3, "raw_samples": 16} and new.shape == (1, 3)

@@ -13,13 +13,29 @@ Searches a low-dimensional soft prompt z in [-1, 1]^d instead of text:
 
 `optimizer=random` draws uniform soft prompts instead of BO: the paper's
 "uniform" baseline, at the same number of evaluations.
+
+`rounds=0` keeps proposing rounds until the call budget is spent, so methods
+are compared at equal cost rather than equal schedules. The last round is
+shrunk to the points the budget can still pay for (a point costs one writer
+call plus its dev scoring), so it is never refused half-paid. A writer that
+keeps writing instructions already seen costs writer calls but teaches BO
+nothing, so `patience` rounds without a new instruction end the search, and
+`max_rounds` caps a search that has no budget.
+
+The default projection_scale is 10, not 1: with 5 soft tokens at the scale of
+real embeddings the 135M writer ignored z (sentiment: 3 distinct instructions
+from 20 random z at scale 1, 7 at 10, and empty or off-task replies from 20
+on; bench/results/instructzero_scale_diversity.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import torch
 
@@ -29,7 +45,21 @@ from promptopt.paths import read_prompt_template
 from promptopt.prompting import render_demonstration
 from promptopt.strategies.ape import clean_instruction
 from promptopt.strategies.base import SearchContext, SearchResult, knob, rank
-from promptopt.types import Candidate, Message, Prompt
+from promptopt.task import Task
+from promptopt.types import Candidate, Completion, Message, Prompt
+
+
+class SoftPromptWriter(Protocol):
+    """What InstructZero needs of its writer (promptopt.llm.hf.HFLLM has it all)."""
+
+    model_id: str
+    hidden_size: int
+
+    def embedding_std(self) -> float: ...
+    def render(self, messages: Sequence[Message], text: str | None) -> str: ...
+    def generate_from_soft_prompts(
+        self, soft_prompts: torch.Tensor, text: str, *, max_tokens: int = 48
+    ) -> Completion: ...
 
 
 @dataclass
@@ -37,10 +67,22 @@ class InstructZeroConfig:
     intrinsic_dim: int = knob(10, "d, the dimension of the searched soft prompt z (paper: 10)")
     n_tokens: int = knob(5, "soft tokens prepended to the writer's input")
     projection_scale: float = knob(
-        1.0, "std of the soft tokens relative to the writer's embedding std"
+        10.0,
+        "std of the soft tokens relative to the writer's embedding std (at 1 the 135M "
+        "writer wrote nearly one instruction for every z)",
     )
     initial_points: int = knob(6, "soft prompts in the Sobol initial design")
-    rounds: int = knob(4, "BO rounds after the initial design")
+    rounds: int = knob(
+        4,
+        "BO rounds after the initial design; 0 = keep going until --budget is spent "
+        "(or max_rounds, or patience, ends it first)",
+    )
+    max_rounds: int = knob(
+        50, "most rounds when rounds=0 (ends a search without --budget, unless patience does)"
+    )
+    patience: int = knob(
+        8, "stop after this many rounds in a row that wrote only already-seen instructions"
+    )
     batch_per_round: int = knob(2, "soft prompts proposed per round (q)")
     dev_subset: int = knob(20, "dev examples each instruction is scored on")
     demos: int = knob(5, "train demonstrations shown to the writer")
@@ -57,7 +99,16 @@ class InstructZeroConfig:
             raise ConfigError(f"optimizer must be 'bo' or 'random', not '{self.optimizer}'")
         if self.initial_points < 2:
             raise ConfigError("initial_points must be at least 2 (a GP needs data)")
-        for name in ("intrinsic_dim", "n_tokens", "batch_per_round", "dev_subset"):
+        if self.rounds < 0:
+            raise ConfigError("rounds must be 0 (until the budget is spent) or more")
+        for name in (
+            "intrinsic_dim",
+            "n_tokens",
+            "batch_per_round",
+            "dev_subset",
+            "max_rounds",
+            "patience",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
 
@@ -73,38 +124,33 @@ class InstructZero:
                 "instructzero needs a local transformers writer that takes input embeddings: "
                 "use --proposer embedded or --proposer hf:<model> (the target may be any model)"
             )
-        run = _Run(ctx, config, writer)
+        run = _Run(ctx, config, cast(SoftPromptWriter, writer))
         try:
             run.observe(run.initial_points())
-            for round_index in range(1, config.rounds + 1):
-                run.observe(run.next_points(round_index), round_index)
+            stopped_by_budget = run.rounds()
         except BudgetExhausted as stop:
             if not run.scores:
                 raise
             ctx.store.event("budget_exhausted", message=str(stop))
             ctx.reporter.note(f"stopped early: {stop}")
-            return SearchResult(candidates=run.candidates(), stopped_by_budget=True)
-        return SearchResult(candidates=run.candidates())
+            stopped_by_budget = True
+        return SearchResult(candidates=run.candidates(), stopped_by_budget=stopped_by_budget)
 
 
 class _Run:
     """State of one search: observed z, their instructions and score vectors."""
 
-    def __init__(self, ctx: SearchContext, config: InstructZeroConfig, writer) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, ctx: SearchContext, config: InstructZeroConfig, writer: SoftPromptWriter
+    ) -> None:
         self.ctx = ctx
         self.config = config
         self.writer = writer
         self.dev = ctx.task.examples("dev")[: config.dev_subset]
         if not self.dev:
             raise ConfigError(f"task '{ctx.task.name}' has no dev examples to score on")
-        rng = ctx.rng("instructzero-demos")
-        train = ctx.task.examples("train")
-        demos = rng.sample(train, min(config.demos, len(train)))
-        shown = "\n\n".join(render_demonstration(ctx.task.template, d) for d in demos)
-        question = read_prompt_template("instructzero_writer.txt").replace(
-            "{demonstrations}", shown
-        )
-        self.writer_text = writer.render((Message("user", question.strip()),), None)
+        demo_rng = ctx.rng("instructzero-demos")
+        self.writer_text = writer_text(ctx.task, writer, config.demos, demo_rng)
         self.matrix = bayesopt.projection_matrix(
             config.intrinsic_dim,
             config.n_tokens,
@@ -118,6 +164,50 @@ class _Run:
         self.instructions: list[str] = []
         self.scores: dict[str, list[float]] = {}
 
+    # -- rounds -------------------------------------------------------------------
+    def rounds(self) -> bool:
+        """BO (or random) rounds until the schedule, the budget or patience ends them.
+
+        Returns whether the budget ended the search. A round whose points the
+        budget cannot pay for in full is shrunk rather than refused, so a
+        budgeted run spends all but less than one point's cost.
+        """
+        c = self.config
+        limit = c.rounds or c.max_rounds
+        stale = 0
+        for round_index in range(1, limit + 1):
+            q = self.affordable_points()
+            if q == 0:
+                self.stop(
+                    "budget_spent",
+                    f"the call budget cannot pay for another point ({round_index - 1} rounds)",
+                )
+                return True
+            known = len(self.scores)
+            self.observe(self.next_points(round_index, q), round_index)
+            stale = stale + 1 if len(self.scores) == known else 0
+            if stale >= c.patience:
+                self.stop("stalled", f"{stale} rounds in a row wrote no new instruction")
+                return False
+        return False
+
+    def affordable_points(self) -> int:
+        """Points the remaining call budget pays for: one writer call plus the dev scoring each.
+
+        A point whose instruction was seen before costs only its writer call,
+        so this errs on the safe side.
+        """
+        q = self.config.batch_per_round
+        budget = self.ctx.budget.max_calls
+        if budget is None:
+            return q
+        per_point = 1 + len(self.dev)
+        return max(0, min(q, (budget - self.ctx.usage.calls) // per_point))
+
+    def stop(self, reason: str, message: str) -> None:
+        self.ctx.store.event("stopped", reason=reason, message=message)
+        self.ctx.reporter.note(f"stopped: {message}")
+
     # -- points -------------------------------------------------------------------
     def initial_points(self) -> torch.Tensor:
         c = self.config
@@ -125,16 +215,16 @@ class _Run:
             return bayesopt.uniform_points(c.initial_points, c.intrinsic_dim, self.ctx.seed)
         return bayesopt.sobol_points(c.initial_points, c.intrinsic_dim, self.ctx.seed)
 
-    def next_points(self, round_index: int) -> torch.Tensor:
+    def next_points(self, round_index: int, q: int) -> torch.Tensor:
         c = self.config
         seed = self.ctx.seed * 1000 + round_index
         if c.optimizer == "random":
-            return bayesopt.uniform_points(c.batch_per_round, c.intrinsic_dim, seed)
+            return bayesopt.uniform_points(q, c.intrinsic_dim, seed)
         self.ctx.reporter.phase(f"BO round {round_index}: fitting the GP, maximizing log-EI")
         return bayesopt.propose(
             self.observations(),
             c.kernel,
-            q=c.batch_per_round,
+            q=q,
             seed=seed,
             num_restarts=c.acq_restarts,
             raw_samples=c.acq_raw_samples,
@@ -219,6 +309,19 @@ class _Run:
                 for i, vector in self.scores.items()
             ]
         )
+
+
+def writer_text(task: Task, writer: SoftPromptWriter, demos: int, rng: random.Random) -> str:
+    """The writer's chat-rendered prompt: sampled train demonstrations, then the question.
+
+    A function of its own so bench scripts probe the writer with exactly the
+    prompt a search uses.
+    """
+    train = task.examples("train")
+    shown_demos = rng.sample(train, min(demos, len(train)))
+    shown = "\n\n".join(render_demonstration(task.template, d) for d in shown_demos)
+    question = read_prompt_template("instructzero_writer.txt").replace("{demonstrations}", shown)
+    return writer.render((Message("user", question.strip()),), None)
 
 
 def _mean(values: list[float]) -> float:

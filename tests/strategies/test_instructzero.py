@@ -18,7 +18,12 @@ INSTRUCTIONS = ["Write the opposite of the word.", "Repeat the word.", "Say some
 
 
 class FakeWriter:
-    """Turns a soft prompt into one of three instructions by its first coordinate."""
+    """Turns a soft prompt into one of three instructions by its first coordinate.
+
+    With `distinct=True` every soft prompt writes its own instruction, so no
+    search ever runs out of new instructions; with `constant=True` every soft
+    prompt writes the same one, the collapse seen with the 135M writer.
+    """
 
     kind = "fake"
     model_id = "fake-writer"
@@ -26,9 +31,11 @@ class FakeWriter:
     supports_logprobs = False
     hidden_size = 8
 
-    def __init__(self) -> None:
+    def __init__(self, distinct: bool = False, constant: bool = False) -> None:
         self.rows = 0
         self.shapes: list[tuple[int, ...]] = []
+        self.distinct = distinct
+        self.constant = constant
 
     def embedding_std(self) -> float:
         return 0.5
@@ -40,6 +47,10 @@ class FakeWriter:
         self.shapes.append(tuple(soft.shape))
         self.rows += soft.shape[0]
         first = soft[:, 0, 0]
+        if self.distinct:
+            return Completion(texts=[f"Repeat the word, variant {v:.9f}." for v in first.tolist()])
+        if self.constant:
+            return Completion(texts=[INSTRUCTIONS[1]] * soft.shape[0])
         picks = [0 if v > 0.3 else 1 if v > -0.3 else 2 for v in first.tolist()]
         return Completion(texts=[f'The instruction is "{INSTRUCTIONS[p]}"' for p in picks])
 
@@ -124,3 +135,74 @@ def test_config_validation() -> None:
         InstructZeroConfig(kernel="rbf")
     with pytest.raises(ConfigError, match="initial_points"):
         InstructZeroConfig(initial_points=1)
+
+
+UNTIL_BUDGET = {**SMALL, "rounds": 0, "dev_subset": 5}  # a new point costs 1 + 5 calls
+
+
+def stop_events(run_dir: Path) -> list[dict]:
+    return [e for e in read_events(run_dir) if e["event"] == "stopped"]
+
+
+def test_rounds_zero_runs_until_the_call_budget_is_spent(tmp_path: Path) -> None:
+    writer = FakeWriter(distinct=True)
+    ctx, usage, target = context(tmp_path, writer, Budget(max_calls=100))
+    result = InstructZero().search(ctx, InstructZeroConfig(**UNTIL_BUDGET))
+    # Every point writes a new instruction, so every call pays for 1 + 5: 16 points fit in 100.
+    assert writer.rows == 16 and usage.calls == 96 == writer.rows + target.generate_calls
+    assert result.stopped_by_budget and len(result.candidates) == 16
+    assert [e["reason"] for e in stop_events(tmp_path / "run")] == ["budget_spent"]
+    # 4 initial points, then 6 rounds of 2; the 4 calls left pay for no point.
+    assert [shape[0] for shape in writer.shapes] == [4] + [2] * 6
+
+
+def test_last_round_is_shrunk_to_what_the_budget_pays_for(tmp_path: Path) -> None:
+    writer = FakeWriter(distinct=True)
+    ctx, usage, _ = context(tmp_path, writer, Budget(max_calls=40))
+    result = InstructZero().search(ctx, InstructZeroConfig(**UNTIL_BUDGET))
+    # 4 initial points cost 24; 16 left pay for 2 points, then 4 left pay for none.
+    assert [shape[0] for shape in writer.shapes] == [4, 2]
+    assert usage.calls == 36 and result.stopped_by_budget
+    writer = FakeWriter(distinct=True)
+    ctx, usage, _ = context(tmp_path / "odd", writer, Budget(max_calls=35))
+    InstructZero().search(ctx, InstructZeroConfig(**UNTIL_BUDGET))
+    assert [shape[0] for shape in writer.shapes] == [4, 1] and usage.calls == 30
+
+
+def test_fixed_rounds_shrink_instead_of_failing_the_last_round(tmp_path: Path) -> None:
+    writer = FakeWriter(distinct=True)
+    ctx, usage, _ = context(tmp_path, writer, Budget(max_calls=35))
+    result = InstructZero().search(ctx, InstructZeroConfig(**{**SMALL, "dev_subset": 5}))
+    assert [shape[0] for shape in writer.shapes] == [4, 1]
+    assert result.stopped_by_budget and len(result.candidates) == 5 and usage.calls == 30
+
+
+def test_rounds_zero_without_budget_stops_at_max_rounds(tmp_path: Path) -> None:
+    writer = FakeWriter(distinct=True)
+    ctx, _, _ = context(tmp_path, writer)
+    result = InstructZero().search(ctx, InstructZeroConfig(**UNTIL_BUDGET, max_rounds=3))
+    assert writer.rows == 4 + 3 * 2 and not result.stopped_by_budget
+    assert stop_events(tmp_path / "run") == []
+
+
+@pytest.mark.parametrize("optimizer", ["random", "bo"])
+def test_writer_stuck_on_one_instruction_stops_after_patience_rounds(
+    tmp_path: Path, optimizer: str
+) -> None:
+    writer = FakeWriter(constant=True)
+    ctx, usage, target = context(tmp_path, writer, Budget(max_calls=1000))
+    config = InstructZeroConfig(**{**UNTIL_BUDGET, "optimizer": optimizer}, patience=3)
+    result = InstructZero().search(ctx, config)
+    # The one instruction is scored once; then 3 rounds write only it again.
+    assert target.generate_calls == 5 and writer.rows == 4 + 3 * 2
+    assert usage.calls == 5 + 10 and not result.stopped_by_budget
+    assert [e["reason"] for e in stop_events(tmp_path / "run")] == ["stalled"]
+    assert [c.prompt.instruction for c in result.candidates] == [INSTRUCTIONS[1]]
+
+
+def test_new_knobs_are_validated() -> None:
+    with pytest.raises(ConfigError, match="rounds"):
+        InstructZeroConfig(rounds=-1)
+    for name in ("max_rounds", "patience"):
+        with pytest.raises(ConfigError, match=name):
+            InstructZeroConfig(**{name: 0})

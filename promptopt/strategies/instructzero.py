@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -163,6 +164,7 @@ class _Run:
         self.z: list[torch.Tensor] = []
         self.instructions: list[str] = []
         self.scores: dict[str, list[float]] = {}
+        self.unscored: set[str] = set()
 
     # -- rounds -------------------------------------------------------------------
     def rounds(self) -> bool:
@@ -269,7 +271,19 @@ class _Run:
         return [self.memo.get(key) for key in keys]
 
     def score(self, instructions: list[str]) -> None:
-        fresh = list(dict.fromkeys(i for i in instructions if i not in self.scores))
+        """Score each new instruction on the dev subset, once.
+
+        A reply with no instruction in it (empty or a few symbols, which large
+        projection scales produce now and then) is not sent to the target: BO
+        sees it as scoring 0 everywhere, and it can only win if nothing else
+        was written, since it ranks below every scored candidate.
+        """
+        unseen = list(dict.fromkeys(i for i in instructions if i not in self.scores))
+        for instruction in unseen:
+            if not is_instruction(instruction):
+                self.scores[instruction] = [0.0] * len(self.dev)
+                self.unscored.add(instruction)
+        fresh = [i for i in unseen if i not in self.unscored]
         if not fresh:
             return
         prompts = [Prompt(instruction=i, template=self.ctx.task.template) for i in fresh]
@@ -303,8 +317,10 @@ class _Run:
                 Candidate(
                     prompt=Prompt(instruction=i, template=self.ctx.task.template),
                     dev_score=_mean(vector),
-                    dev_n=len(vector),
-                    origin="soft prompt",
+                    dev_n=0 if i in self.unscored else len(vector),
+                    origin="soft prompt (no instruction: not scored)"
+                    if i in self.unscored
+                    else "soft prompt",
                 )
                 for i, vector in self.scores.items()
             ]
@@ -322,6 +338,15 @@ def writer_text(task: Task, writer: SoftPromptWriter, demos: int, rng: random.Ra
     shown = "\n\n".join(render_demonstration(task.template, d) for d in shown_demos)
     question = read_prompt_template("instructzero_writer.txt").replace("{demonstrations}", shown)
     return writer.render((Message("user", question.strip()),), None)
+
+
+def is_instruction(text: str) -> bool:
+    """Whether a writer's reply holds an instruction at all: three letters or digits, one a letter.
+
+    The same bar APE's deduplication sets for a proposal.
+    """
+    key = re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+    return len(key) >= 3 and re.search(r"[a-z]", key) is not None
 
 
 def _mean(values: list[float]) -> float:

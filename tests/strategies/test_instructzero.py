@@ -22,7 +22,8 @@ class FakeWriter:
 
     With `distinct=True` every soft prompt writes its own instruction, so no
     search ever runs out of new instructions; with `constant=True` every soft
-    prompt writes the same one, the collapse seen with the 135M writer.
+    prompt writes the same one, the collapse seen with the 135M writer; with
+    `empty=True` half the soft prompts write nothing.
     """
 
     kind = "fake"
@@ -31,11 +32,12 @@ class FakeWriter:
     supports_logprobs = False
     hidden_size = 8
 
-    def __init__(self, distinct: bool = False, constant: bool = False) -> None:
+    def __init__(self, distinct: bool = False, constant: bool = False, empty: bool = False) -> None:
         self.rows = 0
         self.shapes: list[tuple[int, ...]] = []
         self.distinct = distinct
         self.constant = constant
+        self.empty = empty
 
     def embedding_std(self) -> float:
         return 0.5
@@ -49,6 +51,8 @@ class FakeWriter:
         first = soft[:, 0, 0]
         if self.distinct:
             return Completion(texts=[f"Repeat the word, variant {v:.9f}." for v in first.tolist()])
+        if self.empty:  # an empty reply for half the soft prompts, a useless one otherwise
+            return Completion(texts=['""' if v > 0 else INSTRUCTIONS[2] for v in first.tolist()])
         if self.constant:
             return Completion(texts=[INSTRUCTIONS[1]] * soft.shape[0])
         picks = [0 if v > 0.3 else 1 if v > -0.3 else 2 for v in first.tolist()]
@@ -206,3 +210,16 @@ def test_new_knobs_are_validated() -> None:
     for name in ("max_rounds", "patience"):
         with pytest.raises(ConfigError, match=name):
             InstructZeroConfig(**{name: 0})
+
+
+def test_empty_replies_are_not_scored_and_never_beat_a_scored_instruction(
+    tmp_path: Path,
+) -> None:
+    writer = FakeWriter(empty=True)
+    ctx, usage, target = context(tmp_path, writer)
+    result = InstructZero().search(ctx, InstructZeroConfig(**{**SMALL, "optimizer": "random"}))
+    assert {c.prompt.instruction for c in result.candidates} == {"", INSTRUCTIONS[2]}
+    # Only the real instruction reaches the target, and it wins the 0-0 tie on evidence.
+    assert target.generate_calls == 20 and usage.calls == 20 + writer.rows
+    assert result.best.prompt.instruction == INSTRUCTIONS[2] and result.best.dev_n == 20
+    assert result.candidates[-1].dev_n == 0

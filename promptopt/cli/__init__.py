@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from promptopt.cli import info_cmds
+from promptopt.cli import info_cmds, report_cmd
 from promptopt.cli.eval_cmd import eval_command
 from promptopt.cli.search_cmd import search
 
@@ -43,6 +43,7 @@ app.add_typer(cache_app, name="cache")
 app.command()(search)
 app.command("eval")(eval_command)
 app.command()(info_cmds.version)
+app.command()(report_cmd.report)
 tasks_app.command("list")(info_cmds.tasks_list)
 strategies_app.command("list")(info_cmds.strategies_list)
 strategies_app.command("show")(info_cmds.strategies_show)

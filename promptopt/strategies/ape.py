@@ -247,6 +247,12 @@ class APE:
                 n=len(board.scores[instruction]),
                 score=board.mean(instruction),
             )
+            ctx.record_candidate(
+                instruction,
+                board.mean(instruction),
+                len(board.scores[instruction]),
+                board.origin[instruction],
+            )
 
     def _halving(
         self,

@@ -64,6 +64,19 @@ class SearchContext:
         self.usage.prompt_tokens += prompt_tokens
         self.usage.completion_tokens += completion_tokens
 
+    def record_candidate(self, instruction: str, dev_score: float, dev_n: int, origin: str) -> None:
+        """Log a candidate's dev score the moment it is known, in one shape for every
+        strategy: the event carries the calls and tokens spent so far, which is what a
+        report plots (score against model calls) without knowing any strategy's own
+        events. Record again when a candidate is rescored on more dev examples."""
+        self.store.event(
+            "candidate",
+            instruction=instruction,
+            dev_score=float(dev_score),
+            dev_n=int(dev_n),
+            origin=origin,
+        )
+
     def rng(self, stream: str) -> random.Random:
         """An independent, seeded random stream per purpose (no global state)."""
         return random.Random(f"{self.seed}:{stream}")

@@ -341,6 +341,14 @@ class Boosted:
                 member=members.index(member),
                 pool_accuracy=_sample_accuracy(ctx, member, pool),
             )
+            # A member's score is its own vote's accuracy on the train pool (boosting
+            # has no dev phase): the number the result ranks members by.
+            ctx.record_candidate(
+                member.prompt.instruction,
+                _member_vote_accuracy(ctx, member, pool),
+                len(pool),
+                member.origin,
+            )
 
     # -- the result -----------------------------------------------------------------
     def _result(

@@ -410,3 +410,4 @@ class Reflexion:
             ctx.store.event(
                 "scored", trial=trial, instruction=instruction, n=result.n, score=result.score
             )
+            ctx.record_candidate(instruction, result.score, result.n, origin)

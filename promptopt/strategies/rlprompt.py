@@ -228,6 +228,7 @@ class _Trainer:
         ):
             self.dev_scores[text] = (result.score, result.n, origin)
             self.ctx.store.event("dev_scored", prompt=text, score=result.score, origin=origin)
+            self.ctx.record_candidate(text, result.score, result.n, origin)
 
     def score_finalists(self) -> None:
         """The final greedy prompt and the best sampled prompts, on dev."""

@@ -21,6 +21,7 @@ from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
 from promptopt.llm.meter import MeteredLLM
 from promptopt.paths import cache_root
+from promptopt.pricing import estimate_cost, load_prices
 from promptopt.registry import get_strategy
 from promptopt.store import RunStore, write_json_atomic
 from promptopt.strategies.base import Reporter, SearchContext, SilentReporter, build_config
@@ -45,6 +46,8 @@ class SearchSpec:
     data_file: dict[str, str] | None = None
     """Quick custom task: path, input_field, target_field, metric."""
     out: str | None = None
+    prices: str | None = None
+    """Extra price table (YAML) for the cost estimate; not part of the run's identity."""
 
     @classmethod
     def from_run_config(cls, config: dict[str, Any], run_dir: Path) -> SearchSpec:
@@ -133,9 +136,13 @@ def layered(
     budget: Budget | None,
     shared: Any | None,
     journal: Any | None,
+    also: Usage | None = None,
 ) -> LLM:
-    """backend <- meter (charges, budget) <- shared cache <- run journal."""
-    llm: LLM = MeteredLLM(base, usage, budget)
+    """backend <- meter (charges, budget) <- shared cache <- run journal.
+
+    `also` is charged too, to know one model's share of a shared usage (for pricing).
+    """
+    llm: LLM = MeteredLLM(base, usage, budget, also)
     if shared is not None:
         llm = CachedLLM(llm, shared, usage)
     if journal is not None:
@@ -148,6 +155,7 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
     reporter = reporter or SilentReporter()
     strategy = get_strategy(spec.strategy)
     config = build_config(strategy.Config, spec.params)
+    load_prices(spec.prices)  # a broken price table fails now, not after the search
     task = spec.load_task()
     run_dir = spec.run_dir or default_run_dir(spec.task, spec.strategy)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -160,8 +168,9 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
         journal = store.journal()
 
         search_usage = Usage()
+        target_usage = Usage()
         store.usage = search_usage
-        target = layered(target_base, search_usage, spec.budget, shared, journal)
+        target = layered(target_base, search_usage, spec.budget, shared, journal, also=target_usage)
         proposer = layered(proposer_base, search_usage, spec.budget, shared, journal)
         ctx = SearchContext(
             task=task,
@@ -212,7 +221,7 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
             },
             strategy={"name": spec.strategy, "config": asdict(config)},
             seed=spec.seed,
-            usage={"search": search_usage.to_dict(), "test_eval": eval_usage.to_dict()},
+            usage=usage_report(spec, search_usage, target_usage, eval_usage),
             timings={"search_s": round(search_seconds, 2), "test_eval_s": round(test_seconds, 2)},
             run_dir=str(run_dir),
             stopped_by_budget=result.stopped_by_budget,
@@ -245,6 +254,55 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
         return export
     finally:
         store.close()
+
+
+def usage_report(
+    spec: SearchSpec, search: Usage, search_target: Usage, test_eval: Usage
+) -> dict[str, Any]:
+    """The export's usage: calls and tokens per phase, and their estimated cost.
+
+    The search's usage is split into the target's share and the rest (the
+    proposer, including calls a strategy charged itself), priced per model.
+    """
+    proposer = Usage(
+        calls=search.calls - search_target.calls,
+        prompt_tokens=search.prompt_tokens - search_target.prompt_tokens,
+        completion_tokens=search.completion_tokens - search_target.completion_tokens,
+    )
+    table = load_prices(spec.prices)
+    target_spec, proposer_spec = spec.target.to_dict(), spec.proposer.to_dict()
+    search_cost = estimate_cost(
+        table,
+        [
+            (target_spec, search_target.prompt_tokens, search_target.completion_tokens),
+            (proposer_spec, proposer.prompt_tokens, proposer.completion_tokens),
+        ],
+    )
+    eval_cost = estimate_cost(
+        table, [(target_spec, test_eval.prompt_tokens, test_eval.completion_tokens)]
+    )
+    total = estimate_cost(
+        table,
+        [
+            (target_spec, search_target.prompt_tokens, search_target.completion_tokens),
+            (proposer_spec, proposer.prompt_tokens, proposer.completion_tokens),
+            (target_spec, test_eval.prompt_tokens, test_eval.completion_tokens),
+        ],
+    )
+    return {
+        "search": search.to_dict(),
+        "test_eval": test_eval.to_dict(),
+        "search_by_model": {"target": search_target.to_dict(), "proposer": proposer.to_dict()},
+        "cost": {
+            "search_usd": search_cost.usd,
+            "test_eval_usd": eval_cost.usd,
+            "total_usd": total.usd,
+            "local": total.local,
+            "unknown_models": total.unknown,
+            "summary": total.describe(),
+            "prices_read_on": table.read_on,
+        },
+    }
 
 
 def score_on_test(

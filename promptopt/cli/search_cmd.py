@@ -48,9 +48,34 @@ def search(
     dev_size: Annotated[int | None, typer.Option(help="Dev examples used to select.")] = None,
     test_size: Annotated[int | None, typer.Option(help="Held-out test examples.")] = None,
     budget: Annotated[
-        int | None, typer.Option(help="Max model calls for the search (cache hits are free).")
+        int | None,
+        typer.Option(
+            help="Max model calls for the search (cache hits are free). A hard cap: a batch "
+            "that would cross it is not sent; the best prompt so far is kept."
+        ),
     ] = None,
-    budget_tokens: Annotated[int | None, typer.Option(help="Max tokens for the search.")] = None,
+    budget_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Max tokens for the search. A hard cap: a batch is not sent when its "
+            "prompt tokens plus max_tokens per sample could cross it."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the projected model calls, tokens and cost, then exit "
+            "without loading a model.",
+        ),
+    ] = False,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML price table (USD per million tokens) extending the shipped one; "
+            "also PROMPTOPT_PRICES."
+        ),
+    ] = None,
     param: Annotated[
         list[str],
         typer.Option(
@@ -81,6 +106,10 @@ def search(
     used once at the end. Every run writes a run directory (config, events, a
     call journal) so `--resume RUN_DIR` continues an interrupted search without
     repeating model calls.
+
+    Check the cost first: add --dry-run to see the model calls, tokens and
+    estimated cost (API models) a search would use, e.g.
+    promptopt search --task antonyms --model openai:gpt-4o-mini --budget 200 --dry-run
     """
     from promptopt.export import write_export
     from promptopt.llm.factory import parse_model_spec
@@ -121,6 +150,14 @@ def search(
                 ),
                 out=str(out) if out else None,
             )
+        if prices is not None:
+            spec.prices = str(prices)
+        if dry_run:
+            from promptopt.dry_run import project_search
+
+            for line in project_search(spec).lines():
+                console.print(line, soft_wrap=True)
+            return
         with RichReporter() as reporter:
             export = run_search(spec, reporter)
         if out is not None:
@@ -168,6 +205,9 @@ def _print_search_summary(export: dict[str, Any], out: Path | None) -> None:
         f"{usage['cache_hits']} cache hits in {export['timings']['search_s']:.1f}s; "
         f"run directory {export['run_dir']}"
     )
+    cost = export["usage"].get("cost")
+    if cost:
+        console.print(f"Estimated cost of search and test: {cost['summary']}")
     if export.get("stopped_by_budget"):
         console.print("The search stopped at its budget; the best prompt so far was kept.")
     if out is not None:

@@ -2,9 +2,15 @@
 
 It sits directly above the backend, below every cache, so only real model work
 is charged. A call counts one per generated sample and one per log-probability
-request. The call budget is a hard cap checked *before* a batch is sent (a
-batch that would cross it is refused whole); the token budget is checked before
-each batch, so it can be exceeded by at most one batch.
+request. Both caps are hard and checked *before* a batch is sent; a batch that
+would cross either is refused whole (the strategy then keeps its best so far):
+
+- calls: the batch's samples are counted exactly;
+- tokens: the batch's projected tokens are (prompt tokens + max_tokens) x n per
+  request, with prompt tokens counted exactly for local hf models and estimated
+  from characters for others (see promptopt.llm.tokens). Completions never
+  exceed max_tokens, so the cap holds whenever the prompt estimate does.
+  Log-probability requests are charged calls, not tokens.
 """
 
 from __future__ import annotations
@@ -13,49 +19,69 @@ from collections.abc import Callable, Sequence
 
 from promptopt.errors import BudgetExhausted
 from promptopt.llm.base import LLM, generate_with_progress
+from promptopt.llm.tokens import projected_tokens
 from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 
 
-def check_budget(usage: Usage, budget: Budget, calls: int) -> None:
-    """Raise BudgetExhausted if `calls` more would cross the budget."""
+def check_budget(usage: Usage, budget: Budget, calls: int, tokens: int = 0) -> None:
+    """Raise BudgetExhausted if `calls` more, projected to use `tokens`, would cross it.
+
+    With no token projection (tokens=0) the token cap refuses only once it is used up.
+    """
     if budget.max_calls is not None and usage.calls + calls > budget.max_calls:
         raise BudgetExhausted(
             f"call budget of {budget.max_calls} reached ({usage.calls} used, "
             f"{calls} more needed): raise --budget to continue"
         )
-    if budget.max_tokens is not None and usage.tokens >= budget.max_tokens:
+    if budget.max_tokens is None:
+        return
+    if usage.tokens >= budget.max_tokens or usage.tokens + tokens > budget.max_tokens:
         raise BudgetExhausted(
-            f"token budget of {budget.max_tokens} reached ({usage.tokens} used): "
-            "raise --budget-tokens to continue"
+            f"token budget of {budget.max_tokens} reached ({usage.tokens} used, "
+            f"up to {tokens} more needed): raise --budget-tokens to continue"
         )
 
 
 class MeteredLLM:
-    def __init__(self, inner: LLM, usage: Usage, budget: Budget | None = None) -> None:
+    """Charges `usage` (the search's) and `also` (e.g. one model's share, for pricing)."""
+
+    def __init__(
+        self,
+        inner: LLM,
+        usage: Usage,
+        budget: Budget | None = None,
+        also: Usage | None = None,
+    ) -> None:
         self.inner = inner
         self.usage = usage
         self.budget = budget or Budget()
+        self.also = also
         self.kind = inner.kind
         self.model_id = inner.model_id
         self.supports_logprobs = inner.supports_logprobs
         self.supports_embeddings_input = inner.supports_embeddings_input
 
-    def _check(self, calls: int) -> None:
-        check_budget(self.usage, self.budget, calls)
+    def _charge(self, calls: int, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        for usage in (self.usage, self.also):
+            if usage is not None:
+                usage.calls += calls
+                usage.prompt_tokens += prompt_tokens
+                usage.completion_tokens += completion_tokens
 
     def generate(
         self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None = None
     ) -> list[Completion]:
-        self._check(sum(r.n for r in requests))
+        tokens = projected_tokens(self.inner, requests) if self.budget.max_tokens is not None else 0
+        check_budget(self.usage, self.budget, sum(r.n for r in requests), tokens)
         out = generate_with_progress(self.inner, requests, progress)
         for completion in out:
-            self.usage.calls += len(completion.texts)
-            self.usage.prompt_tokens += completion.prompt_tokens
-            self.usage.completion_tokens += completion.completion_tokens
+            self._charge(
+                len(completion.texts), completion.prompt_tokens, completion.completion_tokens
+            )
         return out
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
-        self._check(len(requests))
+        check_budget(self.usage, self.budget, len(requests))
         out = self.inner.logprobs(requests)
-        self.usage.calls += len(requests)
+        self._charge(len(requests))
         return out

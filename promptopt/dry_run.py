@@ -1,0 +1,316 @@
+"""`search --dry-run`: the model calls, tokens and cost a search would use, before
+any model is loaded.
+
+Most strategies are *simulated*: their real control flow runs against a stand-in
+model that answers instantly, under the same meter, budget and call cache as a
+real run. The stand-in writes a distinct instruction for every proposal and a
+wrong answer to every question, and every completion is charged its full
+`max_tokens`. So:
+
+- calls are exact for strategies whose flow does not depend on answers (APE:
+  proposals, successive halving, resampling), as long as the real proposer
+  writes no duplicate instructions (duplicates are scored once: fewer calls);
+- strategies that react to answers (reflexion stops early after `patience`
+  trials without improvement, or when perfect; boosted picks hard questions)
+  are projected along the path where the model never gets better;
+- completion tokens (and so cost) are an upper bound; prompt tokens are
+  estimated from characters (see promptopt.llm.tokens);
+- a cache hit in a real run is free; the projection assumes an empty cache.
+
+InstructZero (drives the writer's input embeddings) and RLPrompt (trains a
+policy on the proposer) need the real local model, so they get a *formula* from
+their config instead: an upper bound that ignores duplicate instructions and
+early stops. Every projection is capped by --budget / --budget-tokens, since a
+real run never crosses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptopt.errors import BudgetExhausted
+from promptopt.evaluate import Evaluator
+from promptopt.llm.cache import open_cache
+from promptopt.llm.factory import ModelSpec
+from promptopt.llm.tokens import estimate_prompt_tokens
+from promptopt.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
+from promptopt.registry import get_strategy
+from promptopt.search import SearchSpec, layered, score_ensemble_on_test, score_on_test
+from promptopt.store import RunStore
+from promptopt.strategies.base import SearchContext, SilentReporter, build_config
+from promptopt.task import Task
+from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
+
+FORMULA_STRATEGIES = ("instructzero", "rlprompt")
+
+
+class StandInLLM:
+    """Answers instantly and deterministically; never loads anything.
+
+    It carries the real model's identity (kind, model id), so requests the real
+    stack would serve from its cache are served from the simulation's cache too.
+    """
+
+    supports_embeddings_input = False
+
+    def __init__(self, spec: ModelSpec, role: str) -> None:
+        self.kind = spec.backend
+        self.model_id = spec.model
+        self.role = role
+        self.supports_logprobs = spec.backend == "hf" or spec.api == "completions"
+
+    def _digest(self, request: GenerationRequest, sample: int) -> str:
+        payload = json.dumps([asdict(request), sample], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:10]
+
+    def _text(self, request: GenerationRequest, sample: int) -> str:
+        digest = self._digest(request, sample)
+        if self.role == "proposer":
+            return f"Answer each input carefully, following variant {digest}"
+        return f"standin {digest}"
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        return [
+            Completion(
+                texts=[self._text(r, s) for s in range(r.n)],
+                prompt_tokens=estimate_prompt_tokens(None, r) * r.n,
+                completion_tokens=r.max_tokens * r.n,
+            )
+            for r in requests
+        ]
+
+    def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
+        return [[-float(i + 1) for i in range(len(r.continuations))] for r in requests]
+
+
+@dataclass
+class Projection:
+    strategy: str
+    method: str
+    """'simulated' (the strategy ran against a stand-in model) or 'formula'."""
+    search: Usage
+    test_eval: Usage
+    budget: Budget
+    stopped_by_budget: bool
+    cost: CostEstimate
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "method": self.method,
+            "search": self.search.to_dict(),
+            "test_eval": self.test_eval.to_dict(),
+            "budget": {"max_calls": self.budget.max_calls, "max_tokens": self.budget.max_tokens},
+            "stopped_by_budget": self.stopped_by_budget,
+            "cost": {**self.cost.to_dict(), "summary": self.cost.describe()},
+            "notes": self.notes,
+        }
+
+    def lines(self) -> list[str]:
+        """What `search --dry-run` prints."""
+        how = (
+            "simulated against an instant stand-in model"
+            if self.method == "simulated"
+            else "a formula from the strategy's config"
+        )
+        s, t = self.search, self.test_eval
+        out = [
+            f"Projection for {self.strategy} ({how}); no model was loaded or called.",
+            f"  search:    {s.calls} model calls, ~{s.prompt_tokens} prompt tokens + "
+            f"up to {s.completion_tokens} completion tokens",
+            f"  test eval: {t.calls} model calls, ~{t.prompt_tokens} prompt tokens + "
+            f"up to {t.completion_tokens} completion tokens",
+            f"  estimated cost (upper bound): {self.cost.describe()}",
+        ]
+        if self.stopped_by_budget:
+            cap = _budget_text(self.budget)
+            out.append(f"  the search would stop at its budget ({cap}), keeping its best so far")
+        out.extend(f"  note: {n}" for n in self.notes)
+        out.append(
+            "This is a projection: the real run may use fewer calls (duplicate proposals, "
+            "cache hits, early stops) and fewer tokens."
+        )
+        return out
+
+
+def _budget_text(budget: Budget) -> str:
+    parts = []
+    if budget.max_calls is not None:
+        parts.append(f"{budget.max_calls} calls")
+    if budget.max_tokens is not None:
+        parts.append(f"{budget.max_tokens} tokens")
+    return ", ".join(parts) or "none"
+
+
+def project_search(spec: SearchSpec, prices: PriceTable | None = None) -> Projection:
+    """Project a search's model use without loading or calling any model."""
+    strategy = get_strategy(spec.strategy)
+    config = build_config(strategy.Config, spec.params)
+    table = prices or load_prices(spec.prices)
+    task = spec.load_task()
+    if spec.strategy in FORMULA_STRATEGIES:
+        return _formula(spec, config, task, table)
+    return _simulate(spec, strategy, config, task, table)
+
+
+def _cost(
+    spec: SearchSpec, table: PriceTable, target: Usage, proposer: Usage, test: Usage
+) -> CostEstimate:
+    t, p = spec.target.to_dict(), spec.proposer.to_dict()
+    return estimate_cost(
+        table,
+        [
+            (t, target.prompt_tokens, target.completion_tokens),
+            (p, proposer.prompt_tokens, proposer.completion_tokens),
+            (t, test.prompt_tokens, test.completion_tokens),
+        ],
+    )
+
+
+def _minus(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        calls=a.calls - b.calls,
+        prompt_tokens=a.prompt_tokens - b.prompt_tokens,
+        completion_tokens=a.completion_tokens - b.completion_tokens,
+    )
+
+
+def _simulate(
+    spec: SearchSpec, strategy: Any, config: Any, task: Task, table: PriceTable
+) -> Projection:
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="promptopt-dry-run-") as tmp:
+        root = Path(tmp)
+        (root / "run").mkdir()
+        store = RunStore(root / "run", spec.run_config(config))
+        try:
+            memo = open_cache(root / "calls")
+            usage, target_usage, eval_usage = Usage(), Usage(), Usage()
+            store.usage = usage
+            target_base = StandInLLM(spec.target, "target")
+            proposer_base = StandInLLM(spec.proposer, "proposer")
+            target = layered(target_base, usage, spec.budget, memo, None, also=target_usage)
+            proposer = layered(proposer_base, usage, spec.budget, memo, None)
+            ctx = SearchContext(
+                task=task,
+                evaluator=Evaluator(target, task),
+                proposer=proposer,
+                seed=spec.seed,
+                store=store,
+                proposer_base=proposer_base,
+                usage=usage,
+                budget=spec.budget,
+            )
+            try:
+                result = strategy.search(ctx, config)
+            except BudgetExhausted as stop:
+                notes.append(
+                    f"the budget does not pay for the first step ({stop}); "
+                    "the real search would exit 5"
+                )
+                result = None
+            if result is not None:
+                test_target = layered(target_base, eval_usage, None, memo, None)
+                if result.ensemble is not None:
+                    score_ensemble_on_test(task, test_target, result.ensemble, SilentReporter())
+                else:
+                    score_on_test(task, test_target, result.best.prompt, SilentReporter())
+            memo.close()
+        finally:
+            store.close()
+    if spec.strategy == "reflexion":
+        notes.append(
+            "reflexion was projected along a path with no improvement, so it stops after "
+            "`patience` trials; a run that keeps improving can continue to `max_trials`"
+        )
+    proposer_usage = _minus(usage, target_usage)
+    return Projection(
+        strategy=spec.strategy,
+        method="simulated",
+        search=usage,
+        test_eval=eval_usage,
+        budget=spec.budget,
+        stopped_by_budget=result is None or result.stopped_by_budget,
+        cost=_cost(spec, table, target_usage, proposer_usage, eval_usage),
+        notes=notes,
+    )
+
+
+def _per_eval_call(spec: SearchSpec, task: Task) -> tuple[int, int]:
+    """(prompt tokens, completion tokens at most) of one target call, from a dev example."""
+    examples = task.examples("dev") or task.examples("test")
+    if not examples:
+        return 0, task.generation.max_tokens
+    usage = Usage()
+    target = layered(StandInLLM(spec.target, "target"), usage, None, None, None)
+    Evaluator(target, task).evaluate(task.baseline_prompt(), examples[:1])
+    return usage.prompt_tokens, usage.completion_tokens
+
+
+def formula_calls(strategy: str, config: Any, dev_n: int) -> tuple[int, int]:
+    """(target calls, writer calls) at most, from a config: duplicates and early stops
+    only lower them."""
+    if strategy == "instructzero":
+        rounds = config.rounds or config.max_rounds
+        points = config.initial_points + rounds * config.batch_per_round
+        return points * min(config.dev_subset, dev_n), points
+    if strategy == "rlprompt":
+        train_calls = config.steps * config.prompts_per_step * config.examples_per_step
+        dev_prompts = config.steps // config.eval_every + 1 + config.top_sampled
+        return train_calls + dev_prompts * dev_n, 0
+    raise ValueError(f"no formula for {strategy}")
+
+
+def _formula(spec: SearchSpec, config: Any, task: Task, table: PriceTable) -> Projection:
+    dev_n = len(task.examples("dev"))
+    target_calls, writer_calls = formula_calls(spec.strategy, config, dev_n)
+    per_prompt, per_completion = _per_eval_call(spec, task)
+    notes = [f"an upper bound: {target_calls} target calls + {writer_calls} writer calls"]
+    if spec.strategy == "rlprompt":
+        notes.append(
+            "classification tasks score rewards by log-probabilities (no completion tokens)"
+        )
+    calls = target_calls + writer_calls
+    scale, stopped = 1.0, False
+    budget = spec.budget
+    if budget.max_calls is not None and calls > budget.max_calls:
+        scale, stopped = budget.max_calls / calls, True
+    tokens = target_calls * (per_prompt + per_completion)
+    if budget.max_tokens is not None and tokens * scale > budget.max_tokens:
+        scale, stopped = budget.max_tokens / max(tokens, 1), True
+    t_calls = math.floor(target_calls * scale)
+    target = Usage(
+        calls=t_calls,
+        prompt_tokens=t_calls * per_prompt,
+        completion_tokens=t_calls * per_completion,
+    )
+    writer = Usage(calls=math.floor(writer_calls * scale))
+    search = Usage(
+        calls=target.calls + writer.calls,
+        prompt_tokens=target.prompt_tokens,
+        completion_tokens=target.completion_tokens,
+    )
+    test_calls = 2 * len(task.examples("test"))
+    test = Usage(
+        calls=test_calls,
+        prompt_tokens=test_calls * per_prompt,
+        completion_tokens=test_calls * per_completion,
+    )
+    return Projection(
+        strategy=spec.strategy,
+        method="formula",
+        search=search,
+        test_eval=test,
+        budget=budget,
+        stopped_by_budget=stopped,
+        cost=_cost(spec, table, target, writer, test),
+        notes=notes,
+    )

@@ -1,8 +1,15 @@
-"""`promptopt eval`: re-score an exported prompt or ensemble on the held-out test split."""
+"""`promptopt eval`: re-score an exported prompt or ensemble on the held-out test split.
+
+Evaluation is split in two steps, `prepare_eval` (read the export, load the
+task and its test split: no model) and `score_prepared` (load the model and
+score), so that the CLI can check a baseline's example ids against the test
+split before it spends any model time.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +22,33 @@ from promptopt.llm.factory import ModelSpec, build_llm
 from promptopt.paths import cache_root
 from promptopt.search import layered
 from promptopt.strategies.base import Reporter, SilentReporter
-from promptopt.task import load_task, task_from_data_file
-from promptopt.types import Ensemble, Prompt, Usage
+from promptopt.task import Task, load_task, task_from_data_file
+from promptopt.types import Ensemble, Example, Prompt, Usage
 
 
-def run_eval(
+@dataclass
+class PreparedEval:
+    """One export on one task, with the test examples it will be scored on."""
+
+    prompt_path: Path
+    export: dict[str, Any]
+    task: Task
+    test: list[Example]
+    model: ModelSpec
+
+    @property
+    def example_ids(self) -> list[str]:
+        return [example.id for example in self.test]
+
+
+def prepare_eval(
     prompt_path: Path,
     *,
     task: str | None = None,
     model: ModelSpec | None = None,
     test_size: int | None = None,
-    use_cache: bool = True,
-    reporter: Reporter | None = None,
-) -> dict[str, Any]:
-    """Score the export's prompt with the same split sizes and data seed it was found with."""
-    reporter = reporter or SilentReporter()
+) -> PreparedEval:
+    """Use the split sizes and data seed the prompt was found with, so scores compare."""
     export = read_export(prompt_path)
     task_info = export.get("task", {})
     sizes = dict(task_info.get("sizes") or {})
@@ -52,18 +71,29 @@ def run_eval(
     if model is None:
         spec = export.get("models", {}).get("target", {}).get("spec")
         model = ModelSpec(**spec) if spec else ModelSpec("hf", "embedded")
-    reporter.phase(f"Loading model {model.model}")
-    base = build_llm(model)
+    return PreparedEval(prompt_path, export, loaded, loaded.examples("test"), model)
+
+
+def score_prepared(
+    prepared: PreparedEval,
+    *,
+    use_cache: bool = True,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Score on test through the shared call cache: an unchanged rerun makes no calls."""
+    reporter = reporter or SilentReporter()
+    export, loaded, test = prepared.export, prepared.task, prepared.test
+    reporter.phase(f"Loading model {prepared.model.model}")
+    base = build_llm(prepared.model)
     usage = Usage()
     shared = open_cache(cache_root() / "calls") if use_cache else None
     llm = layered(base, usage, None, shared, None)
-    test = loaded.examples("test")
     started = time.perf_counter()
     extra: dict[str, Any] = {}
     if export.get("kind") == "ensemble":
         ensemble = Ensemble.from_dict(export["ensemble"])
         reporter.phase(
-            f"Scoring the ensemble on test ({len(ensemble.members)} prompts x "
+            f"Scoring the ensemble on {loaded.name} test ({len(ensemble.members)} prompts x "
             f"{ensemble.samples} samples x {len(test)} examples)",
             total=len(ensemble.members) * len(test),
         )
@@ -76,8 +106,9 @@ def run_eval(
         extra = {"kind": "ensemble", "members": members}
     else:
         prompt = Prompt.from_dict(export["prompt"])
-        reporter.phase(f"Scoring on test ({len(test)} examples)", total=len(test))
+        reporter.phase(f"Scoring on {loaded.name} test ({len(test)} examples)", total=len(test))
         result = Evaluator(llm, loaded).evaluate(prompt, test, progress=reporter.advance)
+        extra = {"kind": "prompt"}
     return {
         "task": loaded.name,
         "score": result.score,
@@ -86,6 +117,21 @@ def run_eval(
         "model": describe(base),
         "usage": usage.to_dict(),
         "seconds": round(time.perf_counter() - started, 2),
-        "prompt_file": str(prompt_path),
+        "prompt_file": str(prepared.prompt_path),
+        "examples": [{"id": r.example_id, "score": float(r.score)} for r in result.results],
         **extra,
     }
+
+
+def run_eval(
+    prompt_path: Path,
+    *,
+    task: str | None = None,
+    model: ModelSpec | None = None,
+    test_size: int | None = None,
+    use_cache: bool = True,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Score the export's prompt with the same split sizes and data seed it was found with."""
+    prepared = prepare_eval(prompt_path, task=task, model=model, test_size=test_size)
+    return score_prepared(prepared, use_cache=use_cache, reporter=reporter)

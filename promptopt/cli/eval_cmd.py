@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,32 +17,247 @@ from promptopt.cli.common import (
     ModelOpt,
     RichReporter,
     console,
+    err_console,
     fail,
 )
 from promptopt.errors import ConfigError, GateFailed, PromptoptError
+from promptopt.strategies.base import Reporter, SilentReporter
+
+CODE_LABEL = "model"
+"""The label of a code-task case: there is no prompt file, the model is what is scored."""
 
 
-def _print_ensemble_eval(report: dict[str, Any]) -> None:
-    members = ", ".join(f"#{m['index'] + 1} {m['score']:.3f}" for m in report["members"])
-    console.print(
-        f"{report['task']}: ensemble score {report['score']:.3f} on {report['n']} test examples "
-        f"(members: {members}; model {report['model']['model']}; "
-        f"export said {report['exported_score']})"
+@dataclass
+class Case:
+    """One evaluation to run: a prepared export on a task, or a code task."""
+
+    key: str
+    task: str
+    label: str
+    example_ids: list[str]
+    prepared: Any = None
+    """A PreparedEval for prompts and ensembles; None for a code task."""
+
+
+def _print_case(case: dict[str, Any]) -> None:
+    """One line per case, then its gates (plain text: labels may hold brackets)."""
+    key, model_name = case["key"], case["model"]["model"]
+    if case["kind"] == "ensemble":
+        members = ", ".join(f"#{m['index'] + 1} {m['score']:.3f}" for m in case["members"])
+        line = (
+            f"{key}: ensemble score {case['score']:.3f} on {case['n']} test examples "
+            f"(members: {members}; model {model_name}; export said {case['exported_score']})"
+        )
+    elif case["kind"] == "code":
+        by = ", ".join(f"{k}: {v:.3f}" for k, v in case["pass_at_1_by_attempts"].items())
+        line = (
+            f"{key}: pass@1 {case['score']:.3f} on {case['n']} problems with "
+            f"{case['attempts']} attempt(s) (pass@1 after attempts {by}; model {model_name})"
+        )
+    else:
+        line = (
+            f"{key}: score {case['score']:.3f} on {case['n']} test examples "
+            f"(model {model_name}; export said {case['exported_score']})"
+        )
+    console.print(line, markup=False)
+    for gate in case["gates"]:
+        if gate["status"] != "skipped":
+            console.print(f"  {gate['status'].upper()} {gate['message']}", markup=False)
+
+
+def _labels(prompts: list[Path], labels: list[str]) -> list[str]:
+    if labels and len(labels) != len(prompts):
+        raise ConfigError(
+            f"{len(labels)} --label for {len(prompts)} --prompt: give one --label per --prompt, "
+            "in the same order, or none (labels default to the prompt file's name)"
+        )
+    chosen = labels or [p.stem for p in prompts]
+    for label in chosen:
+        if not label.strip() or "/" in label:
+            raise ConfigError(f"bad --label '{label}': use a non-empty name without '/'")
+    return chosen
+
+
+def _plan_cases(
+    prompts: list[Path],
+    labels: list[str],
+    tasks: list[str],
+    model_spec: Any,
+    test_size: int | None,
+    reflexion_attempts: int,
+    allow_code_execution: bool,
+) -> list[Case]:
+    """Check the options and load every test split, before any model is loaded."""
+    from promptopt.code_tasks import is_code_task, load_humaneval
+    from promptopt.evaluation_run import prepare_eval
+    from promptopt.sandbox import require_opt_in
+
+    code_tasks = [t for t in tasks if is_code_task(t)]
+    cases: list[Case] = []
+    if code_tasks:
+        if prompts:
+            raise ConfigError(
+                f"--prompt does not apply to the code task {code_tasks[0]}: leave it out "
+                "(evaluate prompts for other tasks in a separate `promptopt eval`)"
+            )
+        others = [t for t in tasks if not is_code_task(t)]
+        if others:
+            raise ConfigError(
+                f"no prompt given for {others[0]}: evaluate code tasks and prompts in separate "
+                "`promptopt eval` runs"
+            )
+        if len(labels) > 1:
+            raise ConfigError("code tasks take at most one --label: give one or none")
+        require_opt_in(allow_code_execution)
+        label = labels[0] if labels else CODE_LABEL
+        for task in code_tasks:
+            ids = [p.task_id for p in load_humaneval(test_size)]
+            cases.append(Case(f"{task}/{label}", task, label, ids))
+        return cases
+    if not prompts:
+        raise ConfigError("no prompt given: pass --prompt best.json (from `promptopt search`)")
+    if reflexion_attempts != 1:
+        raise ConfigError(
+            "--reflexion-attempts applies to code tasks (--task humaneval); to search "
+            "prompts with Reflexion run `promptopt search --strategy reflexion`"
+        )
+    for path, label in zip(prompts, _labels(prompts, labels), strict=True):
+        for task in tasks or [None]:
+            prepared = prepare_eval(path, task=task, model=model_spec, test_size=test_size)
+            name = prepared.task.name
+            cases.append(Case(f"{name}/{label}", name, label, prepared.example_ids, prepared))
+    seen: dict[str, Case] = {}
+    for case in cases:
+        if case.key in seen:
+            raise ConfigError(
+                f"two evaluations share the key '{case.key}' (task/label): give each --prompt "
+                "its own --label"
+            )
+        seen[case.key] = case
+    return cases
+
+
+def _run_case(
+    case: Case,
+    *,
+    model_spec: Any,
+    test_size: int | None,
+    use_cache: bool,
+    reflexion_attempts: int,
+    allow_code_execution: bool,
+    reporter: Reporter,
+) -> dict[str, Any]:
+    from promptopt.evaluation_run import score_prepared
+
+    if case.prepared is not None:
+        result = score_prepared(case.prepared, use_cache=use_cache, reporter=reporter)
+    else:
+        result = _code_eval(
+            case.task,
+            reflexion_attempts,
+            allow_code_execution,
+            model_spec,
+            test_size,
+            use_cache,
+            reporter,
+        )
+    return {"key": case.key, "task": case.task, "label": case.label, **result}
+
+
+def _code_eval(
+    task: str,
+    attempts: int,
+    allowed: bool,
+    model_spec: Any,
+    test_size: int | None,
+    use_cache: bool,
+    reporter: Reporter,
+) -> dict[str, Any]:
+    """`eval --task humaneval`: the model's pass@1, with the Reflexion loop when attempts > 1."""
+    from promptopt.code_eval import run_code_eval
+
+    report = run_code_eval(
+        task,
+        allow_code_execution=allowed,
+        attempts=attempts,
+        model=model_spec,
+        test_size=test_size,
+        use_cache=use_cache,
+        reporter=reporter,
     )
+    # A problem counts as solved when the answer it ends with passes the hidden tests.
+    examples = [
+        {"id": p["task_id"], "score": 1.0 if p["hidden"] and p["hidden"][-1] else 0.0}
+        for p in report["problems"]
+    ]
+    return {**report, "kind": "code", "prompt_file": None, "examples": examples}
+
+
+def _check_outputs(*paths: Path | None) -> None:
+    """Fail before the model runs, not after, when a report could not be written."""
+    for path in paths:
+        if path is not None and path.is_dir():
+            raise ConfigError(f"{path} is a directory: give a file name for the report")
 
 
 def eval_command(
     prompt: Annotated[
-        Path | None,
-        typer.Option(help="Prompt JSON written by `promptopt search` (not for code tasks)."),
+        list[Path] | None,
+        typer.Option(
+            help="Prompt or ensemble JSON written by `promptopt search`; repeat for several "
+            "(not for code tasks)."
+        ),
     ] = None,
     task: Annotated[
-        str | None, typer.Option(help="Task to score on (default: the prompt's own task).")
+        list[str] | None,
+        typer.Option(
+            help="Task to score on; repeat for several (every prompt is scored on every task). "
+            "Default: each prompt's own task."
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Name of each --prompt in reports and baselines, in --prompt order "
+            "(default: the file's stem, e.g. best for best.json). Cases are keyed task/label."
+        ),
     ] = None,
     min_score: Annotated[
-        float | None, typer.Option(help="Exit 10 when the test score is below this.")
+        list[str] | None,
+        typer.Option(
+            help="Gate: exit 10 when a test score is below this. 0.4 for every task, "
+            "antonyms=0.3 for one (wins over the global one); repeatable."
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON result.")] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="Gate: a report from an earlier `eval --json-out`; exit 10 when a case "
+            "scores significantly below its baseline (one-sided paired test on the same "
+            "test examples)."
+        ),
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option(help="Significance level of the --baseline regression test.")
+    ] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
+    json_out: Annotated[
+        Path | None,
+        typer.Option(help="Write the JSON report here (the input of a later --baseline)."),
+    ] = None,
+    junit_out: Annotated[
+        Path | None, typer.Option(help="Write JUnit XML here: one testcase per task/label.")
+    ] = None,
+    markdown_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a Markdown summary table here (also appended to "
+            "$GITHUB_STEP_SUMMARY when that is set)."
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress lines, only results and errors.")
+    ] = False,
     model: ModelOpt = "",
     base_url: BaseUrlOpt = None,
     api: Annotated[str, typer.Option(help="openai models: 'chat' or 'completions'.")] = "chat",
@@ -69,21 +285,30 @@ def eval_command(
         ),
     ] = False,
 ) -> None:
-    """Re-score an exported prompt on the test split; gate on --min-score.
+    """Re-score exported prompts on the test split; gate CI on --min-score and --baseline.
+
+    Every --prompt is scored on every --task (default: its own task); each
+    pair is a case keyed task/label. With the cache directory kept, an
+    unchanged rerun makes no model calls (reports count calls and cache hits).
 
     Code tasks (--task humaneval) score the model itself as pass@1 of the
     functions it writes, with or without the Reflexion loop
     (--reflexion-attempts 3); they need --allow-code-execution. --test-size
     takes the first N problems.
 
-    Exit codes: 0 pass, 10 score below --min-score, 2 bad prompt file or
-    options, 3 data missing, 4 model unavailable.
+    Exit codes: 0 every gate passed; 10 a gate failed (a score below
+    --min-score, or significantly below --baseline); 2 usage or configuration
+    error (bad option, unreadable prompt or baseline file, baseline scored on
+    other test examples); 3 data missing; 4 model unavailable.
     """
-    from promptopt.code_tasks import is_code_task
-    from promptopt.evaluation_run import run_eval
+    from promptopt import ci_report, gate
     from promptopt.llm.factory import parse_model_spec
 
     try:
+        if not 0.0 < alpha < 1.0:
+            raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}: e.g. --alpha 0.05")
+        min_scores = gate.parse_min_scores(min_score)
+        _check_outputs(json_out, junit_out, markdown_out)
         model_spec = (
             parse_model_spec(
                 model,
@@ -96,80 +321,72 @@ def eval_command(
             if model
             else None
         )
-        if is_code_task(task):
-            report = _code_eval(
-                task,
-                prompt,
-                reflexion_attempts,
-                allow_code_execution,
-                model_spec,
-                test_size,
-                no_cache,
-            )
-        else:
-            if prompt is None:
-                raise ConfigError(
-                    "no prompt given: pass --prompt best.json (from `promptopt search`)"
+        cases = _plan_cases(
+            prompt or [],
+            label or [],
+            task or [],
+            model_spec,
+            test_size,
+            reflexion_attempts,
+            allow_code_execution,
+        )
+        gate.check_min_score_tasks(min_scores, [c.task for c in cases] + list(task or []))
+        base = gate.read_baseline(baseline) if baseline is not None else None
+        if base is not None:
+            for case in cases:
+                gate.check_same_examples(base, case.key, case.example_ids)
+            if not any(c.key in base.cases for c in cases):
+                err_console.print(
+                    f"note: no case of this run is in baseline {baseline} (baseline keys: "
+                    f"{', '.join(sorted(base.cases)) or 'none'}): cases are keyed task/label; "
+                    "pass --label to match",
+                    markup=False,
+                    soft_wrap=True,
                 )
-            if reflexion_attempts != 1:
-                raise ConfigError(
-                    "--reflexion-attempts applies to code tasks (--task humaneval); to search "
-                    "prompts with Reflexion run `promptopt search --strategy reflexion`"
-                )
-            with RichReporter() as reporter:
-                report = run_eval(
-                    prompt,
-                    task=task,
-                    model=model_spec,
+        results = []
+        with RichReporter() if not quiet else _Silent() as reporter:
+            for case in cases:
+                result = _run_case(
+                    case,
+                    model_spec=model_spec,
                     test_size=test_size,
                     use_cache=not no_cache,
+                    reflexion_attempts=reflexion_attempts,
+                    allow_code_execution=allow_code_execution,
                     reporter=reporter,
                 )
-        report["min_score"] = min_score
-        report["passed"] = min_score is None or report["score"] >= min_score
+                gate.apply_gates(result, min_scores.for_task(case.task), base, alpha)
+                results.append(result)
+        report = ci_report.build_report(
+            results, alpha=alpha, baseline=base, model_option=model or None
+        )
+        ci_report.write_outputs(
+            report, json_out=json_out, junit_out=junit_out, markdown_out=markdown_out
+        )
         if as_json:
-            print(json.dumps(report, indent=2))
-        elif report.get("kind") == "ensemble":
-            _print_ensemble_eval(report)
-        elif "pass_at_1_by_attempts" in report:
-            by = ", ".join(f"{k}: {v:.3f}" for k, v in report["pass_at_1_by_attempts"].items())
-            console.print(
-                f"{report['task']}: pass@1 {report['score']:.3f} on {report['n']} problems with "
-                f"{report['attempts']} attempt(s) (pass@1 after attempts {by}; "
-                f"model {report['model']['model']})"
-            )
+            print(json.dumps(report, indent=2, ensure_ascii=False))
         else:
+            for result in results:
+                _print_case(result)
+            usage = report["usage"]
             console.print(
-                f"{report['task']}: score {report['score']:.3f} on {report['n']} test examples "
-                f"(model {report['model']['model']}; export said {report['exported_score']})"
+                f"{len(results)} case(s), {len(report['failed_cases'])} failed; "
+                f"{usage['calls']} model calls, {usage['cache_hits']} cache hits",
+                markup=False,
             )
         if not report["passed"]:
-            raise GateFailed(f"score {report['score']:.3f} is below --min-score {min_score}")
+            failed = [r for r in results if not r["passed"]]
+            details = "; ".join(f"{r['key']}: {', '.join(r['failures'])}" for r in failed)
+            raise GateFailed(f"gate failed for {len(failed)} of {len(results)} case(s): {details}")
     except PromptoptError as error:
         raise fail(error) from None
 
 
-def _code_eval(
-    task: str,
-    prompt: Path | None,
-    attempts: int,
-    allowed: bool,
-    model_spec: Any,
-    test_size: int | None,
-    no_cache: bool,
-) -> dict[str, Any]:
-    """`eval --task humaneval`: the model's pass@1, with the Reflexion loop when attempts > 1."""
-    from promptopt.code_eval import run_code_eval
+class _Silent(SilentReporter):
+    """--quiet: no progress at all, as a context manager like RichReporter."""
 
-    if prompt is not None:
-        raise ConfigError(f"--prompt does not apply to the code task {task}: leave it out")
-    with RichReporter() as reporter:
-        return run_code_eval(
-            task,
-            allow_code_execution=allowed,
-            attempts=attempts,
-            model=model_spec,
-            test_size=test_size,
-            use_cache=not no_cache,
-            reporter=reporter,
-        )
+    def __enter__(self) -> _Silent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None

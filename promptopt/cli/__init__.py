@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from promptopt.cli import info_cmds, report_cmd
+from promptopt.cli import compare_cmd, info_cmds, report_cmd
 from promptopt.cli.eval_cmd import eval_command
 from promptopt.cli.search_cmd import search
 
@@ -41,6 +41,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(cache_app, name="cache")
 
 app.command()(search)
+app.command()(compare_cmd.compare)
 app.command("eval")(eval_command)
 app.command()(info_cmds.version)
 app.command()(report_cmd.report)

@@ -1,0 +1,325 @@
+"""Compare strategies fairly: every strategy x seed at the same budget, task split
+and models, then a leaderboard with paired significance against the best.
+
+    DIR/runs/<strategy>-seed<k>/   one ordinary run directory per search
+    DIR/compare.json               settings, one row per run, the leaderboard
+
+A run whose result.json exists is reused as is and an interrupted one is
+resumed from its journal, so rerunning `compare` (or adding a strategy) only
+runs what is missing. Settings that change what the runs mean (task, budget,
+seeds, sizes, models) are fixed per DIR: mixing them would compare unlike runs.
+
+Significance pools the test examples over seeds: pairs are (seed, example id)
+from each run's test_examples.json, compared with a two-sided paired test
+(McNemar for right/wrong scores, else a paired bootstrap).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptopt.errors import ConfigError
+from promptopt.llm.factory import ModelSpec
+from promptopt.pricing import load_prices
+from promptopt.registry import get_strategy
+from promptopt.search import TEST_EXAMPLES_FILE, SearchSpec, run_search
+from promptopt.stats import compare_paired
+from promptopt.store import load_run_config, write_json_atomic
+from promptopt.strategies.base import Reporter, SilentReporter
+from promptopt.types import Budget
+
+COMPARE_FILE = "compare.json"
+FORMAT = "promptopt.compare"
+FORMAT_VERSION = 1
+FIXED_SETTINGS = ("task", "budget", "seeds", "sizes", "data_seed", "target", "proposer")
+"""What must match for a later compare in the same DIR (params are checked per strategy)."""
+
+
+@dataclass
+class CompareSpec:
+    task: str
+    strategies: list[str]
+    out_dir: Path
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    budget: Budget = field(default_factory=Budget)
+    params: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per-strategy parameters: {"ape": {"num_subsamples": "2"}}."""
+    target: ModelSpec = field(default_factory=lambda: ModelSpec("hf", "embedded"))
+    proposer: ModelSpec = field(default_factory=lambda: ModelSpec("hf", "embedded"))
+    sizes: dict[str, int] = field(default_factory=dict)
+    data_seed: int = 0
+    use_cache: bool = True
+    prices: str | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "sizes": dict(sorted(self.sizes.items())),
+            "data_seed": self.data_seed,
+            "target": self.target.to_dict(),
+            "proposer": self.proposer.to_dict(),
+            "params": {s: dict(sorted(p.items())) for s, p in sorted(self.params.items())},
+            "use_cache": self.use_cache,
+        }
+
+    def search_spec(self, strategy: str, seed: int, run_dir: Path) -> SearchSpec:
+        return SearchSpec(
+            task=self.task,
+            strategy=strategy,
+            params=dict(self.params.get(strategy, {})),
+            seed=seed,
+            target=self.target,
+            proposer=self.proposer,
+            sizes=dict(self.sizes),
+            data_seed=self.data_seed,
+            budget=self.budget,
+            run_dir=run_dir,
+            use_cache=self.use_cache,
+            prices=self.prices,
+        )
+
+
+def parse_strategy_params(values: dict[str, str], strategies: list[str]) -> dict[str, dict]:
+    """`-p strategy.key=value` pairs (already split at '=') into per-strategy params."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in values.items():
+        strategy, dot, name = key.partition(".")
+        if not dot or not name:
+            raise ConfigError(
+                f"compare parameters name their strategy: write -p ape.{key}={value}, "
+                f"not -p {key}={value}"
+            )
+        if strategy not in strategies:
+            raise ConfigError(
+                f"-p {key}={value} is for '{strategy}', which is not in --strategies: "
+                "add it or drop the parameter"
+            )
+        out.setdefault(strategy, {})[name] = value
+    return out
+
+
+def run_dir_name(strategy: str, seed: int) -> str:
+    return f"{strategy}-seed{seed}"
+
+
+def _budget_dict(budget: Budget) -> dict[str, int | None]:
+    return {"max_calls": budget.max_calls, "max_tokens": budget.max_tokens}
+
+
+def _fixed(data: dict[str, Any]) -> dict[str, Any]:
+    settings = data.get("settings", {})
+    return {
+        "task": data.get("task"),
+        "budget": data.get("budget"),
+        "seeds": data.get("seeds"),
+        **{k: settings.get(k) for k in ("sizes", "data_seed", "target", "proposer")},
+    }
+
+
+OPTION_OF = {
+    "task": "--task",
+    "budget": "--budget/--budget-tokens",
+    "seeds": "--seeds",
+    "sizes": "--train-size/--dev-size/--test-size",
+    "data_seed": "--data-seed",
+    "target": "--model",
+    "proposer": "--proposer",
+}
+
+
+def check_compatible(saved: dict[str, Any], new: dict[str, Any], out_dir: Path) -> None:
+    """Refuse to mix unlike runs in one compare directory (one line, naming the fix)."""
+    old_fixed, new_fixed = _fixed(saved), _fixed(new)
+    for key in FIXED_SETTINGS:
+        if old_fixed[key] != new_fixed[key]:
+            raise ConfigError(
+                f"{out_dir} holds a comparison made with {key}={old_fixed[key]!r}, not "
+                f"{new_fixed[key]!r}: rerun with the same {OPTION_OF[key]} "
+                "or pick another --out-dir"
+            )
+    old_params = saved.get("settings", {}).get("params", {})
+    new_params = new.get("settings", {}).get("params", {})
+    done = {r["strategy"] for r in saved.get("runs", [])}
+    for strategy in done & set(new_params) | done & set(old_params):
+        if strategy in new_params and old_params.get(strategy, {}) != new_params[strategy]:
+            raise ConfigError(
+                f"{out_dir} ran {strategy} with parameters {old_params.get(strategy, {})!r}, "
+                f"not {new_params[strategy]!r}: use the same -p {strategy}.KEY=VALUE "
+                "or pick another --out-dir"
+            )
+
+
+def load_compare(out_dir: Path) -> dict[str, Any] | None:
+    path = out_dir / COMPARE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise ConfigError(f"{path} is corrupt: delete it (runs are kept) and rerun") from None
+    if data.get("format") != FORMAT:
+        raise ConfigError(f"{path} is not a promptopt comparison: pick another --out-dir")
+    return data
+
+
+# -- one run --------------------------------------------------------------------------
+def run_row(export: dict[str, Any], strategy: str, seed: int, run_dir: str) -> dict[str, Any]:
+    """A compare.json run row from a search export."""
+    usage = export["usage"]
+    search = usage["search"]
+    scores = export["scores"]
+    cost = usage.get("cost") or {}
+    timings = export.get("timings", {})
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "run_dir": run_dir,
+        "test_score": float(scores["test"]["score"]),
+        "test_n": int(scores["test"]["n"]),
+        "baseline_test_score": float(scores["baseline_test"]["score"]),
+        "calls": int(search["calls"]),
+        "tokens": int(search["prompt_tokens"] + search["completion_tokens"]),
+        "wall_s": round(
+            float(timings.get("search_s", 0)) + float(timings.get("test_eval_s", 0)), 2
+        ),
+        "cost_usd": cost.get("total_usd"),
+        "stopped_by_budget": bool(export.get("stopped_by_budget", False)),
+    }
+
+
+def _run_one(spec: CompareSpec, strategy: str, seed: int, reporter: Reporter) -> dict[str, Any]:
+    """The export of one strategy x seed: reused, resumed, or run."""
+    run_dir = spec.out_dir / "runs" / run_dir_name(strategy, seed)
+    result = run_dir / "result.json"
+    if result.is_file():
+        return json.loads(result.read_text(encoding="utf-8"))
+    search_spec = spec.search_spec(strategy, seed, run_dir)
+    if (run_dir / "config.json").is_file():
+        load_run_config(run_dir)
+        search_spec.resume = True
+        reporter.note(f"resuming {run_dir_name(strategy, seed)}")
+    return run_search(search_spec, reporter)
+
+
+def example_scores(out_dir: Path, run: dict[str, Any]) -> dict[str, float]:
+    """Per test example scores of a run's best prompt, keyed by example id."""
+    path = out_dir / run["run_dir"] / TEST_EXAMPLES_FILE
+    if not path.is_file():
+        return {}
+    rows = json.loads(path.read_text(encoding="utf-8")).get("best", [])
+    return {str(r["id"]): float(r["score"]) for r in rows}
+
+
+# -- the leaderboard (pure) --------------------------------------------------------------
+def _mean(values: list[float]) -> float:
+    return float(statistics.fmean(values)) if values else 0.0
+
+
+def build_leaderboard(
+    runs: list[dict[str, Any]],
+    scores: Callable[[dict[str, Any]], dict[str, float]],
+) -> list[dict[str, Any]]:
+    """Per strategy: mean and sd of test score over seeds, usage means, and a paired
+    two-sided test against the best strategy on the (seed, example id) pairs both have.
+
+    `scores(run)` gives a run's per-example test scores by example id. Best first:
+    highest mean, then fewer calls, then name. The best row has vs_best None.
+    """
+    by_strategy: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_strategy.setdefault(run["strategy"], []).append(run)
+    rows = []
+    for strategy, group in by_strategy.items():
+        group = sorted(group, key=lambda r: r["seed"])
+        test = [r["test_score"] for r in group]
+        costs = [r.get("cost_usd") for r in group]
+        rows.append(
+            {
+                "strategy": strategy,
+                "mean": _mean(test),
+                "sd": float(statistics.stdev(test)) if len(test) > 1 else 0.0,
+                "n_seeds": len(group),
+                "calls_mean": _mean([r["calls"] for r in group]),
+                "tokens_mean": _mean([r["tokens"] for r in group]),
+                "wall_s_mean": round(_mean([r["wall_s"] for r in group]), 2),
+                "cost_usd_mean": None
+                if any(c is None for c in costs)
+                else _mean([float(c) for c in costs if c is not None]),
+                "best": False,
+                "vs_best": None,
+            }
+        )
+    rows.sort(key=lambda r: (-r["mean"], r["calls_mean"], r["strategy"]))
+    if not rows:
+        return rows
+    rows[0]["best"] = True
+    pooled = {
+        strategy: {
+            (r["seed"], example): value for r in group for example, value in scores(r).items()
+        }
+        for strategy, group in by_strategy.items()
+    }
+    best = pooled[rows[0]["strategy"]]
+    for row in rows[1:]:
+        mine = pooled[row["strategy"]]
+        keys = sorted(set(best) & set(mine), key=lambda k: (k[0], k[1]))
+        if keys:
+            result = compare_paired(
+                [mine[k] for k in keys], [best[k] for k in keys], alternative="two-sided"
+            )
+            row["vs_best"] = result.to_dict()
+    return rows
+
+
+# -- the whole comparison -----------------------------------------------------------------
+def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run what is missing, then write and return DIR/compare.json."""
+    reporter = reporter or SilentReporter()
+    for strategy in spec.strategies:
+        get_strategy(strategy)  # unknown names fail before any run
+    if not spec.seeds:
+        raise ConfigError("--seeds must be at least 1")
+    load_prices(spec.prices)
+    spec.out_dir.mkdir(parents=True, exist_ok=True)
+    saved = load_compare(spec.out_dir)
+    data: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "task": spec.task,
+        "budget": _budget_dict(spec.budget),
+        "seeds": list(spec.seeds),
+        "settings": spec.settings(),
+        "runs": [],
+        "leaderboard": [],
+    }
+    if saved is not None:
+        check_compatible(saved, data, spec.out_dir)
+        data["settings"]["params"] = {
+            **saved.get("settings", {}).get("params", {}),
+            **data["settings"]["params"],
+        }
+        data["runs"] = list(saved.get("runs", []))
+    order = list(dict.fromkeys([r["strategy"] for r in data["runs"]] + spec.strategies))
+    for strategy in spec.strategies:
+        for seed in spec.seeds:
+            if any(r["strategy"] == strategy and r["seed"] == seed for r in data["runs"]):
+                continue
+            reporter.phase(f"== {strategy}, seed {seed} ==")
+            export = _run_one(spec, strategy, seed, reporter)
+            rel = str(Path("runs") / run_dir_name(strategy, seed))
+            data["runs"].append(run_row(export, strategy, seed, rel))
+            data["runs"].sort(key=lambda r: (order.index(r["strategy"]), r["seed"]))
+            _save(spec.out_dir, data)  # progress survives an interrupted comparison
+    data["leaderboard"] = build_leaderboard(
+        data["runs"], lambda run: example_scores(spec.out_dir, run)
+    )
+    _save(spec.out_dir, data)
+    return data
+
+
+def _save(out_dir: Path, data: dict[str, Any]) -> None:
+    write_json_atomic(out_dir / COMPARE_FILE, data)

@@ -404,6 +404,11 @@ def _curve_section(
                 id="score-plot",
             )
         )
+        if all(p.calls == 0 for g in groups for points in g.runs for p in points):
+            notes = notes + [
+                "Every candidate was scored at 0 model calls: the run was answered from the "
+                "cache, which is never charged. Rerun with --no-cache for a cost curve."
+            ]
     elif not notes:
         notes = ["No candidate events to plot."]
     parts += [h.note(n) for n in notes]

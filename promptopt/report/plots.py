@@ -92,6 +92,9 @@ def score_vs_calls(groups: Sequence[CurveGroup], max_calls: int | None = None) -
             )
     if max_calls is not None:
         ax.axvline(max_calls, color="#555555", linestyle=":", linewidth=1, label="budget")
+    scores = [p.dev_score for g in groups for run in g.runs for p in run]
+    if scores and min(scores) >= 0.0 and max(scores) <= 1.0:
+        ax.set_ylim(-0.03, 1.03)  # the whole score range: runs and reports compare by eye
     ax.set_xlabel("model calls spent")
     ax.set_ylabel("dev score")
     ax.set_title("Candidate dev scores against model calls")

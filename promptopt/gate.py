@@ -177,11 +177,11 @@ def regression_gate(
     comparison = compare_paired(new, old, alternative="less", alpha=alpha)
     change = (
         f"{comparison.new_mean:.3f} vs baseline {comparison.old_mean:.3f} "
-        f"({comparison.difference:+.3f}, one-sided p={comparison.p_value:.3g}, "
+        f"({comparison.difference:+.3f}, one-sided p={comparison.p_value:.3g} by "
         f"{comparison.method}, n={comparison.n})"
     )
     if comparison.significant:
-        status, message = "fail", f"significant regression: {change} < alpha {alpha:g}"
+        status, message = "fail", f"significant regression (p < alpha {alpha:g}): {change}"
     else:
         status, message = "pass", f"no significant regression: {change}"
     return {

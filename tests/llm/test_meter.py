@@ -4,6 +4,7 @@ import pytest
 
 from promptopt.errors import BudgetExhausted
 from promptopt.llm.meter import MeteredLLM
+from promptopt.llm.tokens import estimate_prompt_tokens, projected_tokens
 from promptopt.types import Budget, GenerationRequest, Usage
 from tests.fakes import ScriptedLLM
 
@@ -28,9 +29,49 @@ def test_call_budget_is_a_hard_cap_checked_before_sending() -> None:
     assert usage.calls == 5
 
 
-def test_token_budget_stops_the_next_batch() -> None:
+def test_token_budget_refuses_a_batch_that_could_cross_it() -> None:
+    """Projected tokens = (estimated prompt + max_tokens) x n; a batch whose projection
+    would cross the cap is not sent, so the cap is never crossed."""
     usage = Usage()
-    llm = MeteredLLM(ScriptedLLM(lambda r, i: "a b c d"), usage, Budget(max_tokens=5))
-    llm.generate([GenerationRequest.chat("x y")])
-    with pytest.raises(BudgetExhausted, match="token budget"):
-        llm.generate([GenerationRequest.chat("x")])
+    fake = ScriptedLLM(lambda r, i: "a b c d")
+    llm = MeteredLLM(fake, usage, Budget(max_tokens=30))
+    one = GenerationRequest.chat("x y", max_tokens=4)  # ceil(3/3) + 4 overhead + 4 = 9
+    assert projected_tokens(fake, [one]) == 9
+    llm.generate([one, one])  # 18 projected, 12 charged (2 prompt + 4 completion each)
+    llm.generate([one, one])  # 12 + 18 = 30: exactly at the cap, still sent
+    assert usage.tokens == 24
+    with pytest.raises(BudgetExhausted, match="token budget of 30 reached"):
+        llm.generate([one])  # 24 + 9 > 30
+    assert fake.generate_calls == 4 and usage.tokens <= 30
+
+
+def test_token_budget_refuses_even_the_first_batch_when_it_cannot_fit() -> None:
+    usage = Usage()
+    fake = ScriptedLLM(lambda r, i: "x")
+    llm = MeteredLLM(fake, usage, Budget(max_tokens=5))
+    with pytest.raises(BudgetExhausted, match="raise --budget-tokens"):
+        llm.generate([GenerationRequest.chat("x y")])  # max_tokens 64 alone crosses it
+    assert fake.generate_calls == 0
+
+
+class _Tokenizer:
+    """Counts characters as tokens: stands in for a real hf tokenizer."""
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+        return {"input_ids": list(range(len(text)))}
+
+
+def test_local_models_are_counted_with_their_own_tokenizer() -> None:
+    fake = ScriptedLLM(lambda r, i: "x")
+    fake.tokenizer = _Tokenizer()  # type: ignore[attr-defined]
+    fake.render = lambda messages, text: "<s>" + (text or messages[-1].content)  # type: ignore[attr-defined]
+    request = GenerationRequest.chat("hello", max_tokens=3, n=2, temperature=1.0)
+    assert estimate_prompt_tokens(fake, request) == 8
+    assert projected_tokens(fake, [request]) == (8 + 3) * 2
+
+
+def test_also_gets_a_share_of_the_charges() -> None:
+    usage, share = Usage(), Usage()
+    llm = MeteredLLM(ScriptedLLM(lambda r, i: "one two"), usage, also=share)
+    llm.generate([GenerationRequest.chat("a b c")])
+    assert share.to_dict() == usage.to_dict() and share.calls == 1

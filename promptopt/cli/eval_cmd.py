@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from promptopt.cli.common import (
     console,
     err_console,
     fail,
+    plain_output,
 )
 from promptopt.errors import ConfigError, GateFailed, PromptoptError
 from promptopt.strategies.base import Reporter, SilentReporter
@@ -42,11 +44,13 @@ class Case:
 def _print_case(case: dict[str, Any]) -> None:
     """One line per case, then its gates (plain text: labels may hold brackets)."""
     key, model_name = case["key"], case["model"]["model"]
+    exported = case.get("exported_score")
+    said = f"; export said {exported:.3f}" if isinstance(exported, int | float) else ""
     if case["kind"] == "ensemble":
         members = ", ".join(f"#{m['index'] + 1} {m['score']:.3f}" for m in case["members"])
         line = (
             f"{key}: ensemble score {case['score']:.3f} on {case['n']} test examples "
-            f"(members: {members}; model {model_name}; export said {case['exported_score']})"
+            f"(members: {members}; model {model_name}{said})"
         )
     elif case["kind"] == "code":
         by = ", ".join(f"{k}: {v:.3f}" for k, v in case["pass_at_1_by_attempts"].items())
@@ -57,12 +61,13 @@ def _print_case(case: dict[str, Any]) -> None:
     else:
         line = (
             f"{key}: score {case['score']:.3f} on {case['n']} test examples "
-            f"(model {model_name}; export said {case['exported_score']})"
+            f"(model {model_name}{said})"
         )
-    console.print(line, markup=False)
+    console.print(line, markup=False, soft_wrap=True)
     for gate in case["gates"]:
         if gate["status"] != "skipped":
-            console.print(f"  {gate['status'].upper()} {gate['message']}", markup=False)
+            text = f"  {gate['status'].upper()} {gate['message']}"
+            console.print(text, markup=False, soft_wrap=True)
 
 
 def _labels(prompts: list[Path], labels: list[str]) -> list[str]:
@@ -304,6 +309,9 @@ def eval_command(
     from promptopt import ci_report, gate
     from promptopt.llm.factory import parse_model_spec
 
+    if quiet or plain_output():
+        # transformers reads this when first imported: no weight-loading bars in CI logs.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         if not 0.0 < alpha < 1.0:
             raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}: e.g. --alpha 0.05")
@@ -373,6 +381,7 @@ def eval_command(
                 f"{len(results)} case(s), {len(report['failed_cases'])} failed; "
                 f"{usage['calls']} model calls, {usage['cache_hits']} cache hits",
                 markup=False,
+                soft_wrap=True,
             )
         if not report["passed"]:
             failed = [r for r in results if not r["passed"]]

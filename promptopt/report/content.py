@@ -9,6 +9,7 @@ report is needed most.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -465,7 +466,10 @@ def _clip(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    return _clip(value if isinstance(value, str) else repr(value))
+    """A setting on one line: nested settings as key=value, unset ones left out."""
+    if isinstance(value, dict):
+        return _clip(", ".join(f"{k}={_short(v)}" for k, v in value.items() if v is not None))
+    return _clip(value if isinstance(value, str) else json.dumps(value))
 
 
 def _is_num(value: Any) -> bool:

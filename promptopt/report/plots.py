@@ -70,9 +70,9 @@ def score_vs_calls(groups: Sequence[CurveGroup], max_calls: int | None = None) -
             ax.scatter(
                 [p.calls for p in points],
                 [p.dev_score for p in points],
-                s=18,
+                s=26,
                 color=col,
-                alpha=0.45,
+                alpha=0.6,
                 linewidths=0,
                 label=f"{group.name}: candidates" if run_index == 0 else None,
             )

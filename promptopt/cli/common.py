@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -94,3 +95,24 @@ BaseUrlOpt = Annotated[
 DtypeOpt = Annotated[str, typer.Option(help="hf models: float32, bfloat16 or float16.")]
 BatchOpt = Annotated[int, typer.Option(help="hf models: sequences per forward batch.")]
 DeviceOpt = Annotated[str, typer.Option(help="hf models: torch device, e.g. cpu or cuda.")]
+
+
+ReportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--report/--no-report",
+        help="Write an HTML report with charts (see `promptopt report`) when done.",
+    ),
+]
+
+
+def write_report_after(path: Path) -> None:
+    """The report closes a search or compare; its failure must not lose their results."""
+    from promptopt.report import write_report
+
+    try:
+        html = write_report(path)
+    except PromptoptError as error:
+        err_console.print(f"[yellow]no report written: {error}[/]", soft_wrap=True)
+        return
+    console.print(f"Report: {html}", soft_wrap=True)

@@ -14,11 +14,13 @@ from promptopt.cli.common import (
     DeviceOpt,
     DtypeOpt,
     ModelOpt,
+    ReportOpt,
     RichReporter,
     console,
     fail,
     parse_params,
     split_sizes,
+    write_report_after,
 )
 from promptopt.errors import ConfigError, PromptoptError
 
@@ -42,6 +44,7 @@ def compare(
     out_dir: Annotated[
         Path, typer.Option(help="Comparison directory: runs/ and compare.json.")
     ] = Path("compare"),
+    report: ReportOpt = True,
     param: Annotated[
         list[str],
         typer.Option(
@@ -121,6 +124,8 @@ def compare(
     except PromptoptError as error:
         raise fail(error) from None
     print_leaderboard(data, out_dir)
+    if report:
+        write_report_after(out_dir)
 
 
 def _money(value: float | None, local: bool) -> str:

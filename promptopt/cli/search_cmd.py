@@ -14,11 +14,13 @@ from promptopt.cli.common import (
     DeviceOpt,
     DtypeOpt,
     ModelOpt,
+    ReportOpt,
     RichReporter,
     console,
     fail,
     parse_params,
     split_sizes,
+    write_report_after,
 )
 from promptopt.errors import ConfigError, PromptoptError
 
@@ -61,6 +63,7 @@ def search(
             "prompt tokens plus max_tokens per sample could cross it."
         ),
     ] = None,
+    report: ReportOpt = True,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -165,6 +168,8 @@ def search(
     except PromptoptError as error:
         raise fail(error) from None
     _print_search_summary(export, out)
+    if report:
+        write_report_after(Path(export["run_dir"]))
 
 
 def _refuse_code_task(task: str | None) -> None:

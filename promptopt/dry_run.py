@@ -42,9 +42,15 @@ from promptopt.llm.factory import ModelSpec
 from promptopt.llm.tokens import estimate_prompt_tokens
 from promptopt.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
 from promptopt.registry import get_strategy
-from promptopt.search import SearchSpec, layered, score_ensemble_on_test, score_on_test
+from promptopt.search import (
+    SearchSpec,
+    layered,
+    score_ensemble_on_test,
+    score_on_test,
+    search_context,
+)
 from promptopt.store import RunStore
-from promptopt.strategies.base import SearchContext, SilentReporter, build_config
+from promptopt.strategies.base import SilentReporter, build_config
 from promptopt.task import Task
 from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 
@@ -193,22 +199,12 @@ def _simulate(
         store = RunStore(root / "run", spec.run_config(config))
         try:
             memo = open_cache(root / "calls")
-            usage, target_usage, eval_usage = Usage(), Usage(), Usage()
-            store.usage = usage
             target_base = StandInLLM(spec.target, "target")
             proposer_base = StandInLLM(spec.proposer, "proposer")
-            target = layered(target_base, usage, spec.budget, memo, None, also=target_usage)
-            proposer = layered(proposer_base, usage, spec.budget, memo, None)
-            ctx = SearchContext(
-                task=task,
-                evaluator=Evaluator(target, task),
-                proposer=proposer,
-                seed=spec.seed,
-                store=store,
-                proposer_base=proposer_base,
-                usage=usage,
-                budget=spec.budget,
+            ctx, target_usage = search_context(
+                spec, task, store, target_base, proposer_base, memo, None, SilentReporter()
             )
+            usage, eval_usage = ctx.usage, Usage()
             try:
                 result = strategy.search(ctx, config)
             except BudgetExhausted as stop:

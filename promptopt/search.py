@@ -150,6 +150,36 @@ def layered(
     return llm
 
 
+def search_context(
+    spec: SearchSpec,
+    task: Task,
+    store: RunStore,
+    target_base: LLM,
+    proposer_base: LLM,
+    shared: Any | None,
+    journal: Any | None,
+    reporter: Reporter,
+) -> tuple[SearchContext, Usage]:
+    """The context a strategy searches in, over the layered model stack; also returns
+    the target's share of the usage (the rest is the proposer's), for pricing."""
+    usage, target_usage = Usage(), Usage()
+    store.usage = usage
+    target = layered(target_base, usage, spec.budget, shared, journal, also=target_usage)
+    proposer = layered(proposer_base, usage, spec.budget, shared, journal)
+    ctx = SearchContext(
+        task=task,
+        evaluator=Evaluator(target, task),
+        proposer=proposer,
+        seed=spec.seed,
+        store=store,
+        reporter=reporter,
+        proposer_base=proposer_base,
+        usage=usage,
+        budget=spec.budget,
+    )
+    return ctx, target_usage
+
+
 def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, Any]:
     """Search, then score the best prompt and the baseline on test; return the export."""
     reporter = reporter or SilentReporter()
@@ -167,22 +197,10 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
         shared = open_cache(cache_root() / "calls") if spec.use_cache else None
         journal = store.journal()
 
-        search_usage = Usage()
-        target_usage = Usage()
-        store.usage = search_usage
-        target = layered(target_base, search_usage, spec.budget, shared, journal, also=target_usage)
-        proposer = layered(proposer_base, search_usage, spec.budget, shared, journal)
-        ctx = SearchContext(
-            task=task,
-            evaluator=Evaluator(target, task),
-            proposer=proposer,
-            seed=spec.seed,
-            store=store,
-            reporter=reporter,
-            proposer_base=proposer_base,
-            usage=search_usage,
-            budget=spec.budget,
+        ctx, target_usage = search_context(
+            spec, task, store, target_base, proposer_base, shared, journal, reporter
         )
+        search_usage = ctx.usage
         started = time.perf_counter()
         result = strategy.search(ctx, config)
         search_seconds = time.perf_counter() - started

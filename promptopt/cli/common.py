@@ -97,6 +97,30 @@ BatchOpt = Annotated[int, typer.Option(help="hf models: sequences per forward ba
 DeviceOpt = Annotated[str, typer.Option(help="hf models: torch device, e.g. cpu or cuda.")]
 
 
+TaskOpt = Annotated[
+    str | None,
+    typer.Option(help="Built-in task name (see `tasks list`) or path to a task YAML."),
+]
+ProposerOpt = Annotated[
+    str, typer.Option(help="Model that writes candidate prompts (same syntax as --model).")
+]
+ProposerBaseUrlOpt = Annotated[str | None, typer.Option(help="Server URL for an openai: proposer.")]
+ApiOpt = Annotated[str, typer.Option(help="openai models: 'chat' or 'completions'.")]
+DataSeedOpt = Annotated[int, typer.Option(help="Seed of the train/dev/test sampling.")]
+TrainSizeOpt = Annotated[int | None, typer.Option(help="Train examples (task default).")]
+DevSizeOpt = Annotated[int | None, typer.Option(help="Dev examples used to select.")]
+TestSizeOpt = Annotated[int | None, typer.Option(help="Held-out test examples.")]
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help="Do not read or write the shared cache.")
+]
+PricesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="YAML price table (USD per million tokens) extending the shipped one; "
+        "also PROMPTOPT_PRICES."
+    ),
+]
+
 ReportOpt = Annotated[
     bool,
     typer.Option(

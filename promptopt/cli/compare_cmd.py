@@ -9,13 +9,23 @@ import typer
 from rich.table import Table
 
 from promptopt.cli.common import (
+    ApiOpt,
     BaseUrlOpt,
     BatchOpt,
+    DataSeedOpt,
     DeviceOpt,
+    DevSizeOpt,
     DtypeOpt,
     ModelOpt,
+    NoCacheOpt,
+    PricesOpt,
+    ProposerBaseUrlOpt,
+    ProposerOpt,
     ReportOpt,
     RichReporter,
+    TaskOpt,
+    TestSizeOpt,
+    TrainSizeOpt,
     console,
     fail,
     parse_params,
@@ -26,10 +36,7 @@ from promptopt.errors import ConfigError, PromptoptError
 
 
 def compare(
-    task: Annotated[
-        str | None,
-        typer.Option(help="Built-in task name (see `tasks list`) or path to a task YAML."),
-    ] = None,
+    task: TaskOpt = None,
     strategies: Annotated[
         str, typer.Option(help="Comma-separated strategies, e.g. ape,reflexion,instructzero.")
     ] = "ape,reflexion",
@@ -54,28 +61,19 @@ def compare(
         ),
     ] = [],  # noqa: B006
     model: ModelOpt = "embedded",
-    proposer: Annotated[
-        str, typer.Option(help="Model that writes candidate prompts (same syntax as --model).")
-    ] = "embedded",
+    proposer: ProposerOpt = "embedded",
     base_url: BaseUrlOpt = None,
-    proposer_base_url: Annotated[
-        str | None, typer.Option(help="Server URL for an openai: proposer.")
-    ] = None,
-    api: Annotated[str, typer.Option(help="openai models: 'chat' or 'completions'.")] = "chat",
+    proposer_base_url: ProposerBaseUrlOpt = None,
+    api: ApiOpt = "chat",
     dtype: DtypeOpt = "bfloat16",
     device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
-    data_seed: Annotated[int, typer.Option(help="Seed of the train/dev/test sampling.")] = 0,
-    train_size: Annotated[int | None, typer.Option(help="Train examples (task default).")] = None,
-    dev_size: Annotated[int | None, typer.Option(help="Dev examples used to select.")] = None,
-    test_size: Annotated[int | None, typer.Option(help="Held-out test examples.")] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not read or write the shared cache.")
-    ] = False,
-    prices: Annotated[
-        Path | None,
-        typer.Option(help="YAML price table extending the shipped one (also PROMPTOPT_PRICES)."),
-    ] = None,
+    data_seed: DataSeedOpt = 0,
+    train_size: TrainSizeOpt = None,
+    dev_size: DevSizeOpt = None,
+    test_size: TestSizeOpt = None,
+    no_cache: NoCacheOpt = False,
+    prices: PricesOpt = None,
 ) -> None:
     """Run every strategy x seed at the same budget and data, then rank them.
 

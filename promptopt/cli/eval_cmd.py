@@ -11,11 +11,13 @@ from typing import Annotated, Any
 import typer
 
 from promptopt.cli.common import (
+    ApiOpt,
     BaseUrlOpt,
     BatchOpt,
     DeviceOpt,
     DtypeOpt,
     ModelOpt,
+    NoCacheOpt,
     RichReporter,
     console,
     err_console,
@@ -265,16 +267,14 @@ def eval_command(
     ] = False,
     model: ModelOpt = "",
     base_url: BaseUrlOpt = None,
-    api: Annotated[str, typer.Option(help="openai models: 'chat' or 'completions'.")] = "chat",
+    api: ApiOpt = "chat",
     dtype: DtypeOpt = "bfloat16",
     device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
     test_size: Annotated[
         int | None, typer.Option(help="Test examples (default: as in the export).")
     ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not read or write the shared cache.")
-    ] = False,
+    no_cache: NoCacheOpt = False,
     reflexion_attempts: Annotated[
         int,
         typer.Option(

@@ -9,13 +9,23 @@ import typer
 from rich.table import Table
 
 from promptopt.cli.common import (
+    ApiOpt,
     BaseUrlOpt,
     BatchOpt,
+    DataSeedOpt,
     DeviceOpt,
+    DevSizeOpt,
     DtypeOpt,
     ModelOpt,
+    NoCacheOpt,
+    PricesOpt,
+    ProposerBaseUrlOpt,
+    ProposerOpt,
     ReportOpt,
     RichReporter,
+    TaskOpt,
+    TestSizeOpt,
+    TrainSizeOpt,
     console,
     fail,
     parse_params,
@@ -26,29 +36,22 @@ from promptopt.errors import ConfigError, PromptoptError
 
 
 def search(
-    task: Annotated[
-        str | None,
-        typer.Option(help="Built-in task name (see `tasks list`) or path to a task YAML."),
-    ] = None,
+    task: TaskOpt = None,
     strategy: Annotated[str, typer.Option(help="Search strategy (see `strategies list`).")] = "ape",
     out: Annotated[Path | None, typer.Option(help="Write the best prompt's JSON here.")] = None,
     model: ModelOpt = "embedded",
-    proposer: Annotated[
-        str, typer.Option(help="Model that writes candidate prompts (same syntax as --model).")
-    ] = "embedded",
+    proposer: ProposerOpt = "embedded",
     base_url: BaseUrlOpt = None,
-    proposer_base_url: Annotated[
-        str | None, typer.Option(help="Server URL for an openai: proposer.")
-    ] = None,
-    api: Annotated[str, typer.Option(help="openai models: 'chat' or 'completions'.")] = "chat",
+    proposer_base_url: ProposerBaseUrlOpt = None,
+    api: ApiOpt = "chat",
     dtype: DtypeOpt = "bfloat16",
     device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
     seed: Annotated[int, typer.Option(help="Seed of the search (sampling, subsets).")] = 0,
-    data_seed: Annotated[int, typer.Option(help="Seed of the train/dev/test sampling.")] = 0,
-    train_size: Annotated[int | None, typer.Option(help="Train examples (task default).")] = None,
-    dev_size: Annotated[int | None, typer.Option(help="Dev examples used to select.")] = None,
-    test_size: Annotated[int | None, typer.Option(help="Held-out test examples.")] = None,
+    data_seed: DataSeedOpt = 0,
+    train_size: TrainSizeOpt = None,
+    dev_size: DevSizeOpt = None,
+    test_size: TestSizeOpt = None,
     budget: Annotated[
         int | None,
         typer.Option(
@@ -72,13 +75,7 @@ def search(
             "without loading a model.",
         ),
     ] = False,
-    prices: Annotated[
-        Path | None,
-        typer.Option(
-            help="YAML price table (USD per million tokens) extending the shipped one; "
-            "also PROMPTOPT_PRICES."
-        ),
-    ] = None,
+    prices: PricesOpt = None,
     param: Annotated[
         list[str],
         typer.Option(
@@ -91,9 +88,7 @@ def search(
     resume: Annotated[
         Path | None, typer.Option(help="Continue an interrupted run from its run directory.")
     ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not read or write the shared cache.")
-    ] = False,
+    no_cache: NoCacheOpt = False,
     data: Annotated[
         Path | None, typer.Option(help="Quick custom task from a JSONL file (with --input-field).")
     ] = None,

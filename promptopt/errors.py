@@ -42,7 +42,7 @@ class BudgetExhausted(PromptoptError):
 
 
 class GateFailed(PromptoptError):
-    """`eval --min-score` found a score below the threshold."""
+    """An `eval` gate failed: a score below --min-score, or significantly below --baseline."""
 
     exit_code = 10
 

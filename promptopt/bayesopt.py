@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from botorch.acquisition.logei import qLogExpectedImprovement
+from botorch.exceptions.errors import BotorchError, ModelFittingError
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
@@ -31,6 +32,7 @@ from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 JITTER = 1e-6
+EXPLORE_SEED_OFFSET = 7_919_000
 
 
 def score_similarity(scores: torch.Tensor) -> torch.Tensor:
@@ -123,6 +125,34 @@ def propose(
             acq, bounds=bounds, q=q, num_restarts=num_restarts, raw_samples=raw_samples
         )
     return candidates.detach()
+
+
+def propose_or_explore(
+    obs: Observations,
+    kernel: str,
+    q: int,
+    seed: int,
+    num_restarts: int = 4,
+    raw_samples: int = 128,
+) -> tuple[torch.Tensor, str | None]:
+    """BO's next q points, or q uniform points when the GP or the acquisition fails.
+
+    Many observations with identical scores (a weak target scores every
+    instruction 0) and near-duplicate soft prompts can make the GP fit or the
+    log-EI gradient numerically break (NaN gradients, Cholesky failures). A
+    search should not die of that: it explores uniformly for the round instead
+    and says why (the second value; None when BO proposed). The uniform draw
+    uses its own seed stream, so it does not replay the random baseline's points.
+    """
+    try:
+        return propose(obs, kernel, q, seed, num_restarts, raw_samples), None
+    except (
+        BotorchError,
+        ModelFittingError,
+        RuntimeError,
+    ) as error:  # RuntimeError: LinAlgError, NotPSDError
+        points = uniform_points(q, obs.z.shape[1], seed + EXPLORE_SEED_OFFSET)
+        return points, f"{type(error).__name__}: {str(error)[:200]}"
 
 
 def sobol_points(n: int, d: int, seed: int) -> torch.Tensor:

@@ -113,7 +113,9 @@ def test_bo_beats_random_search_at_equal_evaluations() -> None:
     assert coupled_best > random_best
 
 
-def test_propose_passes_the_acquisition_knobs_to_the_optimizer(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_propose_passes_the_acquisition_knobs_to_the_optimizer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import promptopt.bayesopt as bayesopt
 
     seen: dict[str, int] = {}
@@ -129,3 +131,25 @@ def test_propose_passes_the_acquisition_knobs_to_the_optimizer(monkeypatch) -> N
     obs = Observations(z=z, y=scores.mean(dim=1), scores=scores)
     new = propose(obs, kernel="matern", q=1, seed=0, num_restarts=3, raw_samples=16)
     assert seen == {"num_restarts": 3, "raw_samples": 16} and new.shape == (1, 3)
+
+
+def test_propose_or_explore_falls_back_to_uniform_points_when_bo_breaks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botorch.exceptions.errors import OptimizationGradientError
+
+    import promptopt.bayesopt as bayesopt
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OptimizationGradientError("all gradients are NaN", current_x=None)
+
+    z = sobol_points(6, 3, seed=0)
+    scores = torch.zeros(6, 4, dtype=torch.float64)  # every instruction scored 0: flat
+    obs = Observations(z=z, y=scores.mean(dim=1), scores=scores)
+    points, failure = bayesopt.propose_or_explore(obs, "coupled", q=2, seed=5, raw_samples=16)
+    assert failure is None and points.shape == (2, 3)  # a flat objective alone is fine
+    monkeypatch.setattr(bayesopt, "optimize_acqf", broken)
+    points, failure = bayesopt.propose_or_explore(obs, "coupled", q=2, seed=5)
+    assert failure is not None and failure.startswith("OptimizationGradientError")
+    assert points.shape == (2, 3) and bool((points.abs() <= 1).all())
+    assert not torch.equal(points, uniform_points(2, 3, seed=5))  # not the random baseline's

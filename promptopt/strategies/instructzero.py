@@ -223,7 +223,7 @@ class _Run:
         if c.optimizer == "random":
             return bayesopt.uniform_points(q, c.intrinsic_dim, seed)
         self.ctx.reporter.phase(f"BO round {round_index}: fitting the GP, maximizing log-EI")
-        return bayesopt.propose(
+        points, failure = bayesopt.propose_or_explore(
             self.observations(),
             c.kernel,
             q=q,
@@ -231,6 +231,10 @@ class _Run:
             num_restarts=c.acq_restarts,
             raw_samples=c.acq_raw_samples,
         )
+        if failure is not None:
+            self.ctx.store.event("bo_failed", round=round_index, error=failure)
+            self.ctx.reporter.note(f"BO round {round_index} failed ({failure}): exploring")
+        return points
 
     def observations(self) -> bayesopt.Observations:
         vectors = [self.scores[i] for i in self.instructions]

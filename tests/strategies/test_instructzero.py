@@ -223,3 +223,20 @@ def test_empty_replies_are_not_scored_and_never_beat_a_scored_instruction(
     assert target.generate_calls == 20 and usage.calls == 20 + writer.rows
     assert result.best.prompt.instruction == INSTRUCTIONS[2] and result.best.dev_n == 20
     assert result.candidates[-1].dev_n == 0
+
+
+def test_a_broken_bo_round_explores_instead_of_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import promptopt.bayesopt as bayesopt
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("cholesky_cpu: the factorization could not be completed")
+
+    monkeypatch.setattr(bayesopt, "optimize_acqf", broken)
+    writer = FakeWriter()
+    ctx, _, _ = context(tmp_path, writer)
+    result = InstructZero().search(ctx, InstructZeroConfig(**SMALL))
+    assert result.candidates and writer.rows == 4 + 2 * 2
+    failed = [e for e in read_events(tmp_path / "run") if e["event"] == "bo_failed"]
+    assert [e["round"] for e in failed] == [1, 2] and "cholesky" in failed[0]["error"]

@@ -79,6 +79,7 @@ class CompareSpec:
             budget=self.budget,
             run_dir=run_dir,
             use_cache=self.use_cache,
+            budget_counts_cache=True,
             prices=self.prices,
         )
 
@@ -182,6 +183,7 @@ def run_row(export: dict[str, Any], strategy: str, seed: int, run_dir: str) -> d
         "test_n": int(scores["test"]["n"]),
         "baseline_test_score": float(scores["baseline_test"]["score"]),
         "calls": int(search["calls"]),
+        "cache_hits": int(search.get("cache_hits", 0)),
         "tokens": int(search["prompt_tokens"] + search["completion_tokens"]),
         "wall_s": round(
             float(timings.get("search_s", 0)) + float(timings.get("test_eval_s", 0)), 2
@@ -244,6 +246,7 @@ def build_leaderboard(
                 "sd": float(statistics.stdev(test)) if len(test) > 1 else 0.0,
                 "n_seeds": len(group),
                 "calls_mean": _mean([r["calls"] for r in group]),
+                "cache_hits_mean": _mean([r.get("cache_hits", 0) for r in group]),
                 "tokens_mean": _mean([r["tokens"] for r in group]),
                 "wall_s_mean": round(_mean([r["wall_s"] for r in group]), 2),
                 "cost_usd_mean": None

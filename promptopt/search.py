@@ -43,6 +43,8 @@ class SearchSpec:
     run_dir: Path | None = None
     resume: bool = False
     use_cache: bool = True
+    budget_counts_cache: bool = False
+    """Charge shared-cache hits to the budget like model calls (see `layered`)."""
     data_file: dict[str, str] | None = None
     """Quick custom task: path, input_field, target_field, metric."""
     out: str | None = None
@@ -66,6 +68,7 @@ class SearchSpec:
             run_dir=run_dir,
             resume=True,
             use_cache=config.get("use_cache", True),
+            budget_counts_cache=config.get("budget_counts_cache", False),
             data_file=config.get("data_file"),
             out=config.get("out"),
         )
@@ -95,6 +98,7 @@ class SearchSpec:
             "sizes": dict(sorted(self.sizes.items())),
             "budget": {"max_calls": self.budget.max_calls, "max_tokens": self.budget.max_tokens},
             "use_cache": self.use_cache,
+            "budget_counts_cache": self.budget_counts_cache,
             "data_file": self.data_file,
             "out": self.out,
             "promptopt_version": __version__,
@@ -137,14 +141,23 @@ def layered(
     shared: Any | None,
     journal: Any | None,
     also: Usage | None = None,
+    *,
+    charge_cache_hits: bool = False,
 ) -> LLM:
     """backend <- meter (charges, budget) <- shared cache <- run journal.
 
     `also` is charged too, to know one model's share of a shared usage (for pricing).
+    With `charge_cache_hits` the meter sits above the shared cache instead, so a
+    request the cache serves is charged and budgeted like one the model answers:
+    `compare` uses it so that every strategy gets the same amount of work under
+    one budget, however much of it earlier runs left in the cache.
     """
-    llm: LLM = MeteredLLM(base, usage, budget, also)
-    if shared is not None:
-        llm = CachedLLM(llm, shared, usage)
+    if shared is not None and charge_cache_hits:
+        llm: LLM = MeteredLLM(CachedLLM(base, shared, usage), usage, budget, also)
+    else:
+        llm = MeteredLLM(base, usage, budget, also)
+        if shared is not None:
+            llm = CachedLLM(llm, shared, usage)
     if journal is not None:
         llm = CachedLLM(llm, journal, usage, replay_charges=True)
     return llm
@@ -164,8 +177,11 @@ def search_context(
     the target's share of the usage (the rest is the proposer's), for pricing."""
     usage, target_usage = Usage(), Usage()
     store.usage = usage
-    target = layered(target_base, usage, spec.budget, shared, journal, also=target_usage)
-    proposer = layered(proposer_base, usage, spec.budget, shared, journal)
+    charge = spec.budget_counts_cache
+    target = layered(
+        target_base, usage, spec.budget, shared, journal, target_usage, charge_cache_hits=charge
+    )
+    proposer = layered(proposer_base, usage, spec.budget, shared, journal, charge_cache_hits=charge)
     ctx = SearchContext(
         task=task,
         evaluator=Evaluator(target, task),

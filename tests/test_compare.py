@@ -17,11 +17,12 @@ pytestmark = pytest.mark.usefixtures("data_dir", "isolated_cache")
 runner = CliRunner()
 RUN_KEYS = {
     "strategy", "seed", "run_dir", "test_score", "test_n", "baseline_test_score", "calls",
+    "cache_hits",
     "tokens", "wall_s", "cost_usd", "stopped_by_budget",
 }  # fmt: skip
 BOARD_KEYS = {
-    "strategy", "mean", "sd", "n_seeds", "calls_mean", "tokens_mean", "wall_s_mean",
-    "cost_usd_mean", "best", "vs_best",
+    "strategy", "mean", "sd", "n_seeds", "calls_mean", "cache_hits_mean", "tokens_mean",
+    "wall_s_mean", "cost_usd_mean", "best", "vs_best",
 }  # fmt: skip
 
 

@@ -18,8 +18,17 @@ def plain_output() -> bool:
     return bool(os.environ.get("CI")) or not sys.stdout.isatty()
 
 
-console = Console(no_color=plain_output(), highlight=False)
-err_console = Console(stderr=True, no_color=plain_output(), highlight=False)
+PLAIN_WIDTH = 160
+"""Tables in CI logs and pipes: wide enough not to crush a leaderboard into 80 columns."""
+console = Console(
+    no_color=plain_output(), highlight=False, width=PLAIN_WIDTH if plain_output() else None
+)
+err_console = Console(
+    stderr=True,
+    no_color=plain_output(),
+    highlight=False,
+    width=PLAIN_WIDTH if plain_output() else None,
+)
 
 
 def fail(error: PromptoptError) -> typer.Exit:

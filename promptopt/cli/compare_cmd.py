@@ -143,7 +143,7 @@ def print_leaderboard(data: dict[str, Any], out_dir: Path) -> None:
         ("test mean", "right"),
         ("sd", "right"),
         ("seeds", "right"),
-        ("calls", "right"),
+        ("calls (from cache)", "right"),
         ("tokens", "right"),
         ("time s", "right"),
         ("est. cost", "right"),
@@ -164,7 +164,7 @@ def print_leaderboard(data: dict[str, Any], out_dir: Path) -> None:
             f"{row['mean']:.3f}",
             f"{row['sd']:.3f}",
             str(row["n_seeds"]),
-            f"{row['calls_mean']:.0f}",
+            f"{row['calls_mean']:.0f} ({row.get('cache_hits_mean', 0):.0f})",
             f"{row['tokens_mean']:.0f}",
             f"{row['wall_s_mean']:.1f}",
             _money(row["cost_usd_mean"], local),
@@ -174,4 +174,9 @@ def print_leaderboard(data: dict[str, Any], out_dir: Path) -> None:
     if any(r["stopped_by_budget"] for r in data["runs"]):
         stopped = sorted({r["strategy"] for r in data["runs"] if r["stopped_by_budget"]})
         console.print(f"Stopped at the budget: {', '.join(stopped)} (best so far kept).")
+    console.print(
+        "Calls count every model request, also those the shared cache served (in "
+        "brackets): each strategy gets the same work under the budget, and cached "
+        "requests only make it faster."
+    )
     console.print(f"Wrote {out_dir / 'compare.json'}")

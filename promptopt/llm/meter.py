@@ -78,6 +78,7 @@ class MeteredLLM:
             self._charge(
                 len(completion.texts), completion.prompt_tokens, completion.completion_tokens
             )
+            completion.cached = False  # charged here, even if a cache below served it
         return out
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:

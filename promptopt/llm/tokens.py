@@ -29,6 +29,8 @@ def estimate_text_tokens(text: str) -> int:
 
 def estimate_prompt_tokens(llm: Any, request: GenerationRequest | LogprobRequest) -> int:
     """Prompt tokens of one sample of `request` on `llm` (exact for local hf models)."""
+    while not hasattr(llm, "tokenizer") and hasattr(llm, "inner"):
+        llm = llm.inner  # a cache layer in front of the backend: count with the backend
     render = getattr(llm, "render", None)
     tokenizer = getattr(llm, "tokenizer", None)
     if render is not None and tokenizer is not None:

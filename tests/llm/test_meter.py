@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from promptopt.errors import BudgetExhausted
+from promptopt.llm.cache import open_cache
 from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.tokens import estimate_prompt_tokens, projected_tokens
+from promptopt.search import layered
 from promptopt.types import Budget, GenerationRequest, Usage
 from tests.fakes import ScriptedLLM
 
@@ -75,3 +79,28 @@ def test_also_gets_a_share_of_the_charges() -> None:
     llm = MeteredLLM(ScriptedLLM(lambda r, i: "one two"), usage, also=share)
     llm.generate([GenerationRequest.chat("a b c")])
     assert share.to_dict() == usage.to_dict() and share.calls == 1
+
+
+def answering() -> ScriptedLLM:
+    return ScriptedLLM(lambda request, sample: "an answer")
+
+
+def test_compare_mode_charges_shared_cache_hits_to_the_budget(tmp_path: Path) -> None:
+    """With charge_cache_hits, a warm cache does not buy extra work under a budget."""
+    shared = open_cache(tmp_path / "shared")
+    requests = [GenerationRequest.chat(f"question {i}") for i in range(4)]
+    warm = Usage()
+    layered(answering(), warm, None, shared, None).generate(requests)
+    assert warm.calls == 4
+
+    free = Usage()
+    layered(answering(), free, Budget(max_calls=2), shared, None).generate(requests)
+    assert (free.calls, free.cache_hits) == (0, 4)
+
+    charged = Usage()
+    llm = layered(answering(), charged, Budget(max_calls=6), shared, None, charge_cache_hits=True)
+    out = llm.generate(requests)
+    assert charged.calls == 4 and charged.cache_hits == 4
+    assert not any(c.cached for c in out)
+    with pytest.raises(BudgetExhausted):
+        llm.generate(requests)

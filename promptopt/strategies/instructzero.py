@@ -300,6 +300,7 @@ class _Run:
         )
         for instruction, result in zip(fresh, results, strict=True):
             self.scores[instruction] = [r.score for r in result.results]
+            self.ctx.record_candidate(instruction, result.score, result.n, "soft prompt")
 
     def _memo_key(self, z: torch.Tensor) -> str:
         c = self.config

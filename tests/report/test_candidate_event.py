@@ -93,3 +93,18 @@ def test_rlprompt_records_prompts_scored_on_dev(tmp_path: Path) -> None:
         ("great movie", 0.5, "greedy @ step 5"),
         ("awful", 0.5, "greedy @ step 5"),
     ]
+
+
+def test_instructzero_records_each_instruction_scored_once(tmp_path: Path) -> None:
+    from promptopt.strategies.instructzero import InstructZero, InstructZeroConfig
+    from tests.strategies import test_instructzero
+
+    ctx, _, _ = test_instructzero.context(tmp_path, test_instructzero.FakeWriter())
+    result = InstructZero().search(ctx, InstructZeroConfig(**test_instructzero.SMALL))
+    events = candidates(tmp_path / "run")
+    instructions = [e["instruction"] for e in events]
+    assert len(instructions) == len(set(instructions))  # identical instructions scored once
+    last = _last_per_instruction(events)
+    scored = {c.prompt.instruction: (c.dev_score, c.dev_n) for c in result.candidates}
+    assert last == {i: scored[i] for i in last}
+    assert {e["origin"] for e in events} == {"soft prompt"}

@@ -13,8 +13,9 @@ wrong answer to every question, and every completion is charged its full
 - strategies that react to answers (reflexion stops early after `patience`
   trials without improvement, or when perfect; boosted picks hard questions)
   are projected along the path where the model never gets better;
-- completion tokens (and so cost) are an upper bound; prompt tokens are
-  estimated from characters (see promptopt.llm.tokens);
+- completion tokens (and so cost) are an upper bound; prompt tokens are exact
+  for local hf models whose tokenizer is already on disk (rendered through their
+  chat template), else estimated from characters (see promptopt.llm.tokens);
 - a cache hit in a real run is free; the projection assumes an empty cache.
 
 InstructZero (drives the writer's input embeddings) and RLPrompt (trains a
@@ -39,6 +40,7 @@ from promptopt.errors import BudgetExhausted
 from promptopt.evaluate import Evaluator
 from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec
+from promptopt.llm.hf import local_tokenizer, render_prompt
 from promptopt.llm.tokens import estimate_prompt_tokens
 from promptopt.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
 from promptopt.registry import get_strategy
@@ -52,7 +54,14 @@ from promptopt.search import (
 from promptopt.store import RunStore
 from promptopt.strategies.base import SilentReporter, build_config
 from promptopt.task import Task
-from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
+from promptopt.types import (
+    Budget,
+    Completion,
+    GenerationRequest,
+    LogprobRequest,
+    Message,
+    Usage,
+)
 
 FORMULA_STRATEGIES = ("instructzero", "rlprompt")
 
@@ -71,6 +80,13 @@ class StandInLLM:
         self.model_id = spec.model
         self.role = role
         self.supports_logprobs = spec.backend == "hf" or spec.api == "completions"
+        self.tokenizer = local_tokenizer(spec.model) if spec.backend == "hf" else None
+        """A local model's own tokenizer when it is on disk: exact prompt tokens."""
+
+    def render(self, messages: Sequence[Message] | None, text: str | None) -> str:
+        if self.tokenizer is None:
+            return text if text is not None else "\n\n".join(m.content for m in messages or ())
+        return render_prompt(self.tokenizer, messages, text)
 
     def _digest(self, request: GenerationRequest, sample: int) -> str:
         payload = json.dumps([asdict(request), sample], sort_keys=True, default=str)
@@ -86,11 +102,14 @@ class StandInLLM:
         return [
             Completion(
                 texts=[self._text(r, s) for s in range(r.n)],
-                prompt_tokens=estimate_prompt_tokens(None, r) * r.n,
+                prompt_tokens=self._prompt_tokens(r) * r.n,
                 completion_tokens=r.max_tokens * r.n,
             )
             for r in requests
         ]
+
+    def _prompt_tokens(self, request: GenerationRequest) -> int:
+        return estimate_prompt_tokens(self if self.tokenizer is not None else None, request)
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
         return [[-float(i + 1) for i in range(len(r.continuations))] for r in requests]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from promptopt.errors import ConfigError, ModelError
+from promptopt.errors import ConfigError, ModelError, PromptoptError
 from promptopt.llm.models import EMBEDDED_MODEL_NAME, embedded_gguf_path
 from promptopt.paths import cache_root
 from promptopt.types import Completion, GenerationRequest, LogprobRequest, Message
@@ -86,6 +86,44 @@ def resolve_model_source(model: str) -> tuple[str, str]:
     return model, model
 
 
+def render_prompt(
+    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message] | None, text: str | None
+) -> str:
+    """Chat messages through the model's chat template; raw text unchanged."""
+    if text is not None:
+        return text
+    assert messages
+    chat = [{"role": m.role, "content": m.content} for m in messages]
+    if tokenizer.chat_template is None:
+        return "\n\n".join(m.content for m in messages) + "\n"
+    return str(tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True))
+
+
+def local_tokenizer(model: str) -> PreTrainedTokenizerBase | None:
+    """The tokenizer of an hf model if it is already on this machine, else None.
+
+    For projections (`search --dry-run`) that must not convert a GGUF file,
+    download from the hub or load weights, yet should count prompt tokens the
+    way the real model will.
+    """
+    if model == EMBEDDED:
+        try:
+            source: str | Path = converted_copy_dir(embedded_gguf_path())
+        except PromptoptError:  # the embedded model's package is not installed
+            return None
+    elif model.endswith(".gguf"):
+        gguf = Path(model).expanduser()
+        source = converted_copy_dir(gguf.resolve()) if gguf.is_file() else Path("/nonexistent")
+    else:
+        source = model
+    if isinstance(source, Path) and not (source / "config.json").is_file():
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(str(source), local_files_only=True)
+    except (OSError, ValueError):
+        return None
+
+
 class HFLLM:
     """A transformers causal LM on this machine (default: the embedded SmolLM2)."""
 
@@ -121,17 +159,7 @@ class HFLLM:
 
     # -- prompts -----------------------------------------------------------------
     def render(self, messages: Sequence[Message] | None, text: str | None) -> str:
-        """Chat messages through the model's chat template; raw text unchanged."""
-        if text is not None:
-            return text
-        assert messages
-        chat = [{"role": m.role, "content": m.content} for m in messages]
-        if self.tokenizer.chat_template is None:
-            return "\n\n".join(m.content for m in messages) + "\n"
-        rendered = self.tokenizer.apply_chat_template(
-            chat, tokenize=False, add_generation_prompt=True
-        )
-        return str(rendered)
+        return render_prompt(self.tokenizer, messages, text)
 
     # -- generation --------------------------------------------------------------
     def generate(

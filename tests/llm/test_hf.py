@@ -92,3 +92,20 @@ def test_logprobs_rank_plausible_continuations(llm: HFLLM) -> None:
         ]
     )
     assert chat[0] > chat[1]
+
+
+def test_dry_run_counts_prompt_tokens_like_the_model(llm: HFLLM) -> None:
+    """The dry run's stand-in reads the local tokenizer (no weights) and counts prompt
+    tokens exactly as the real model charges them."""
+    from promptopt.dry_run import StandInLLM
+    from promptopt.llm.factory import ModelSpec
+    from promptopt.llm.hf import local_tokenizer
+    from promptopt.llm.tokens import estimate_prompt_tokens
+
+    stand_in = StandInLLM(ModelSpec("hf", "embedded"), "target")
+    assert stand_in.tokenizer is not None
+    request = GenerationRequest.chat("Write the opposite of: hot", max_tokens=4)
+    (completion,) = llm.generate([request])
+    assert estimate_prompt_tokens(stand_in, request) == completion.prompt_tokens
+    assert stand_in.generate([request])[0].prompt_tokens == completion.prompt_tokens
+    assert local_tokenizer("/nonexistent/model.gguf") is None

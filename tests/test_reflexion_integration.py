@@ -3,18 +3,15 @@ budget through the CLI, and the HumanEval loop on two problems."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from promptopt.cli import app
 from promptopt.code_eval import CodeReflexionConfig, run_code_eval
 from promptopt.store import read_events
+from tests.cli_helpers import search_via_cli
 
 pytestmark = pytest.mark.integration
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
@@ -23,29 +20,12 @@ def _env(data_dir: Path, isolated_cache: Path) -> None:
 
 
 def test_prompt_search_at_a_tiny_budget(tmp_path: Path) -> None:
-    out, run_dir = tmp_path / "best.json", tmp_path / "run"
-    args = [
-        "search",
-        "--task",
-        "antonyms",
-        "--strategy",
-        "reflexion",
-        "--dev-size",
-        "4",
-        "--test-size",
-        "6",
-        "--budget",
-        "24",
-        "-p",
-        "minibatch=4",
-        "--out",
-        str(out),
-        "--run-dir",
-        str(run_dir),
-    ]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    export = json.loads(out.read_text())
+    export, run_dir = search_via_cli(
+        tmp_path,
+        "best",
+        *["--task", "antonyms", "--strategy", "reflexion", "--dev-size", "4", "--test-size", "6"],
+        *["--budget", "24", "-p", "minibatch=4"],
+    )
     assert export["strategy"]["name"] == "reflexion"
     assert export["usage"]["search"]["calls"] <= 24
     assert export["scores"]["test"]["n"] == 6 and export["scores"]["dev"]["n"] == 4

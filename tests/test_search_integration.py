@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from promptopt.cli import app
 from promptopt.store import read_events
+from tests.cli_helpers import eval_json, search_via_cli
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -35,12 +36,7 @@ def _env(data_dir: Path, isolated_cache: Path) -> None:
 
 
 def search(tmp_path: Path, name: str, *extra: str) -> dict:
-    out = tmp_path / f"{name}.json"
-    result = runner.invoke(
-        app, ["search", *SMALL, "--out", str(out), "--run-dir", str(tmp_path / name), *extra]
-    )
-    assert result.exit_code == 0, result.output
-    return json.loads(out.read_text())
+    return search_via_cli(tmp_path, name, *SMALL, *extra)[0]
 
 
 def test_search_export_eval_and_cached_rerun(tmp_path: Path) -> None:
@@ -156,19 +152,11 @@ def test_quick_task_from_a_data_file(tmp_path: Path) -> None:
     ]
     data = tmp_path / "upper.jsonl"
     data.write_text("".join(json.dumps({"word": w, "upper": w.upper()}) + "\n" for w in words))
-    out = tmp_path / "upper.json"
-    result = runner.invoke(
-        app,
-        [
-            "search",
-            "--data",
-            str(data),
-            "--input-field",
-            "word",
-            "--target-field",
-            "upper",
-            "--metric",
-            "exact",
+    export, _ = search_via_cli(
+        tmp_path,
+        "upper",
+        *f"--data {data} --input-field word --target-field upper --metric exact".split(),
+        *[
             "--dev-size",
             "4",
             "--test-size",
@@ -177,28 +165,29 @@ def test_quick_task_from_a_data_file(tmp_path: Path) -> None:
             "num_subsamples=1",
             "-p",
             "proposals_per_subsample=2",
-            "--out",
-            str(out),
-            "--run-dir",
-            str(tmp_path / "run"),
         ],
     )
-    assert result.exit_code == 0, result.output
-    export = json.loads(out.read_text())
     assert export["task"]["data_file"]["input_field"] == "word"
     assert export["scores"]["test"]["n"] == 6
-    report = runner.invoke(app, ["eval", "--prompt", str(out), "--json"])
-    assert report.exit_code == 0, report.output
-    assert json.loads(report.stdout)["score"] == pytest.approx(export["scores"]["test"]["score"])
+    report = eval_json(tmp_path / "upper.json")
+    assert report["score"] == pytest.approx(export["scores"]["test"]["score"])
 
 
 def test_instructzero_on_the_embedded_model(tmp_path: Path) -> None:
     """Soft prompts through the real writer, BO round included, then eval of the export."""
-    out = tmp_path / "iz.json"
-    result = runner.invoke(
-        app,
-        [
-            "search",
+    iz_params = [
+        "intrinsic_dim=4",
+        "initial_points=2",
+        "rounds=1",
+        "batch_per_round=1",
+        "acq_restarts=2",
+        "acq_raw_samples=32",
+        "max_instruction_tokens=24",
+    ]
+    export, run_dir = search_via_cli(
+        tmp_path,
+        "iz",
+        *[
             "--task",
             "antonyms",
             "--strategy",
@@ -207,72 +196,28 @@ def test_instructzero_on_the_embedded_model(tmp_path: Path) -> None:
             "3",
             "--test-size",
             "4",
-            "-p",
-            "intrinsic_dim=4",
-            "-p",
-            "initial_points=2",
-            "-p",
-            "rounds=1",
-            "-p",
-            "batch_per_round=1",
-            "-p",
-            "acq_restarts=2",
-            "-p",
-            "acq_raw_samples=32",
-            "-p",
-            "max_instruction_tokens=24",
-            "--out",
-            str(out),
-            "--run-dir",
-            str(tmp_path / "run"),
         ],
+        *[arg for p in iz_params for arg in ("-p", p)],
     )
-    assert result.exit_code == 0, result.output
-    export = json.loads(out.read_text())
     assert export["strategy"]["name"] == "instructzero"
     assert export["scores"]["test"]["n"] == 4
-    observed = [e for e in read_events(tmp_path / "run") if e["event"] == "observed"]
+    observed = [e for e in read_events(run_dir) if e["event"] == "observed"]
     assert len(observed) == 3 and all(len(e["z"]) == 4 for e in observed)
     assert export["prompt"]["instruction"] in {e["instruction"] for e in observed}
-    report = runner.invoke(app, ["eval", "--prompt", str(out), "--json"])
-    assert report.exit_code == 0, report.output
+    eval_json(tmp_path / "iz.json")
 
 
 def test_rlprompt_on_the_embedded_model(tmp_path: Path) -> None:
     """A few policy-gradient steps with the real model as policy and target (sst2)."""
-    out = tmp_path / "rl.json"
-    result = runner.invoke(
-        app,
-        [
-            "search",
-            "--task",
-            "sst2",
-            "--strategy",
-            "rlprompt",
-            "--dev-size",
-            "4",
-            "--test-size",
-            "6",
-            "-p",
-            "steps=2",
-            "-p",
-            "prompts_per_step=2",
-            "-p",
-            "examples_per_step=2",
-            "-p",
-            "eval_every=2",
-            "-p",
-            "mlp_hidden=64",
-            "--out",
-            str(out),
-            "--run-dir",
-            str(tmp_path / "run"),
-        ],
+    rl_params = ["steps=2", "prompts_per_step=2", "examples_per_step=2", "eval_every=2"]
+    export, run_dir = search_via_cli(
+        tmp_path,
+        "rl",
+        *["--task", "sst2", "--strategy", "rlprompt", "--dev-size", "4", "--test-size", "6"],
+        *[arg for p in [*rl_params, "mlp_hidden=64"] for arg in ("-p", p)],
     )
-    assert result.exit_code == 0, result.output
-    export = json.loads(out.read_text())
-    steps = [e for e in read_events(tmp_path / "run") if e["event"] == "rl_step"]
+    steps = [e for e in read_events(run_dir) if e["event"] == "rl_step"]
     assert len(steps) == 2
-    assert (tmp_path / "run" / "policy.pt").is_file()
+    assert (run_dir / "policy.pt").is_file()
     assert export["scores"]["test"]["n"] == 6
     assert export["usage"]["search"]["calls"] >= 2 * 2 * 2

@@ -38,6 +38,7 @@ from typing import Any
 
 from promptopt.errors import BudgetExhausted
 from promptopt.evaluate import Evaluator
+from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS
 from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec
 from promptopt.llm.hf import local_tokenizer, render_prompt
@@ -79,7 +80,9 @@ class StandInLLM:
         self.kind = spec.backend
         self.model_id = spec.model
         self.role = role
-        self.supports_logprobs = spec.backend == "hf" or spec.api == "completions"
+        self.supports_logprobs = True
+        full = spec.backend == "hf" or spec.api == "completions"
+        self.logprob_scope = FULL_LOGPROBS if full else FIRST_TOKEN_LOGPROBS
         self.tokenizer = local_tokenizer(spec.model) if spec.backend == "hf" else None
         """A local model's own tokenizer when it is on disk: exact prompt tokens."""
 

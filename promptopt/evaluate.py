@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from promptopt.errors import ModelError
-from promptopt.llm.base import LLM, generate_with_progress
+from promptopt.llm.base import FULL_LOGPROBS, LLM, generate_with_progress, logprob_scope
 from promptopt.prompting import render_user_message
 from promptopt.task import Task
 from promptopt.types import (
@@ -105,6 +105,12 @@ class Evaluator:
             raise ModelError(
                 f"model '{self.llm.model_id}' gives no log-probabilities: "
                 "use the accuracy objective or a model that gives them"
+            )
+        if logprob_scope(self.llm) != FULL_LOGPROBS:
+            raise ModelError(
+                f"model '{self.llm.model_id}' gives only first-token log-probabilities "
+                "(a chat API): use the accuracy objective, or --api completions on a "
+                "server that scores prompts"
             )
         pairs = [(p, ex) for p in prompts for ex in examples]
         requests = [

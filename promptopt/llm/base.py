@@ -23,6 +23,10 @@ class LLM(Protocol):
     """Stable model identity (hub id, file name, served model name)."""
     supports_logprobs: bool
     supports_embeddings_input: bool
+    logprob_scope: str
+    """'full': `logprobs` sums every token of a continuation. 'first_token': only
+    the first token's log-probability, read from a chat API's top log-probs (API
+    chat models); enough to pick a label, not to score a whole answer."""
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """One Completion per request, each with `request.n` texts."""
@@ -31,6 +35,15 @@ class LLM(Protocol):
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
         """Summed log-probability of each continuation, one list per request."""
         ...
+
+
+FULL_LOGPROBS = "full"
+FIRST_TOKEN_LOGPROBS = "first_token"
+
+
+def logprob_scope(llm: object) -> str:
+    """A backend's logprob_scope; backends that predate it sum full continuations."""
+    return str(getattr(llm, "logprob_scope", FULL_LOGPROBS))
 
 
 def describe(llm: LLM) -> dict[str, str]:

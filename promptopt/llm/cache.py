@@ -22,7 +22,7 @@ from typing import Any
 
 import diskcache
 
-from promptopt.llm.base import LLM, generate_with_progress
+from promptopt.llm.base import FULL_LOGPROBS, LLM, generate_with_progress, logprob_scope
 from promptopt.types import Completion, GenerationRequest, LogprobRequest, Usage
 
 CACHE_VERSION = 1
@@ -77,6 +77,7 @@ class CachedLLM:
         self.model_id = inner.model_id
         self.supports_logprobs = inner.supports_logprobs
         self.supports_embeddings_input = inner.supports_embeddings_input
+        self.logprob_scope = logprob_scope(inner)
 
     def _key(self, method: str, payload: dict[str, Any]) -> str:
         return cache_key(self.kind, self.model_id, method, payload)
@@ -139,7 +140,8 @@ class CachedLLM:
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
         results: list[list[float] | None] = [None] * len(requests)
         misses: list[int] = []
-        keys = [self._key("logprobs", _logprob_payload(req)) for req in requests]
+        method = "logprobs" if self.logprob_scope == FULL_LOGPROBS else "logprobs-first-token"
+        keys = [self._key(method, _logprob_payload(req)) for req in requests]
         for i, key in enumerate(keys):
             entry = self.cache.get(key)
             if entry is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from promptopt.errors import BudgetExhausted
-from promptopt.llm.base import LLM, generate_with_progress
+from promptopt.llm.base import LLM, generate_with_progress, logprob_scope
 from promptopt.llm.tokens import projected_tokens
 from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 
@@ -60,6 +60,7 @@ class MeteredLLM:
         self.model_id = inner.model_id
         self.supports_logprobs = inner.supports_logprobs
         self.supports_embeddings_input = inner.supports_embeddings_input
+        self.logprob_scope = logprob_scope(inner)
 
     def _charge(self, calls: int, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         for usage in (self.usage, self.also):

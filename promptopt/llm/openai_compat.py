@@ -15,6 +15,14 @@ token unless the prompt starts with the model's BOS token; that is detected and
 reported, and `logprob_prefix` (the BOS text, e.g. "<|im_start|>" for SmolLM2)
 is prepended to raw-text contexts to avoid it.
 
+A chat-only API (the OpenAI API's chat models, `api="chat"` without a chat
+template) cannot score a given continuation. There, log-probabilities of chat
+contexts come from the first token of the reply: one greedy call with
+`top_logprobs`, and each continuation gets the probability mass of the listed
+tokens that begin it (`logprob_scope = "first_token"`). That picks a label
+word (sst2's "positive"/"negative") the way API users classify; it cannot score
+a whole answer, so APE's likelihood objective refuses such a model.
+
 The API key is read from an environment variable when the client is built and
 is never kept on an attribute of this object (pickling drops the client).
 """
@@ -30,12 +38,44 @@ from typing import Any, Literal, TypeVar
 import openai
 
 from promptopt.errors import ModelError
+from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS
 from promptopt.types import Completion, GenerationRequest, LogprobRequest, Message
 
 ChatTemplateFn = Callable[[tuple[Message, ...]], str]
 T = TypeVar("T")
 
 LOCAL_PLACEHOLDER_KEY = "not-needed"
+TOP_LOGPROBS = 20
+"""The most alternatives the OpenAI API lists per token."""
+
+
+def first_token_scores(
+    top: Sequence[tuple[str, float]], continuations: Sequence[str]
+) -> list[float]:
+    """Each continuation's log-probability mass among the listed first tokens.
+
+    A listed token counts for a continuation when, stripped and lower-cased, it
+    is a non-empty prefix of it ("Pos", " positive" and "positive" all count for
+    "positive"). A continuation no listed token begins gets a floor below every
+    listed token: its true first-token probability is at most the smallest
+    listed one.
+    """
+    if not top:
+        raise ValueError("no top log-probabilities to read")
+    floor = min(lp for _, lp in top) + math.log(0.5)
+    scores = []
+    for continuation in continuations:
+        wanted = continuation.strip().lower()
+        matching = [
+            lp for token, lp in top if token.strip() and wanted.startswith(token.strip().lower())
+        ]
+        scores.append(_logsumexp(matching) if matching else floor)
+    return scores
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    high = max(values)
+    return high + math.log(sum(math.exp(v - high) for v in values))
 
 
 def sum_continuation_logprobs(
@@ -99,9 +139,11 @@ class OpenAICompatLLM:
     """The `LLM` protocol over an OpenAI(-compatible) HTTP API.
 
     `api` says which endpoint the server is for: with "completions" (or a
-    `chat_template_fn`), log-probabilities are available; with "completions" and
+    `chat_template_fn`), continuations are scored in full; with "completions" and
     a template, chat requests are rendered and sent to the completions endpoint
-    too. `logprob_prefix` is prepended to raw-text contexts when scoring.
+    too. With "chat" and no template, chat contexts are scored by their first
+    token only (see the module docstring). `logprob_prefix` is prepended to
+    raw-text contexts when scoring.
     """
 
     kind = "openai"
@@ -132,7 +174,12 @@ class OpenAICompatLLM:
         self.max_retries = max_retries
         self.chat_template_fn = chat_template_fn
         self.logprob_prefix = logprob_prefix
-        self.supports_logprobs = api == "completions" or chat_template_fn is not None
+        self.supports_logprobs = True
+        self.logprob_scope = (
+            FULL_LOGPROBS
+            if api == "completions" or chat_template_fn is not None
+            else FIRST_TOKEN_LOGPROBS
+        )
         self._client = self._make_client()
 
     # -- construction -------------------------------------------------------
@@ -194,6 +241,8 @@ class OpenAICompatLLM:
         return completions
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
+        if self.logprob_scope == FIRST_TOKEN_LOGPROBS and all(r.text is None for r in requests):
+            return self._run(self._first_token_scores, requests)
         calls: list[tuple[int, str, str]] = []
         for index, request in enumerate(requests):
             context = self._context_text(request)
@@ -230,6 +279,29 @@ class OpenAICompatLLM:
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         return _cut_at_stop(text, request.stop), prompt_tokens, completion_tokens
+
+    def _first_token_scores(self, request: LogprobRequest) -> list[float]:
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        response = self._call(
+            self._client.chat.completions.create,
+            model=self.model_id,
+            messages=messages,
+            max_tokens=1,
+            temperature=0.0,
+            logprobs=True,
+            top_logprobs=TOP_LOGPROBS,
+        )
+        choice = response.choices[0] if response.choices else None
+        content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+        listed = (getattr(content[0], "top_logprobs", None) or []) if content else []
+        top = [(str(t.token), float(t.logprob)) for t in listed]
+        if not top:
+            raise ModelError(
+                f"the server at {self._where} returned no top log-probabilities for "
+                f"'{self.model_id}': it must support chat completions with logprobs and "
+                "top_logprobs, or use --api completions"
+            )
+        return first_token_scores(top, request.continuations)
 
     def _context_text(self, request: LogprobRequest) -> str:
         if request.text is not None:

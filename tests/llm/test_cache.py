@@ -144,3 +144,18 @@ def test_replay_charges_a_repeated_request_once(tmp_path: Path) -> None:
     resumed.generate([GenerationRequest.chat("a")])
     resumed.generate([GenerationRequest.chat("a")])
     assert usage2.calls == 1 and usage2.cache_hits == 1
+
+
+def test_first_token_logprobs_never_share_entries_with_full_ones(tmp_path: Path) -> None:
+    """A chat API's first-token label scores and a completions server's full scores of
+    the same model answer different questions: one cache must keep them apart."""
+    cache = open_cache(tmp_path / "c")
+    request = LogprobRequest(text="Sentiment:", continuations=(" positive",))
+    full = ScriptedLLM(lambda r, s: "", logprob=lambda r, c: -1.0)
+    first = ScriptedLLM(lambda r, s: "", logprob=lambda r, c: -2.0)
+    first.logprob_scope = "first_token"  # type: ignore[attr-defined]
+    assert CachedLLM(full, cache, Usage()).logprobs([request]) == [[-1.0]]
+    layered = CachedLLM(MeteredLLM(first, Usage()), cache, Usage())
+    assert layered.logprob_scope == "first_token"
+    assert layered.logprobs([request]) == [[-2.0]]
+    assert first.logprob_calls == 1

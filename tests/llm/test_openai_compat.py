@@ -6,6 +6,7 @@ import contextlib
 import math
 import pickle
 import socket
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,7 +14,11 @@ import pytest
 
 from promptopt.errors import ModelError
 from promptopt.llm.base import LLM, describe
-from promptopt.llm.openai_compat import OpenAICompatLLM, sum_continuation_logprobs
+from promptopt.llm.openai_compat import (
+    OpenAICompatLLM,
+    first_token_scores,
+    sum_continuation_logprobs,
+)
 from promptopt.types import GenerationRequest, LogprobRequest, Message
 
 
@@ -125,12 +130,69 @@ def test_key_is_never_on_the_object_or_in_a_pickle(monkeypatch: pytest.MonkeyPat
     assert pickle.loads(data).model_id == "gpt-4o-mini"
 
 
-def test_supports_logprobs_flags() -> None:
+def test_logprob_flags_and_scope() -> None:
     url = "http://127.0.0.1:9/v1"
-    assert not OpenAICompatLLM(model="m", base_url=url).supports_logprobs
-    assert OpenAICompatLLM(model="m", base_url=url, api="completions").supports_logprobs
-    assert OpenAICompatLLM(model="m", base_url=url, chat_template_fn=chatml).supports_logprobs
-    assert not OpenAICompatLLM(model="m", base_url=url).supports_embeddings_input
+    chat = OpenAICompatLLM(model="m", base_url=url)
+    assert chat.supports_logprobs and chat.logprob_scope == "first_token"
+    completions = OpenAICompatLLM(model="m", base_url=url, api="completions")
+    assert completions.supports_logprobs and completions.logprob_scope == "full"
+    templated = OpenAICompatLLM(model="m", base_url=url, chat_template_fn=chatml)
+    assert templated.logprob_scope == "full"
+    assert not chat.supports_embeddings_input
+
+
+def test_first_token_scores_sum_the_tokens_that_begin_each_label() -> None:
+    top = [(" Positive", math.log(0.5)), ("pos", math.log(0.2)), ("Neg", math.log(0.1))]
+    positive, negative, neutral = first_token_scores(top, ["positive", "negative", "neutral"])
+    assert positive == pytest.approx(math.log(0.7))
+    assert negative == pytest.approx(math.log(0.1))
+    assert neutral == pytest.approx(math.log(0.05))  # below every listed token
+    with pytest.raises(ValueError):
+        first_token_scores([], ["positive"])
+
+
+class TopLogprobsEndpoint:
+    """A chat endpoint that answers one token with a fixed list of alternatives."""
+
+    def __init__(self, calls: list[dict[str, Any]]) -> None:
+        self.calls = calls
+
+    def create(self, **params: Any) -> Any:
+        self.calls.append(params)
+        listed = [
+            SimpleNamespace(token="neg", logprob=math.log(0.6)),
+            SimpleNamespace(token=" positive", logprob=math.log(0.3)),
+        ]
+        content = [SimpleNamespace(token="neg", logprob=math.log(0.6), top_logprobs=listed)]
+        choice = SimpleNamespace(logprobs=SimpleNamespace(content=content))
+        return SimpleNamespace(choices=[choice], usage=None)
+
+
+def test_likelihood_objective_refuses_first_token_scores(data_dir: Path) -> None:
+    from promptopt.evaluate import Evaluator
+    from promptopt.task import load_task
+
+    task = load_task("antonyms", sizes={"train": 2, "dev": 2, "test": 2})
+    chat = OpenAICompatLLM(model="gpt-x", base_url="http://127.0.0.1:9/v1")
+    evaluator = Evaluator(chat, task)
+    with pytest.raises(ModelError, match="first-token"):
+        evaluator.likelihood_many([task.baseline_prompt()], task.examples("dev"))
+
+
+def test_chat_api_scores_labels_by_the_first_reply_token() -> None:
+    llm = OpenAICompatLLM(model="gpt-x", base_url="http://127.0.0.1:9/v1", max_concurrency=1)
+    calls: list[dict[str, Any]] = []
+    llm._client = SimpleNamespace(  # type: ignore[assignment]
+        chat=SimpleNamespace(completions=TopLogprobsEndpoint(calls))
+    )
+    messages = (Message("user", "Review: dull. Sentiment?"),)
+    [[positive, negative]] = llm.logprobs(
+        [LogprobRequest(messages=messages, continuations=("positive", "negative"))]
+    )
+    assert negative == pytest.approx(math.log(0.6)) and positive == pytest.approx(math.log(0.3))
+    (params,) = calls
+    assert params["logprobs"] is True and params["top_logprobs"] == 20
+    assert params["max_tokens"] == 1 and params["temperature"] == 0.0
 
 
 class FakeEndpoint:
@@ -278,10 +340,40 @@ def test_logprobs_of_chat_contexts_need_a_template(llm: OpenAICompatLLM, llama_s
         [LogprobRequest(messages=messages, continuations=("Yes", "Purple"))]
     )
     assert math.isfinite(yes) and math.isfinite(purple) and yes > purple
-    plain = OpenAICompatLLM(model="m", base_url=llama_server)
-    assert not plain.supports_logprobs
+    completions_only = OpenAICompatLLM(model="m", base_url=llama_server, api="completions")
     with pytest.raises(ModelError, match="chat template"):
-        plain.logprobs([LogprobRequest(messages=messages, continuations=("Yes",))])
+        completions_only.logprobs([LogprobRequest(messages=messages, continuations=("Yes",))])
+
+
+@pytest.mark.server
+def test_chat_api_label_scores_agree_with_the_local_model(
+    llama_server: str, data_dir: Path
+) -> None:
+    """First-token label scoring through llama.cpp's chat endpoint against full label
+    scoring by the same model in transformers: a polar pair of reviews moves both the
+    same way, and the sst2 labels they pick mostly agree (measured: 23 of 24)."""
+    from promptopt.evaluate import Evaluator
+    from promptopt.llm.hf import HFLLM
+    from promptopt.task import load_task
+    from promptopt.types import Example
+
+    task = load_task("sst2", sizes={"train": 4, "dev": 4, "test": 24})
+    prompt = task.baseline_prompt()
+    chat = Evaluator(OpenAICompatLLM(model="m", base_url=llama_server, max_concurrency=1), task)
+    local = Evaluator(HFLLM(), task)
+    polar = [
+        Example("good", "A wonderful, moving and beautiful film.", "positive"),
+        Example("bad", "A terrible, boring, awful mess.", "negative"),
+    ]
+    for evaluator in (chat, local):
+        [[(good_neg, good_pos), (bad_neg, bad_pos)]] = evaluator.label_logprobs([prompt], polar)
+        assert bad_neg - bad_pos > good_neg - good_pos
+    by_chat = chat.evaluate(prompt, task.examples("test"))
+    by_local = local.evaluate(prompt, task.examples("test"))
+    same = sum(
+        a.prediction == b.prediction for a, b in zip(by_chat.results, by_local.results, strict=True)
+    )
+    assert same >= 20, f"only {same} of 24 labels agree"
 
 
 @pytest.mark.server

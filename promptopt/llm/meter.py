@@ -10,7 +10,9 @@ would cross either is refused whole (the strategy then keeps its best so far):
   request, with prompt tokens counted exactly for local hf models and estimated
   from characters for others (see promptopt.llm.tokens). Completions never
   exceed max_tokens, so the cap holds whenever the prompt estimate does.
-  Log-probability requests are charged calls, not tokens.
+  Log-probability requests are charged the tokens they make a model read
+  (promptopt.llm.tokens.logprob_tokens; backends do not report them), so a
+  label task on an API model has a cost estimate too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 from promptopt.errors import BudgetExhausted
 from promptopt.llm.base import LLM, generate_with_progress, logprob_scope
-from promptopt.llm.tokens import projected_tokens
+from promptopt.llm.tokens import logprob_tokens, projected_tokens
 from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 
 
@@ -83,7 +85,8 @@ class MeteredLLM:
         return out
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
-        check_budget(self.usage, self.budget, len(requests))
+        tokens = logprob_tokens(self.inner, requests, self.logprob_scope)
+        check_budget(self.usage, self.budget, len(requests), tokens)
         out = self.inner.logprobs(requests)
-        self._charge(len(requests))
+        self._charge(len(requests), prompt_tokens=tokens)
         return out

@@ -104,3 +104,19 @@ def test_compare_mode_charges_shared_cache_hits_to_the_budget(tmp_path: Path) ->
     assert not any(c.cached for c in out)
     with pytest.raises(BudgetExhausted):
         llm.generate(requests)
+
+
+def test_logprob_requests_are_charged_the_tokens_they_read() -> None:
+    """Backends report no usage for scoring, so the meter counts what was read: the
+    context once per continuation (full), or once plus the reply token (first token)."""
+    from promptopt.types import LogprobRequest
+
+    request = LogprobRequest(text="a" * 30, continuations=("yes", "nope!"))  # 10 + 1 + 2
+    for scope, expected in (("full", (10 + 1) + (10 + 2)), ("first_token", 10 + 1)):
+        fake = ScriptedLLM(lambda r, s: "", logprob=lambda r, c: -1.0)
+        fake.logprob_scope = scope  # type: ignore[attr-defined]
+        usage = Usage()
+        MeteredLLM(fake, usage).logprobs([request])
+        assert (usage.calls, usage.prompt_tokens) == (1, expected)
+    with pytest.raises(BudgetExhausted, match="token budget"):
+        MeteredLLM(fake, Usage(), Budget(max_tokens=10)).logprobs([request])

@@ -150,6 +150,16 @@ def check_same_examples(baseline: Baseline, key: str, ids: list[str]) -> None:
     )
 
 
+def per_case_alpha(alpha: float, baseline: Baseline | None, keys: list[str]) -> float:
+    """Bonferroni: with m cases tested against the baseline, each at alpha / m.
+
+    A CI job gating ten prompts at 0.05 each would fail on noise about 40% of
+    the time; this keeps the chance that any unchanged case fails at most alpha.
+    """
+    tested = sum(1 for key in keys if baseline is not None and key in baseline.cases)
+    return alpha / max(1, tested)
+
+
 def min_score_gate(score: float, threshold: float | None) -> dict[str, Any]:
     if threshold is None:
         return {"name": "min_score", "status": "skipped", "message": "no --min-score"}

@@ -151,3 +151,12 @@ def test_the_schema_rejects_reports_without_examples() -> None:
     del report["cases"][0]["examples"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(report, schema())
+
+
+def test_alpha_is_split_over_the_cases_the_baseline_has() -> None:
+    from promptopt.gate import Baseline, per_case_alpha
+
+    base = Baseline(Path("old.json"), {"a/x": {}, "b/x": {}, "c/x": {}})
+    assert per_case_alpha(0.05, None, ["a/x", "b/x"]) == 0.05
+    assert per_case_alpha(0.05, base, ["a/x"]) == 0.05
+    assert per_case_alpha(0.06, base, ["a/x", "b/x", "c/x", "new/x"]) == pytest.approx(0.02)

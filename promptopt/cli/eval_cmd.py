@@ -245,7 +245,11 @@ def eval_command(
         ),
     ] = None,
     alpha: Annotated[
-        float, typer.Option(help="Significance level of the --baseline regression test.")
+        float,
+        typer.Option(
+            help="Significance level of the --baseline regression gate, for the whole run: "
+            "with m cases in the baseline each is tested at alpha/m (Bonferroni)."
+        ),
     ] = 0.05,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
     json_out: Annotated[
@@ -351,6 +355,7 @@ def eval_command(
                     markup=False,
                     soft_wrap=True,
                 )
+        case_alpha = gate.per_case_alpha(alpha, base, [c.key for c in cases])
         results = []
         with RichReporter() if not quiet else _Silent() as reporter:
             for case in cases:
@@ -363,7 +368,7 @@ def eval_command(
                     allow_code_execution=allow_code_execution,
                     reporter=reporter,
                 )
-                gate.apply_gates(result, min_scores.for_task(case.task), base, alpha)
+                gate.apply_gates(result, min_scores.for_task(case.task), base, case_alpha)
                 results.append(result)
         report = ci_report.build_report(
             results, alpha=alpha, baseline=base, model_option=model or None

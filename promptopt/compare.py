@@ -7,7 +7,8 @@ and models, then a leaderboard with paired significance against the best.
 A run whose result.json exists is reused as is and an interrupted one is
 resumed from its journal, so rerunning `compare` (or adding a strategy) only
 runs what is missing. Settings that change what the runs mean (task, budget,
-seeds, sizes, models) are fixed per DIR: mixing them would compare unlike runs.
+sizes, models) are fixed per DIR: mixing them would compare unlike runs; more
+seeds can be added later.
 
 Significance pools the test examples over seeds: pairs are (seed, example id)
 from each run's test_examples.json, compared with a two-sided paired test
@@ -36,8 +37,9 @@ from promptopt.types import Budget
 COMPARE_FILE = "compare.json"
 FORMAT = "promptopt.compare"
 FORMAT_VERSION = 1
-FIXED_SETTINGS = ("task", "budget", "seeds", "sizes", "data_seed", "target", "proposer")
-"""What must match for a later compare in the same DIR (params are checked per strategy)."""
+FIXED_SETTINGS = ("task", "budget", "sizes", "data_seed", "target", "proposer")
+"""What must match for a later compare in the same DIR (params are checked per strategy).
+Seeds may grow: `--seeds 5` after `--seeds 3` runs seeds 3 and 4 of the strategies given."""
 
 
 @dataclass
@@ -116,7 +118,6 @@ def _fixed(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "task": data.get("task"),
         "budget": data.get("budget"),
-        "seeds": data.get("seeds"),
         **{k: settings.get(k) for k in ("sizes", "data_seed", "target", "proposer")},
     }
 
@@ -124,7 +125,6 @@ def _fixed(data: dict[str, Any]) -> dict[str, Any]:
 OPTION_OF = {
     "task": "--task",
     "budget": "--budget/--budget-tokens",
-    "seeds": "--seeds",
     "sizes": "--train-size/--dev-size/--test-size",
     "data_seed": "--data-seed",
     "target": "--model",
@@ -306,6 +306,7 @@ def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str
             **data["settings"]["params"],
         }
         data["runs"] = list(saved.get("runs", []))
+        data["seeds"] = sorted(set(saved.get("seeds") or []) | set(spec.seeds))
     order = list(dict.fromkeys([r["strategy"] for r in data["runs"]] + spec.strategies))
     for strategy in spec.strategies:
         for seed in spec.seeds:

@@ -118,6 +118,18 @@ def test_compare_runs_reuses_and_adds(tmp_path: Path, monkeypatch: pytest.Monkey
         "proposals_per_subsample": "2",
     }
 
+    wider = spec(tmp_path, ["ape"])
+    wider.seeds = [0, 1, 2]
+    grown = run_compare(wider)  # one more seed of ape; reflexion keeps its two
+    assert grown["seeds"] == [0, 1, 2]
+    assert [(r["strategy"], r["seed"]) for r in grown["runs"]] == [
+        ("ape", 0), ("ape", 1), ("ape", 2), ("reflexion", 0), ("reflexion", 1)
+    ]  # fmt: skip
+    board = {r["strategy"]: r for r in grown["leaderboard"]}
+    assert board["ape"]["n_seeds"] == 3 and board["reflexion"]["n_seeds"] == 2
+    other = [r for r in grown["leaderboard"] if not r["best"]][0]
+    assert other["vs_best"]["n"] == 12  # paired only on the seeds both have
+
 
 def test_interrupted_run_is_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plug_fake_model(monkeypatch)

@@ -40,7 +40,10 @@ def compare(
     strategies: Annotated[
         str, typer.Option(help="Comma-separated strategies, e.g. ape,reflexion,instructzero.")
     ] = "ape,reflexion",
-    seeds: Annotated[int, typer.Option(help="Seeds per strategy (0..N-1).")] = 3,
+    seeds: Annotated[
+        int,
+        typer.Option(help="Seeds per strategy (0..N-1); a later run with more adds the rest."),
+    ] = 3,
     budget: Annotated[
         int | None,
         typer.Option(help="Max model calls of each search (the same for every strategy)."),

@@ -74,12 +74,12 @@ def test_learns_a_rewarded_token_sequence_far_above_chance() -> None:
     policy = PromptPolicy(lm, prefix_ids=[0], inner=64)
     optimizer = torch.optim.Adam(policy.trainable_parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
-    before = float(policy.log_prob(target[None], top_k=0).exp())
+    before = float(policy.log_prob(target[None], top_k=0).detach().exp())
     for _ in range(300):
         rollout = policy.sample(8, length, top_k=0, generator=generator)
         matches = (rollout.tokens == target).sum(dim=1).to(torch.float64)
         policy_gradient_step(optimizer, rollout, matches[:, None])
-    after = float(policy.log_prob(target[None], top_k=0).exp())
+    after = float(policy.log_prob(target[None], top_k=0).detach().exp())
     chance = 1 / vocab**length
     assert before < 50 * chance
     assert after > 0.3, f"p(target) {after:.4f} (chance {chance:.5f})"

@@ -51,6 +51,7 @@ from promptopt.search import (
     score_ensemble_on_test,
     score_on_test,
     search_context,
+    search_from_start,
 )
 from promptopt.store import RunStore
 from promptopt.strategies.base import SilentReporter, build_config
@@ -227,20 +228,22 @@ def _simulate(
                 spec, task, store, target_base, proposer_base, memo, None, SilentReporter()
             )
             usage, eval_usage = ctx.usage, Usage()
+            ctx.start = spec.resolve_start(task)
             try:
-                result = strategy.search(ctx, config)
+                result, choice = search_from_start(ctx, strategy, config)
             except BudgetExhausted as stop:
-                notes.append(
-                    f"the budget does not pay for the first step ({stop}); "
-                    "the real search would exit 5"
-                )
+                notes.append(f"{stop}; the real search would exit 5")
                 result = None
             if result is not None:
                 test_target = layered(target_base, eval_usage, None, memo, None)
-                if result.ensemble is not None:
-                    score_ensemble_on_test(task, test_target, result.ensemble, SilentReporter())
+                if choice.ensemble is not None:
+                    score_ensemble_on_test(
+                        task, test_target, choice.ensemble, ctx.start_prompt, SilentReporter()
+                    )
                 else:
-                    score_on_test(task, test_target, result.best.prompt, SilentReporter())
+                    score_on_test(
+                        task, test_target, choice.prompt, ctx.start_prompt, SilentReporter()
+                    )
             memo.close()
         finally:
             store.close()
@@ -276,14 +279,15 @@ def _per_eval_call(spec: SearchSpec, task: Task) -> tuple[int, int]:
 def formula_calls(strategy: str, config: Any, dev_n: int) -> tuple[int, int]:
     """(target calls, writer calls) at most, from a config: duplicates and early stops
     only lower them."""
+    start_check = 2 * dev_n  # the starting prompt on dev, then the best on all of dev
     if strategy == "instructzero":
         rounds = config.rounds or config.max_rounds
         points = config.initial_points + rounds * config.batch_per_round
-        return points * min(config.dev_subset, dev_n), points
+        return points * min(config.dev_subset, dev_n) + start_check, points
     if strategy == "rlprompt":
         train_calls = config.steps * config.prompts_per_step * config.examples_per_step
         dev_prompts = config.steps // config.eval_every + 1 + config.top_sampled
-        return train_calls + dev_prompts * dev_n, 0
+        return train_calls + dev_prompts * dev_n + start_check, 0
     raise ValueError(f"no formula for {strategy}")
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from promptopt.errors import ModelError
 from promptopt.llm.base import FULL_LOGPROBS, LLM, generate_with_progress, logprob_scope
-from promptopt.prompting import render_user_message
+from promptopt.prompting import render_messages
 from promptopt.task import Task
 from promptopt.types import (
     EvalResult,
@@ -173,7 +173,7 @@ class Evaluator:
         return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
 
     def _messages(self, prompt: Prompt, example: Example) -> tuple[Message, ...]:
-        return (Message("user", render_user_message(prompt, example.input)),)
+        return render_messages(prompt, example.input)
 
     def _generate(
         self, pairs: list[tuple[Prompt, Example]], progress: ProgressFn | None

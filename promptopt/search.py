@@ -14,6 +14,7 @@ from typing import Any
 
 from promptopt import __version__
 from promptopt.ensemble import EnsembleResult, evaluate_ensemble
+from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.evaluate import Evaluator
 from promptopt.export import ensemble_export, prompt_export
 from promptopt.llm.base import LLM, describe
@@ -23,10 +24,17 @@ from promptopt.llm.meter import MeteredLLM
 from promptopt.paths import cache_root
 from promptopt.pricing import estimate_cost, load_prices
 from promptopt.registry import get_strategy
+from promptopt.start_guard import RULE, PairedDev, paired_dev, resolve_start
 from promptopt.store import RunStore, write_json_atomic
-from promptopt.strategies.base import Reporter, SearchContext, SilentReporter, build_config
+from promptopt.strategies.base import (
+    Reporter,
+    SearchContext,
+    SearchResult,
+    SilentReporter,
+    build_config,
+)
 from promptopt.task import Task, load_task, task_from_data_file
-from promptopt.types import Budget, Ensemble, EvalResult, Prompt, Usage
+from promptopt.types import DEMO_FORMATS, Budget, Candidate, Ensemble, EvalResult, Prompt, Usage
 
 
 @dataclass
@@ -50,6 +58,13 @@ class SearchSpec:
     out: str | None = None
     prices: str | None = None
     """Extra price table (YAML) for the cost estimate; not part of the run's identity."""
+    start: str | None = None
+    """`--start`: an export, a text file or an instruction; None = the task's baseline."""
+    start_prompt: dict[str, Any] | None = None
+    """The start resolved to a prompt when the run began (what `--resume` uses)."""
+    start_source: str = "task baseline"
+    demo_format: str | None = None
+    """How demonstrations reach the model; None = the task's own setting."""
 
     @classmethod
     def from_run_config(cls, config: dict[str, Any], run_dir: Path) -> SearchSpec:
@@ -71,9 +86,33 @@ class SearchSpec:
             budget_counts_cache=config.get("budget_counts_cache", False),
             data_file=config.get("data_file"),
             out=config.get("out"),
+            start=config.get("start"),
+            start_prompt=config.get("start_prompt"),
+            start_source=config.get("start_source", "task baseline"),
+            demo_format=config.get("demo_format"),
         )
 
     def load_task(self) -> Task:
+        task = self._load_task()
+        if self.demo_format is not None:
+            if self.demo_format not in DEMO_FORMATS:
+                raise ConfigError(
+                    f"unknown demo format '{self.demo_format}': use {' or '.join(DEMO_FORMATS)}"
+                )
+            task.demo_format = self.demo_format
+        return task
+
+    def resolve_start(self, task: Task) -> Prompt:
+        """The prompt the search starts from, fixed at the run's start for `--resume`."""
+        if self.start_prompt is None:
+            if self.start is None:
+                prompt, self.start_source = task.baseline_prompt(), "task baseline"
+            else:
+                prompt, self.start_source = resolve_start(self.start, task)
+            self.start_prompt = prompt.to_dict()
+        return Prompt.from_dict(self.start_prompt)
+
+    def _load_task(self) -> Task:
         if self.data_file:
             return task_from_data_file(
                 Path(self.data_file["path"]),
@@ -101,6 +140,10 @@ class SearchSpec:
             "budget_counts_cache": self.budget_counts_cache,
             "data_file": self.data_file,
             "out": self.out,
+            "start": self.start,
+            "start_prompt": self.start_prompt,
+            "start_source": self.start_source,
+            "demo_format": self.demo_format,
             "promptopt_version": __version__,
         }
 
@@ -197,12 +240,15 @@ def search_context(
 
 
 def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Search, then score the best prompt and the baseline on test; return the export."""
+    """Search, then score the chosen prompt and the starting prompt on test; return the
+    export. The starting prompt is scored on dev first and is what the export holds
+    unless the strategy's best beats it there by more than noise (`start_guard`)."""
     reporter = reporter or SilentReporter()
     strategy = get_strategy(spec.strategy)
     config = build_config(strategy.Config, spec.params)
     load_prices(spec.prices)  # a broken price table fails now, not after the search
     task = spec.load_task()
+    start = spec.resolve_start(task)
     run_dir = spec.run_dir or default_run_dir(spec.task, spec.strategy)
     run_dir.mkdir(parents=True, exist_ok=True)
     store = RunStore(run_dir, spec.run_config(config), resume=spec.resume)
@@ -216,24 +262,25 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
         ctx, target_usage = search_context(
             spec, task, store, target_base, proposer_base, shared, journal, reporter
         )
+        ctx.start = start
         search_usage = ctx.usage
         started = time.perf_counter()
-        result = strategy.search(ctx, config)
+        result, choice = search_from_start(ctx, strategy, config)
         search_seconds = time.perf_counter() - started
 
         eval_usage = Usage()
         test_target = layered(target_base, eval_usage, None, shared, journal)
         started = time.perf_counter()
-        if result.ensemble is not None:
+        if choice.ensemble is not None:
             ensemble_test, baseline_test = score_ensemble_on_test(
-                task, test_target, result.ensemble, reporter
+                task, test_target, choice.ensemble, start, reporter
             )
         else:
             best_test, baseline_test = score_on_test(
-                task, test_target, result.best.prompt, reporter
+                task, test_target, choice.prompt, start, reporter
             )
         test_seconds = time.perf_counter() - started
-        best_result = ensemble_test.result if result.ensemble is not None else best_test
+        best_result = ensemble_test.result if choice.ensemble is not None else best_test
         write_json_atomic(
             run_dir / TEST_EXAMPLES_FILE,
             {
@@ -265,13 +312,14 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
                     "dev_score": c.dev_score,
                     "dev_n": c.dev_n,
                     "origin": c.origin,
+                    "demonstrations": len(c.prompt.demonstrations),
                 }
                 for c in result.candidates
             ],
         )
-        if result.ensemble is not None:
+        if choice.ensemble is not None:
             export = ensemble_export(
-                ensemble=result.ensemble,
+                ensemble=choice.ensemble,
                 pool=result.ensemble_score,
                 test=ensemble_test.result,
                 member_tests=ensemble_test.members,
@@ -279,15 +327,134 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
             )
         else:
             export = prompt_export(
-                prompt=result.best.prompt,
-                dev=(result.best.dev_score, result.best.dev_n),
+                prompt=choice.prompt,
+                dev=(choice.dev.score, choice.dev.n),
                 test=best_test,
                 **fields,
             )
+        export["improved"] = choice.improved
+        export["start"] = {
+            "source": spec.start_source,
+            "prompt": start.to_dict(),
+            "dev": choice.start_dev.to_dict(),
+            "rule": RULE,
+            "comparison": choice.paired.to_dict() if choice.paired else None,
+            "reason": choice.reason,
+        }
+        store.event("start_guard", improved=choice.improved, reason=choice.reason)
         store.finish(export)
         return export
     finally:
         store.close()
+
+
+@dataclass
+class Choice:
+    """What a search exports: the starting prompt, or the strategy's best when it
+    beat the start on dev by more than noise."""
+
+    prompt: Prompt
+    dev: EvalResult
+    start_dev: EvalResult
+    improved: bool
+    reason: str
+    paired: PairedDev | None = None
+    ensemble: Ensemble | None = None
+
+
+def search_from_start(
+    ctx: SearchContext, strategy: Any, config: Any
+) -> tuple[SearchResult, Choice]:
+    """Score the start on all of dev, run the strategy, and keep the start unless beaten.
+
+    The start's dev calls come out of the search budget, first, so the start is
+    always measured; the check of the strategy's best reuses the scores the
+    strategy already paid for (the run journal serves them) and pays only for dev
+    examples the strategy did not score.
+    """
+    start, dev = ctx.start_prompt, ctx.task.examples("dev")
+    ctx.reporter.phase(f"Scoring the starting prompt on dev ({len(dev)})", total=len(dev))
+    try:
+        start_dev = ctx.evaluator.evaluate(start, dev, progress=ctx.reporter.advance)
+    except BudgetExhausted as stop:
+        raise BudgetExhausted(
+            f"the budget does not cover scoring the starting prompt on dev ({len(dev)} "
+            f"examples; or lower --dev-size): {stop}"
+        ) from None
+    ctx.record_candidate(start.instruction, start_dev.score, start_dev.n, "start")
+    start_row = Candidate(start, start_dev.score, start_dev.n, "start")
+    try:
+        result = strategy.search(ctx, config)
+    except BudgetExhausted as stop:
+        ctx.store.event("budget_exhausted", message=str(stop))
+        ctx.reporter.note(f"stopped at the budget before any candidate was scored: {stop}")
+        result = SearchResult(candidates=[], stopped_by_budget=True)
+    keep = Choice(start, start_dev, start_dev, improved=False, reason="")
+    candidates = [c for c in result.candidates if c.prompt != start]
+    result.candidates = [start_row, *candidates]
+    if result.ensemble is not None:
+        return result, _check_ensemble(ctx, result.ensemble, keep)
+    if not candidates:
+        keep.reason = "no candidate other than the starting prompt was scored"
+        return result, keep
+    best = candidates[0].prompt
+    ctx.reporter.phase(f"Checking the best candidate on all of dev ({len(dev)})", total=len(dev))
+    best_dev = _evaluate_what_budget_allows(ctx, best, dev)
+    paired = paired_dev(start_dev, best_dev)
+    if paired.beats_start:
+        reason = (
+            f"beats the starting prompt on dev by {paired.diff:+.3f} "
+            f"(se {paired.se:.3f}, n={paired.n})"
+        )
+        return result, Choice(best, best_dev, start_dev, True, reason, paired)
+    keep.paired = paired
+    keep.reason = (
+        f"the best candidate's dev difference {paired.diff:+.3f} (se {paired.se:.3f}, "
+        f"n={paired.n}) is within noise"
+    )
+    return result, keep
+
+
+def _evaluate_what_budget_allows(
+    ctx: SearchContext, prompt: Prompt, examples: list[Any]
+) -> EvalResult:
+    """All of them in one batch if the budget allows; else those already paid for
+    (the journal serves them free) and as many more as fit, one at a time."""
+    try:
+        return ctx.evaluator.evaluate(prompt, examples, progress=ctx.reporter.advance)
+    except BudgetExhausted:
+        rows = []
+        for example in examples:
+            try:
+                rows += ctx.evaluator.evaluate(prompt, [example]).results
+            except BudgetExhausted:
+                continue
+        mean = sum(r.score for r in rows) / len(rows) if rows else 0.0
+        return EvalResult(score=mean, n=len(rows), results=rows)
+
+
+def _check_ensemble(ctx: SearchContext, ensemble: Ensemble, keep: Choice) -> Choice:
+    """An ensemble replaces the start only when its vote beats it on dev."""
+    dev = ctx.task.examples("dev")
+    ctx.reporter.phase(
+        f"Checking the ensemble on dev ({len(ensemble.members)} prompts x {len(dev)})",
+        total=len(ensemble.members) * len(dev),
+    )
+    try:
+        voted = evaluate_ensemble(ctx.evaluator, ensemble, dev, progress=ctx.reporter.advance)
+    except BudgetExhausted:
+        keep.reason = "the budget ran out before the ensemble could be checked on dev"
+        return keep
+    paired = paired_dev(keep.start_dev, voted.result)
+    if not paired.beats_start:
+        keep.paired = paired
+        keep.reason = (
+            f"the ensemble's dev difference {paired.diff:+.3f} (se {paired.se:.3f}, "
+            f"n={paired.n}) is within noise"
+        )
+        return keep
+    reason = f"the ensemble beats the starting prompt on dev by {paired.diff:+.3f}"
+    return Choice(ensemble.members[0], voted.result, keep.start_dev, True, reason, paired, ensemble)
 
 
 def usage_report(
@@ -340,11 +507,10 @@ def usage_report(
 
 
 def score_on_test(
-    task: Task, llm: LLM, best: Prompt, reporter: Reporter
+    task: Task, llm: LLM, best: Prompt, baseline: Prompt, reporter: Reporter
 ) -> tuple[EvalResult, EvalResult]:
-    """The held-out report: best prompt and the task's baseline, in one batch."""
+    """The held-out report: the chosen prompt and the starting prompt, in one batch."""
     test = task.examples("test")
-    baseline = task.baseline_prompt()
     prompts = [best] if best == baseline else [best, baseline]
     reporter.phase(
         f"Scoring on test ({len(prompts)} prompts x {len(test)})", total=len(prompts) * len(test)
@@ -354,7 +520,7 @@ def score_on_test(
 
 
 def score_ensemble_on_test(
-    task: Task, llm: LLM, ensemble: Ensemble, reporter: Reporter
+    task: Task, llm: LLM, ensemble: Ensemble, start: Prompt, reporter: Reporter
 ) -> tuple[EnsembleResult, EvalResult]:
     """The held-out report of an ensemble (and of each member) against the baseline."""
     test = task.examples("test")
@@ -366,5 +532,5 @@ def score_ensemble_on_test(
     )
     result = evaluate_ensemble(evaluator, ensemble, test, progress=reporter.advance)
     reporter.phase(f"Scoring the baseline on test ({len(test)})", total=len(test))
-    baseline = evaluator.evaluate(task.baseline_prompt(), test, progress=reporter.advance)
+    baseline = evaluator.evaluate(start, test, progress=reporter.advance)
     return result, baseline

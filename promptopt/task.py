@@ -25,7 +25,7 @@ from promptopt.errors import ConfigError, DataError, did_you_mean
 from promptopt.paths import builtin_tasks_dir
 from promptopt.paths import data_dir as default_data_dir
 from promptopt.scoring import Scorer, get_scorer
-from promptopt.types import Example, Prompt
+from promptopt.types import DEMO_FORMATS, Example, Prompt
 
 Split = Literal["train", "dev", "test"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")
@@ -70,6 +70,8 @@ class Task:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     label_words: tuple[str, ...] | None = None
     scoring_mode: str = "generate"
+    demo_format: str = "chat"
+    """How demonstrations reach the model (see `promptopt.types.DEMO_FORMATS`)."""
     sizes: dict[str, int | None] = field(default_factory=dict)
     seed: int = 0
     loader: Callable[[], Splits] | None = field(default=None, repr=False, compare=False)
@@ -88,7 +90,16 @@ class Task:
         return list(self._splits[split])
 
     def baseline_prompt(self) -> Prompt:
-        return Prompt(instruction=self.baseline_instruction, template=self.template)
+        return self.prompt(self.baseline_instruction)
+
+    def prompt(self, instruction: str, demonstrations: Sequence[Example] = ()) -> Prompt:
+        """A prompt for this task: its template and its way of showing demonstrations."""
+        return Prompt(
+            instruction=instruction,
+            template=self.template,
+            demonstrations=tuple(demonstrations),
+            demo_format=self.demo_format,
+        )
 
     @classmethod
     def from_examples(
@@ -301,6 +312,7 @@ _TOP_KEYS = (
     "generation",
     "sizes",
     "fewshot_seed",
+    "demo_format",
 )
 _SOURCE_KEYS = ("kind", "train", "dev", "test", "dev_from", "adapter", "hf")
 _FIELD_KEYS = ("input", "target", "target_transform", "demo")
@@ -435,6 +447,9 @@ def _build_task(
         )
     if scoring_mode == "logprob" and not label_words:
         raise _TaskFileError("scoring_mode logprob needs label_words to score")
+    demo_format = _text(spec, "demo_format", "the task file", "chat")
+    if demo_format not in DEMO_FORMATS:
+        raise _TaskFileError(f"unknown demo_format '{demo_format}': use chat or text")
     scorer_name = _text(spec, "scorer", "the task file", "label" if label_words else "exact")
     module, sep, func = scorer_name.partition(":")
     if sep and module.endswith(".py") and not Path(module).is_absolute() and not builtin:
@@ -460,6 +475,7 @@ def _build_task(
         generation=_parse_generation(spec.get("generation")),
         label_words=label_words,
         scoring_mode=scoring_mode,
+        demo_format=demo_format,
         sizes=task_sizes,
         seed=seed,
         loader=lambda: _assemble(reader.read_all(), source, task_sizes, seed),

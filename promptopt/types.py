@@ -127,27 +127,49 @@ class Budget:
     max_tokens: int | None = None
 
 
+DEMO_FORMATS = ("chat", "text")
+"""How demonstrations reach the model: `chat` turns (the instruction as the system
+message, each demonstration a user/assistant pair, then the query) or one `text`
+block (instruction, demonstrations and query in one user message)."""
+
+
 @dataclass(frozen=True)
 class Prompt:
-    """Instruction + optional demonstrations + the task's input template."""
+    """Instruction + optional demonstrations + the task's input template.
+
+    `demo_format` only matters when there are demonstrations: a prompt without
+    them is one user message either way, so its scores and cache entries do not
+    depend on it.
+    """
 
     instruction: str
     template: str
     demonstrations: tuple[Example, ...] = ()
+    demo_format: str = "chat"
+
+    def __post_init__(self) -> None:
+        if self.demo_format not in DEMO_FORMATS:
+            raise ValueError(
+                f"demo_format must be one of {', '.join(DEMO_FORMATS)}, not '{self.demo_format}'"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "instruction": self.instruction,
             "template": self.template,
             "demonstrations": [d.to_dict() for d in self.demonstrations],
+            "demo_format": self.demo_format,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Prompt:
+        """Exports written before `demo_format` existed rendered demonstrations as
+        text, so that is what a missing key means."""
         return cls(
             instruction=data["instruction"],
             template=data["template"],
             demonstrations=tuple(Example.from_dict(d) for d in data.get("demonstrations", ())),
+            demo_format=data.get("demo_format", "text"),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -60,12 +61,23 @@ def test_ape_projection_matches_the_real_count(
 def test_projection_foresees_a_budget_too_small_to_score_anything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Less than the starting prompt's dev scoring (8 calls) cannot run at all."""
     forbid_model_loading(monkeypatch)
-    projection = project_search(spec(tmp_path, "dry", Budget(max_calls=9)))
+    projection = project_search(spec(tmp_path, "dry", Budget(max_calls=7)))
     assert projection.stopped_by_budget and "exit 5" in " ".join(projection.notes)
     plug_fake_model(monkeypatch)
-    with pytest.raises(BudgetExhausted):
-        run_search(spec(tmp_path, "real", Budget(max_calls=9)))
+    with pytest.raises(BudgetExhausted, match="starting prompt on dev"):
+        run_search(spec(tmp_path, "real", Budget(max_calls=7)))
+
+
+def test_a_budget_that_only_scores_the_start_exports_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plug_fake_model(monkeypatch)
+    export = run_search(spec(tmp_path, "real", Budget(max_calls=9)))
+    assert export["stopped_by_budget"] is True and export["improved"] is False
+    assert export["prompt"] == export["start"]["prompt"]
+    assert export["usage"]["search"]["calls"] <= 9
 
 
 def test_call_budget_stop_saves_a_usable_result(
@@ -79,7 +91,8 @@ def test_call_budget_stop_saves_a_usable_result(
     assert json.loads((tmp_path / "run" / "result.json").read_text())["prompt"] == export["prompt"]
     rows = json.loads((tmp_path / "run" / "test_examples.json").read_text())
     assert len(rows["best"]) == 6 and len(rows["baseline"]) == 6
-    assert fake.generate_calls == 10 + export["usage"]["test_eval"]["calls"]
+    search_calls = export["usage"]["search"]["calls"]
+    assert fake.generate_calls == search_calls + export["usage"]["test_eval"]["calls"]
 
 
 @pytest.mark.parametrize(("strategy", "cap"), [("ape", 1500), ("reflexion", 1000)])
@@ -120,7 +133,8 @@ def test_dry_run_cli_loads_no_model_and_prices_api_models(
     assert "This is a projection" in result.output
     result = runner.invoke(app, [*base, "--model", "openai:gpt-4o-mini", "--budget", "20"])
     assert result.exit_code == 0, result.output
-    assert "20 model calls" in result.output and "(estimated)" in result.output
+    calls = int(re.search(r"search: +(\d+) model calls", result.output).group(1))
+    assert 8 <= calls <= 20 and "(estimated)" in result.output
     assert "stop at its budget" in result.output
     result = runner.invoke(app, [*base, "--model", "openai:mystery"])
     assert "no price known for openai:mystery" in result.output
@@ -149,8 +163,9 @@ def test_strategies_needing_a_real_model_get_a_formula(
 
 def test_instructzero_formula() -> None:
     config = build_config(get_strategy("instructzero").Config, {"rounds": "3", "dev_subset": "5"})
-    # 6 initial points + 3 rounds x 2 points, each one writer call + 5 dev examples
-    assert formula_calls("instructzero", config, 8) == (12 * 5, 12)
+    # 6 initial points + 3 rounds x 2 points, each one writer call + 5 dev examples,
+    # and the starting prompt and the best candidate on all 8 dev examples
+    assert formula_calls("instructzero", config, 8) == (12 * 5 + 2 * 8, 12)
 
 
 def test_stand_in_is_deterministic_and_distinct() -> None:

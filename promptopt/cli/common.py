@@ -101,6 +101,21 @@ BaseUrlOpt = Annotated[
         help="OpenAI-compatible server URL for an openai: model, e.g. http://127.0.0.1:8080/v1."
     ),
 ]
+StartOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The prompt to start from and beat: an export JSON, a text file or an "
+        "instruction (default: the task's baseline). It is a candidate in every strategy, "
+        "and the search returns it unless a candidate beats it on dev by more than noise."
+    ),
+]
+DemoFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="How demonstrations reach the model: 'chat' (instruction as system message, "
+        "each demonstration a user/assistant turn; the default) or 'text' (one block)."
+    ),
+]
 DtypeOpt = Annotated[str, typer.Option(help="hf models: float32, bfloat16 or float16.")]
 BatchOpt = Annotated[int, typer.Option(help="hf models: sequences per forward batch.")]
 DeviceOpt = Annotated[str, typer.Option(help="hf models: torch device, e.g. cpu or cuda.")]

@@ -13,6 +13,7 @@ from promptopt.cli.common import (
     BaseUrlOpt,
     BatchOpt,
     DataSeedOpt,
+    DemoFormatOpt,
     DeviceOpt,
     DevSizeOpt,
     DtypeOpt,
@@ -23,6 +24,7 @@ from promptopt.cli.common import (
     ProposerOpt,
     ReportOpt,
     RichReporter,
+    StartOpt,
     TaskOpt,
     TestSizeOpt,
     TrainSizeOpt,
@@ -39,6 +41,8 @@ def search(
     task: TaskOpt = None,
     strategy: Annotated[str, typer.Option(help="Search strategy (see `strategies list`).")] = "ape",
     out: Annotated[Path | None, typer.Option(help="Write the best prompt's JSON here.")] = None,
+    start: StartOpt = None,
+    demo_format: DemoFormatOpt = None,
     model: ModelOpt = "embedded",
     proposer: ProposerOpt = "embedded",
     base_url: BaseUrlOpt = None,
@@ -98,7 +102,11 @@ def search(
         str, typer.Option(help="--data: exact, numeric, contains, f1, set or module:function.")
     ] = "exact",
 ) -> None:
-    """Search for a better prompt, report it against the baseline on test, export JSON.
+    """Search for a better prompt, report it against the starting prompt on test, export JSON.
+
+    The starting prompt (the task's baseline, or --start) is scored on dev first
+    and is kept unless the strategy's best beats it there by more than noise, so
+    a search never exports a prompt that did worse on dev than the one you had.
 
     Proposal and selection see only the train and dev splits; the test split is
     used once at the end. Every run writes a run directory (config, events, a
@@ -147,6 +155,8 @@ def search(
                     else None
                 ),
                 out=str(out) if out else None,
+                start=start,
+                demo_format=demo_format,
             )
         if prices is not None:
             spec.prices = str(prices)
@@ -195,9 +205,10 @@ def _print_search_summary(export: dict[str, Any], out: Path | None) -> None:
         scores = export["scores"]
         test, base = scores["test"], scores["baseline_test"]
         console.print(
-            f"Test: best prompt {test['score']:.3f} vs baseline {base['score']:.3f} "
+            f"Test: best prompt {test['score']:.3f} vs starting prompt {base['score']:.3f} "
             f"(n={test['n']}, {export['task']['name']})"
         )
+    _print_start_verdict(export)
     usage = export["usage"]["search"]
     console.print(
         f"Search used {usage['calls']} model calls, "
@@ -212,6 +223,17 @@ def _print_search_summary(export: dict[str, Any], out: Path | None) -> None:
         console.print("The search stopped at its budget; the best prompt so far was kept.")
     if out is not None:
         console.print(f"Wrote {out}")
+
+
+def _print_start_verdict(export: dict[str, Any]) -> None:
+    start = export.get("start") or {}
+    if export.get("improved"):
+        console.print(f"Improved on the starting prompt: {start.get('reason', '')}.")
+    elif "improved" in export:
+        console.print(
+            "Kept the starting prompt (improved: false): no candidate beat it on dev by "
+            f"more than noise; {start.get('reason', '')}."
+        )
 
 
 def _print_ensemble_summary(export: dict[str, Any]) -> None:
@@ -238,6 +260,7 @@ def _print_ensemble_summary(export: dict[str, Any]) -> None:
     pool = scores.get("pool")
     pool_note = f"; its vote on the train pool {pool['score']:.3f} (n={pool['n']})" if pool else ""
     console.print(
-        f"Test: ensemble {test['score']:.3f} vs baseline {base['score']:.3f} "
+        f"Test: ensemble {test['score']:.3f} vs starting prompt {base['score']:.3f} "
         f"(n={test['n']}, {export['task']['name']}){pool_note}"
     )
+    _print_start_verdict(export)

@@ -19,7 +19,7 @@ from promptopt.llm.base import LLM
 from promptopt.llm.meter import check_budget
 from promptopt.store import RunStore
 from promptopt.task import Task
-from promptopt.types import Budget, Candidate, Ensemble, Usage
+from promptopt.types import Budget, Candidate, Ensemble, Prompt, Usage
 
 
 class Reporter(Protocol):
@@ -56,6 +56,14 @@ class SearchContext:
     usage: Usage = field(default_factory=Usage)
     """The search's usage counter (shared by every layer), for such accounting."""
     budget: Budget = field(default_factory=Budget)
+    start: Prompt | None = None
+    """The prompt the user starts from (`--start`, else the task's baseline). Every
+    strategy enters it as a candidate; `run_search` keeps it unless a candidate
+    beats it on dev by more than noise."""
+
+    @property
+    def start_prompt(self) -> Prompt:
+        return self.start if self.start is not None else self.task.baseline_prompt()
 
     def charge(self, calls: int, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         """Account for model calls made outside the LLM layers, within the budget."""

@@ -78,7 +78,7 @@ class BoostedConfig:
         "train-time, demo_source=sample: when too few hard questions have a right sample, "
         "fill with the hardest wrong ones shown with the data's solution",
     )
-    instruction: str = knob("", "instruction above the demonstrations ('' = the task's baseline)")
+    instruction: str = knob("", "instruction above the demonstrations ('' = the starting prompt's)")
 
     def __post_init__(self) -> None:
         if self.version not in VERSIONS:
@@ -205,7 +205,7 @@ class Boosted:
         if not train:
             raise ConfigError(f"task '{ctx.task.name}' has no train examples to build prompts from")
         reasoning = any(e.demo_output is not None for e in train)
-        instruction = config.instruction or ctx.task.baseline_instruction
+        instruction = config.instruction or ctx.start_prompt.instruction
         initial = ctx.rng("boost-initial").sample(train, min(config.shots, len(train)))
         used = {e.id for e in initial}
         rest = [e for e in train if e.id not in used]
@@ -257,9 +257,7 @@ class Boosted:
 
     # -- building prompts -----------------------------------------------------------
     def _prompt(self, ctx: SearchContext, instruction: str, demos: list[Example]) -> Prompt:
-        return Prompt(
-            instruction=instruction, template=ctx.task.template, demonstrations=tuple(demos)
-        )
+        return ctx.task.prompt(instruction, demos)
 
     def _bagged_demos(
         self, ctx: SearchContext, train: list[Example], used: set[str], shots: int, step: int

@@ -262,8 +262,8 @@ class Reflexion:
         train = ctx.task.examples("train")
         if not train or not dev:
             raise ConfigError("reflexion needs train and dev examples: raise --train/--dev size")
-        start = ctx.task.baseline_instruction
-        self._score_dev(ctx, board, [start], dev, "baseline", trial=0)
+        start = ctx.start_prompt.instruction
+        self._score_dev(ctx, board, [start], dev, "start", trial=0)
         current = start
         memory = EpisodicMemory(config.memory_size)
         rng = ctx.rng("reflexion-minibatch")

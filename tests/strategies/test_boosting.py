@@ -164,7 +164,8 @@ def make_task(labels: bool = True) -> Task:
 
 
 def reply(request: GenerationRequest, sample: int) -> str:
-    text = last_user_text(request)
+    """Reads the whole conversation: demonstrations arrive as chat turns."""
+    text = "\n".join(m.content for m in request.messages) or last_user_text(request)
     a, b = map(int, re.findall(r"What is (\d+) plus (\d+)\?", text)[-1])
     right = a + b
     kind = a % 3
@@ -451,11 +452,20 @@ def test_ensemble_export_round_trips_and_old_exports_still_read(tmp_path: Path) 
 def test_search_and_eval_of_an_ensemble_through_the_cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_cache: Path
 ) -> None:
-    """The CLI path on a scripted model: search exports an ensemble, eval re-scores it."""
+    """The CLI path on a scripted model: search exports an ensemble, eval re-scores it.
+
+    Here any demonstration makes the model right, so the ensemble beats the starting
+    prompt (no demonstrations) on dev and replaces it."""
     from promptopt import evaluation_run, search
     from promptopt.cli import app
 
-    model = ScriptedLLM(reply)
+    def demos_help(request: GenerationRequest, sample: int) -> str:
+        if any(m.role == "assistant" for m in request.messages):
+            a, b = map(int, re.findall(r"What is (\d+) plus (\d+)\?", last_user_text(request))[-1])
+            return f"The answer is {a + b}."
+        return reply(request, sample)
+
+    model = ScriptedLLM(demos_help)
     monkeypatch.setattr(search, "build_llm", lambda spec: model)
     monkeypatch.setattr(evaluation_run, "build_llm", lambda spec: model)
     data = tmp_path / "plus.jsonl"
@@ -464,14 +474,17 @@ def test_search_and_eval_of_an_ensemble_through_the_cli(
     out = tmp_path / "ens.json"
     runner = CliRunner()
     args = ["search", "--data", str(data), "--metric", "numeric", "--strategy", "boosted"]
-    args += ["--train-size", "20", "--test-size", "6", "--dev-size", "2", "--out", str(out)]
+    args += ["--train-size", "20", "--test-size", "6", "--dev-size", "8", "--out", str(out)]
     args += ["--run-dir", str(tmp_path / "run"), "-p", "pool_size=6", "-p", "shots=2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Ensemble members" in result.output and "Test: ensemble" in result.output
+    assert "Improved on the starting prompt" in result.output
     export = json.loads(out.read_text())
-    assert export["kind"] == "ensemble" and len(export["ensemble"]["members"]) == 3
-    assert len(export["scores"]["members_test"]) == 3
+    assert export["improved"] is True
+    members = export["ensemble"]["members"]
+    assert export["kind"] == "ensemble" and members
+    assert len(export["scores"]["members_test"]) == len(members)
     assert export["scores"]["baseline_test"]["n"] == 6
 
     report = runner.invoke(app, ["eval", "--prompt", str(out), "--json"])
@@ -484,7 +497,7 @@ def test_search_and_eval_of_an_ensemble_through_the_cli(
     ]
     assert data_out["usage"]["calls"] == 0  # the same samples, from the cache
     text = runner.invoke(app, ["eval", "--prompt", str(out)])
-    assert "ensemble score" in text.output and "#3" in text.output
+    assert "ensemble score" in text.output and "#1" in text.output
 
     shown = runner.invoke(app, ["strategies", "show", "boosted"])
     assert shown.exit_code == 0 and "confidence_floor" in shown.output

@@ -223,7 +223,7 @@ def test_finds_a_better_prompt_and_logs_its_history(tmp_path: Path) -> None:
     assert result.best.dev_score == 1.0 and result.best.dev_n == 5
     origins = {c.prompt.instruction: c.origin for c in result.candidates}
     assert origins == {
-        "Repeat the word.": "baseline",
+        "Repeat the word.": "start",
         "Write the antonym of the word.": "trial 1",
         GOOD: "trial 2",
     }

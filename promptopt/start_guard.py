@@ -46,7 +46,9 @@ class PairedDev:
 
     @property
     def beats_start(self) -> bool:
-        return self.n > 0 and self.diff > 0 and self.diff > MIN_Z * self.se
+        # The tolerance keeps a difference exactly at the bar (1 of 20 gained) from
+        # passing by a rounding error.
+        return self.n > 0 and self.diff > 1e-9 and self.diff > MIN_Z * self.se + 1e-9
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -13,11 +13,16 @@ seeds can be added later.
 Significance pools the test examples over seeds: pairs are (seed, example id)
 from each run's test_examples.json, compared with a two-sided paired test
 (McNemar for right/wrong scores, else a paired bootstrap).
+
+The starting prompt (what every search starts from and is kept unless beaten) is a
+leaderboard row of its own, and every strategy is also tested against it: a ranking
+of strategies alone cannot show that none of them beat the prompt the user had.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +42,8 @@ from promptopt.types import Budget
 COMPARE_FILE = "compare.json"
 FORMAT = "promptopt.compare"
 FORMAT_VERSION = 1
+START_LABEL = "start (baseline)"
+"""The leaderboard row of the starting prompt (kind "start"); strategy rows have kind "strategy"."""
 FIXED_SETTINGS = ("task", "budget", "sizes", "data_seed", "target", "proposer")
 """What must match for a later compare in the same DIR (params are checked per strategy).
 Seeds may grow: `--seeds 5` after `--seeds 3` runs seeds 3 and 4 of the strategies given."""
@@ -190,7 +197,23 @@ def run_row(export: dict[str, Any], strategy: str, seed: int, run_dir: str) -> d
         ),
         "cost_usd": cost.get("total_usd"),
         "stopped_by_budget": bool(export.get("stopped_by_budget", False)),
+        "improved": _improved(export),
     }
+
+
+def _improved(export: dict[str, Any]) -> bool | None:
+    """Whether the search beat its starting prompt on dev (None: the export predates it)."""
+    value = export.get("improved")
+    return value if isinstance(value, bool) else None
+
+
+def _backfill_improved(out_dir: Path, runs: list[dict[str, Any]]) -> None:
+    """Run rows saved before compare read `improved` get it from their result.json, so a
+    rerun shows the counts without rerunning any search."""
+    for run in runs:
+        path = out_dir / run["run_dir"] / "result.json"
+        if "improved" not in run and path.is_file():
+            run["improved"] = _improved(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _run_one(spec: CompareSpec, strategy: str, seed: int, reporter: Reporter) -> dict[str, Any]:
@@ -207,13 +230,66 @@ def _run_one(spec: CompareSpec, strategy: str, seed: int, reporter: Reporter) ->
     return run_search(search_spec, reporter)
 
 
-def example_scores(out_dir: Path, run: dict[str, Any]) -> dict[str, float]:
-    """Per test example scores of a run's best prompt, keyed by example id."""
+def _example_rows(out_dir: Path, run: dict[str, Any], which: str) -> dict[str, float]:
     path = out_dir / run["run_dir"] / TEST_EXAMPLES_FILE
     if not path.is_file():
         return {}
-    rows = json.loads(path.read_text(encoding="utf-8")).get("best", [])
+    rows = json.loads(path.read_text(encoding="utf-8")).get(which) or []
     return {str(r["id"]): float(r["score"]) for r in rows}
+
+
+def example_scores(out_dir: Path, run: dict[str, Any]) -> dict[str, float]:
+    """Per test example scores of a run's best prompt, keyed by example id."""
+    return _example_rows(out_dir, run, "best")
+
+
+def start_example_scores(out_dir: Path, run: dict[str, Any]) -> dict[str, float]:
+    """Per test example scores of a run's starting prompt ({} for runs that predate them)."""
+    return _example_rows(out_dir, run, "baseline")
+
+
+def pick_start_scores(
+    runs: list[dict[str, Any]],
+    start_scores: Callable[[dict[str, Any]], dict[str, float]],
+) -> tuple[dict[str, float], list[str]]:
+    """The starting prompt's per-example test scores to pair against, and warnings.
+
+    Every run scores the same start prompt on the same test examples, so all runs
+    should agree; the first run that has the scores is used and any run that
+    disagrees is named in a warning (a sign of a non-deterministic model or of runs
+    made with different data), rather than silently averaged away.
+    """
+    chosen: dict[str, float] = {}
+    source = ""
+    warnings: list[str] = []
+    for run in runs:
+        mine = start_scores(run)
+        if not mine:
+            continue
+        if not chosen:
+            chosen, source = mine, str(run["run_dir"])
+        elif not _same_scores(mine, chosen):
+            warnings.append(_disagreement(str(run["run_dir"]), mine, source, chosen))
+    return chosen, warnings
+
+
+def _same_scores(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a.keys() == b.keys() and all(math.isclose(a[k], b[k], abs_tol=1e-9) for k in a)
+
+
+def _disagreement(
+    run_dir: str, mine: dict[str, float], source: str, chosen: dict[str, float]
+) -> str:
+    """Say how far a run's start scores are from the chosen ones, so the cause can be found."""
+    shared = set(mine) & set(chosen)
+    differ = sum(1 for k in shared if not math.isclose(mine[k], chosen[k], abs_tol=1e-9))
+    what = [f"scores {differ} of {len(shared)} shared test examples differently"] if differ else []
+    if only := len(set(mine) ^ set(chosen)):
+        what.append(f"has {only} test example id(s) the other lacks")
+    return (
+        f"the start prompt's test scores differ between runs: {run_dir} {' and '.join(what)} "
+        f"than {source}; the leaderboard pairs against {source}"
+    )
 
 
 # -- the leaderboard (pure) --------------------------------------------------------------
@@ -221,60 +297,134 @@ def _mean(values: list[float]) -> float:
     return float(statistics.fmean(values)) if values else 0.0
 
 
+def _sd(values: list[float]) -> float:
+    return float(statistics.stdev(values)) if len(values) > 1 else 0.0
+
+
+def _improved_count(group: list[dict[str, Any]]) -> dict[str, int] | None:
+    """How many runs beat their start ("count" of "of" runs that report it; None: none do)."""
+    known = [r["improved"] for r in group if isinstance(r.get("improved"), bool)]
+    return {"count": sum(known), "of": len(known)} if known else None
+
+
+def _strategy_row(strategy: str, group: list[dict[str, Any]]) -> dict[str, Any]:
+    test = [r["test_score"] for r in group]
+    costs = [r.get("cost_usd") for r in group]
+    return {
+        "strategy": strategy,
+        "kind": "strategy",
+        "mean": _mean(test),
+        "sd": _sd(test),
+        "n_seeds": len(group),
+        "calls_mean": _mean([r["calls"] for r in group]),
+        "cache_hits_mean": _mean([r.get("cache_hits", 0) for r in group]),
+        "tokens_mean": _mean([r["tokens"] for r in group]),
+        "wall_s_mean": round(_mean([r["wall_s"] for r in group]), 2),
+        "cost_usd_mean": None
+        if any(c is None for c in costs)
+        else _mean([float(c) for c in costs if c is not None]),
+        "best": False,
+        "vs_best": None,
+        "vs_start": None,
+        "vs_start_verdict": None,
+        "improved": _improved_count(group),
+    }
+
+
+def _start_row(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The starting prompt as a row: its test score over every run (the same prompt on
+    the same examples, so sd is 0 unless runs disagree) and no search cost."""
+    scores = [
+        float(r["baseline_test_score"]) for r in runs if _is_num(r.get("baseline_test_score"))
+    ]
+    if not scores:
+        return None
+    return {
+        "strategy": START_LABEL,
+        "kind": "start",
+        "mean": _mean(scores),
+        "sd": _sd(scores),
+        "n_seeds": len({r["seed"] for r in runs}),
+        "calls_mean": 0.0,
+        "cache_hits_mean": 0.0,
+        "tokens_mean": 0.0,
+        "wall_s_mean": 0.0,
+        "cost_usd_mean": 0.0,
+        "best": False,
+        "vs_best": None,
+        "vs_start": None,
+        "vs_start_verdict": None,
+        "improved": None,
+    }
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _paired(
+    mine: dict[tuple[int, str], float], other: dict[tuple[int, str], float]
+) -> dict[str, Any] | None:
+    """Two-sided paired test of `mine` against `other` on the (seed, example id) pairs
+    both have, in a fixed order so the bootstrap is reproducible (None: no pairs)."""
+    keys = sorted(set(mine) & set(other))
+    if not keys:
+        return None
+    result = compare_paired(
+        [mine[k] for k in keys], [other[k] for k in keys], alternative="two-sided"
+    )
+    return result.to_dict()
+
+
+def start_verdict(vs_start: dict[str, Any] | None) -> str | None:
+    """The marker a reader scans for: better or worse than the start only when the
+    paired test says so, else "not significant" (None: no pairs to test)."""
+    if vs_start is None:
+        return None
+    if not vs_start["significant"]:
+        return "not significant"
+    return "better" if vs_start["difference"] > 0 else "worse"
+
+
 def build_leaderboard(
     runs: list[dict[str, Any]],
     scores: Callable[[dict[str, Any]], dict[str, float]],
+    start: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per strategy: mean and sd of test score over seeds, usage means, and a paired
-    two-sided test against the best strategy on the (seed, example id) pairs both have.
+    """Per strategy: mean and sd of test score over seeds, usage means, a paired
+    two-sided test against the best strategy and one against the starting prompt,
+    both on the (seed, example id) pairs the two have; plus a row for the start.
 
-    `scores(run)` gives a run's per-example test scores by example id. Best first:
-    highest mean, then fewer calls, then name. The best row has vs_best None.
+    `scores(run)` gives a run's per-example test scores by example id, `start` the
+    starting prompt's (the same for every seed; None or {}: no test against it).
+    Best first: highest mean, then fewer calls, then name; the start row ranks
+    among the strategies (ahead on ties: it costs no search) but is never "best".
+    The best strategy has vs_best None; the start row has vs_start None.
     """
     by_strategy: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
+    for run in sorted(runs, key=lambda r: r["seed"]):
         by_strategy.setdefault(run["strategy"], []).append(run)
-    rows = []
-    for strategy, group in by_strategy.items():
-        group = sorted(group, key=lambda r: r["seed"])
-        test = [r["test_score"] for r in group]
-        costs = [r.get("cost_usd") for r in group]
-        rows.append(
-            {
-                "strategy": strategy,
-                "mean": _mean(test),
-                "sd": float(statistics.stdev(test)) if len(test) > 1 else 0.0,
-                "n_seeds": len(group),
-                "calls_mean": _mean([r["calls"] for r in group]),
-                "cache_hits_mean": _mean([r.get("cache_hits", 0) for r in group]),
-                "tokens_mean": _mean([r["tokens"] for r in group]),
-                "wall_s_mean": round(_mean([r["wall_s"] for r in group]), 2),
-                "cost_usd_mean": None
-                if any(c is None for c in costs)
-                else _mean([float(c) for c in costs if c is not None]),
-                "best": False,
-                "vs_best": None,
-            }
-        )
-    rows.sort(key=lambda r: (-r["mean"], r["calls_mean"], r["strategy"]))
+    rows = [_strategy_row(strategy, group) for strategy, group in by_strategy.items()]
     if not rows:
         return rows
-    rows[0]["best"] = True
+    start_row = _start_row(runs)
+    rows += [start_row] if start_row else []
+    rows.sort(key=lambda r: (-r["mean"], r["calls_mean"], r["kind"] != "start", r["strategy"]))
     pooled = {
-        strategy: {
-            (r["seed"], example): value for r in group for example, value in scores(r).items()
-        }
+        strategy: {(r["seed"], str(ex)): v for r in group for ex, v in scores(r).items()}
         for strategy, group in by_strategy.items()
     }
-    best = pooled[rows[0]["strategy"]]
-    for row in rows[1:]:
-        mine = pooled[row["strategy"]]
-        keys = sorted(set(best) & set(mine), key=lambda k: (k[0], k[1]))
-        if keys:
-            result = compare_paired(
-                [mine[k] for k in keys], [best[k] for k in keys], alternative="two-sided"
-            )
-            row["vs_best"] = result.to_dict()
+    seeds = sorted({r["seed"] for r in runs})
+    start_pooled = {(seed, str(ex)): v for seed in seeds for ex, v in (start or {}).items()}
+    best = next(r for r in rows if r["kind"] == "strategy")
+    best["best"] = True
+    for row in rows:
+        mine = start_pooled if row["kind"] == "start" else pooled[row["strategy"]]
+        if row is not best:
+            row["vs_best"] = _paired(mine, pooled[best["strategy"]])
+        if row["kind"] == "strategy":
+            row["vs_start"] = _paired(mine, start_pooled)
+            row["vs_start_verdict"] = start_verdict(row["vs_start"])
     return rows
 
 
@@ -297,6 +447,7 @@ def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str
         "seeds": list(spec.seeds),
         "settings": spec.settings(),
         "runs": [],
+        "warnings": [],
         "leaderboard": [],
     }
     if saved is not None:
@@ -318,8 +469,12 @@ def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str
             data["runs"].append(run_row(export, strategy, seed, rel))
             data["runs"].sort(key=lambda r: (order.index(r["strategy"]), r["seed"]))
             _save(spec.out_dir, data)  # progress survives an interrupted comparison
+    _backfill_improved(spec.out_dir, data["runs"])
+    start, data["warnings"] = pick_start_scores(
+        data["runs"], lambda run: start_example_scores(spec.out_dir, run)
+    )
     data["leaderboard"] = build_leaderboard(
-        data["runs"], lambda run: example_scores(spec.out_dir, run)
+        data["runs"], lambda run: example_scores(spec.out_dir, run), start
     )
     _save(spec.out_dir, data)
     return data

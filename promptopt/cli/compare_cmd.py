@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from promptopt.cli.common import (
@@ -90,8 +91,9 @@ def compare(
 
     The leaderboard shows the test score's mean and sd over seeds, calls, tokens,
     time and estimated cost, and whether each strategy differs significantly
-    from the best (a paired two-sided test over the same test examples of every
-    seed). OUT_DIR/compare.json holds it all; `promptopt report OUT_DIR` draws it.
+    from the starting prompt (its own row) and from the best strategy (paired
+    two-sided tests over the same test examples of every seed). OUT_DIR/compare.json
+    holds it all; `promptopt report OUT_DIR` draws it.
     """
     from promptopt.compare import CompareSpec, parse_strategy_params, run_compare
     from promptopt.llm.factory import parse_model_spec
@@ -135,13 +137,64 @@ def _money(value: float | None, local: bool) -> str:
     return "local ($0)" if local else f"${value:.4f}"
 
 
+def _vs_best(row: dict[str, Any]) -> str:
+    vs = row["vs_best"]
+    if row["best"]:
+        return "best"
+    if vs is None:
+        return "no paired examples"
+    mark = "significant" if vs["significant"] else "not significant"
+    return f"{vs['difference']:+.3f}, p={vs['p_value']:.3g} ({mark})"
+
+
+VERDICT_MARKUP = {"worse": "[bold red]WORSE[/]", "better": "[bold green]BETTER[/]"}
+"""The vs-start marker, only when the paired test is significant: a strategy worse than
+the prompt the user already had is the one result nobody should miss, so it stands out
+(also in plain text, where colour is gone)."""
+
+
+def _vs_start(row: dict[str, Any]) -> str:
+    if row.get("kind") == "start":
+        return "-"
+    vs = row.get("vs_start")
+    if vs is None:
+        return "no paired examples"
+    verdict = VERDICT_MARKUP.get(str(row.get("vs_start_verdict")), "")
+    return f"{vs['difference']:+.3f}, p={vs['p_value']:.3g} {verdict}".rstrip()
+
+
+def _improved(row: dict[str, Any]) -> str:
+    improved = row.get("improved")
+    return f"{improved['count']}/{improved['of']}" if improved else "-"
+
+
+def _start_summary(board: list[dict[str, Any]]) -> str | None:
+    """One line saying whether any strategy beat the start, the question the start row
+    is there to answer (None: nothing was tested against the start)."""
+    tested = [r for r in board if r.get("vs_start") is not None]
+    if not tested:
+        return None
+    better = [r["strategy"] for r in tested if r.get("vs_start_verdict") == "better"]
+    worse = [r["strategy"] for r in tested if r.get("vs_start_verdict") == "worse"]
+    line = (
+        f"Significantly better than the start prompt: {', '.join(better)}."
+        if better
+        else "No strategy is significantly better than the start prompt."
+    )
+    if worse:
+        line += f" Significantly worse: {', '.join(worse)}."
+    return line
+
+
 def print_leaderboard(data: dict[str, Any], out_dir: Path) -> None:
     local = data["settings"]["target"]["backend"] == "hf" and (
         data["settings"]["proposer"]["backend"] == "hf"
     )
     seeds = len(data["seeds"])
+    board = data["leaderboard"]
+    show_improved = any(r.get("improved") for r in board)
     table = Table(title=f"{data['task']}: test score over {seeds} seed(s), best first")
-    for name, justify in [
+    columns = [
         ("strategy", "left"),
         ("test mean", "right"),
         ("sd", "right"),
@@ -150,19 +203,13 @@ def print_leaderboard(data: dict[str, Any], out_dir: Path) -> None:
         ("tokens", "right"),
         ("time s", "right"),
         ("est. cost", "right"),
+        ("vs start", "left"),
         ("vs best", "left"),
-    ]:
+    ]
+    for name, justify in columns + ([("improved", "right")] if show_improved else []):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in data["leaderboard"]:
-        vs = row["vs_best"]
-        if row["best"]:
-            verdict = "best"
-        elif vs is None:
-            verdict = "no paired examples"
-        else:
-            mark = "significant" if vs["significant"] else "not significant"
-            verdict = f"{vs['difference']:+.3f}, p={vs['p_value']:.3g} ({mark})"
-        table.add_row(
+    for row in board:
+        cells = [
             row["strategy"],
             f"{row['mean']:.3f}",
             f"{row['sd']:.3f}",
@@ -171,12 +218,23 @@ def print_leaderboard(data: dict[str, Any], out_dir: Path) -> None:
             f"{row['tokens_mean']:.0f}",
             f"{row['wall_s_mean']:.1f}",
             _money(row["cost_usd_mean"], local),
-            verdict,
-        )
+            _vs_start(row),
+            _vs_best(row),
+        ]
+        table.add_row(*cells, *([_improved(row)] if show_improved else []))
     console.print(table)
+    if summary := _start_summary(board):
+        console.print(summary)
+    for warning in data.get("warnings") or []:
+        console.print(f"[yellow]Warning:[/] {escape(warning)}")
     if any(r["stopped_by_budget"] for r in data["runs"]):
         stopped = sorted({r["strategy"] for r in data["runs"] if r["stopped_by_budget"]})
         console.print(f"Stopped at the budget: {', '.join(stopped)} (best so far kept).")
+    console.print(
+        "vs start and vs best: paired two-sided tests on the same test examples, pooled "
+        "over seeds; WORSE/BETTER mark a significant difference from the start prompt."
+        + (" improved: runs whose search beat the start prompt on dev." if show_improved else "")
+    )
     console.print(
         "Calls count every model request, also those the shared cache served (in "
         "brackets): each strategy gets the same work under the budget, and cached "

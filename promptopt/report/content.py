@@ -197,7 +197,7 @@ def compare_report(data: CompareData) -> Report:
     leaderboard = [r for r in c.get("leaderboard") or [] if isinstance(r, dict)]
     report.sections.append(h.section("Summary", _compare_summary(c, leaderboard), id="summary"))
     report.sections.append(_leaderboard_section(data, leaderboard, report))
-    order = [str(r.get("strategy")) for r in leaderboard]
+    order = [str(r.get("strategy")) for r in _strategies(leaderboard)]
     for entry, _ in data.runs:
         if str(entry.get("strategy")) not in order:
             order.append(str(entry.get("strategy")))
@@ -239,16 +239,25 @@ def compare_report(data: CompareData) -> Report:
     return report
 
 
+def _strategies(leaderboard: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The strategy rows: compare.json also ranks the starting prompt (kind "start"),
+    which has no runs or search curve of its own."""
+    return [r for r in leaderboard if r.get("kind", "strategy") == "strategy"]
+
+
 def _compare_summary(c: dict[str, Any], leaderboard: list[dict[str, Any]]) -> str:
     best = next((r.get("strategy") for r in leaderboard if r.get("best")), None)
+    start = next((r for r in leaderboard if r.get("kind") == "start"), None)
     settings = c.get("settings") if isinstance(c.get("settings"), dict) else {}
     items: list[tuple[str, object]] = [
         ("task", c.get("task")),
-        ("strategies", ", ".join(str(r.get("strategy")) for r in leaderboard)),
+        ("strategies", ", ".join(str(r.get("strategy")) for r in _strategies(leaderboard))),
         ("seeds", ", ".join(str(s) for s in c.get("seeds") or [])),
         ("budget per run", _budget(c.get("budget"))),
         ("best strategy", best),
+        ("start prompt (test)", _f(start.get("mean")) if start else None),
     ]
+    items += [("warning", str(w)) for w in c.get("warnings") or []]
     items += [(f"setting: {k}", _short(v)) for k, v in settings.items()]
     return h.key_values([(k, v) for k, v in items if v not in (None, "")])
 
@@ -279,7 +288,7 @@ def _leaderboard_section(
             seed_scores=seed_scores.get(str(r.get("strategy")), []),
             best=bool(r.get("best")),
         )
-        for r in leaderboard
+        for r in _strategies(leaderboard)
     ]
     png = leaderboard_chart(bars, baseline)
     report.images["leaderboard.png"] = png
@@ -297,6 +306,7 @@ def _leaderboard_section(
             "tokens",
             "wall s",
             "cost $",
+            "vs start",
             "vs best: difference [CI]",
             "test",
             "p-value",
@@ -309,7 +319,9 @@ def _leaderboard_section(
     explain = h.para(
         "'vs best' tests each strategy against the best one on the same test examples "
         "(paired, per seed); 'significant' means the difference is unlikely to be seed or "
-        "sampling noise at the stated alpha."
+        "sampling noise at the stated alpha. 'vs start' is the same test against the "
+        "starting prompt (its own row, costing no search): the difference, its p-value, "
+        "and WORSE or BETTER when significant."
     )
     return h.section("Leaderboard", figure, table, explain, id="leaderboard")
 
@@ -333,11 +345,22 @@ def _leaderboard_row(index: int, r: dict[str, Any]) -> list[object]:
         h.Cell(_f(r.get("tokens_mean"), 0), "num"),
         h.Cell(_f(r.get("wall_s_mean"), 1), "num"),
         h.Cell(_f(r.get("cost_usd_mean"), 4), "num"),
+        _vs_start(r),
         diff,
         test,
         h.Cell(p, "num"),
         sig,
     ]
+
+
+def _vs_start(r: dict[str, Any]) -> str:
+    """A strategy against the starting prompt: difference, p-value, and a marker when
+    significant (rows of compare.json files from before this test show a dash)."""
+    vs = r.get("vs_start")
+    if not isinstance(vs, dict):
+        return "—"
+    mark = {"worse": " WORSE", "better": " BETTER"}.get(str(r.get("vs_start_verdict")), "")
+    return f"{_sf(vs.get('difference'))}, p={_g(vs.get('p_value'))}{mark}"
 
 
 def _best_run(

@@ -212,3 +212,21 @@ def make_compare(
         },
     )
     return path
+
+
+def add_start_row(path: Path, warnings: tuple[str, ...] = ()) -> Path:
+    """Rewrite a make_compare directory's leaderboard the way compare now writes it:
+    with the starting prompt's row and each strategy's test against it."""
+    from promptopt.compare import (
+        build_leaderboard,
+        example_scores,
+        pick_start_scores,
+        start_example_scores,
+    )
+
+    data = json.loads((path / "compare.json").read_text(encoding="utf-8"))
+    start, found = pick_start_scores(data["runs"], lambda r: start_example_scores(path, r))
+    data["warnings"] = [*found, *warnings]
+    data["leaderboard"] = build_leaderboard(data["runs"], lambda r: example_scores(path, r), start)
+    write_json(path / "compare.json", data)
+    return path

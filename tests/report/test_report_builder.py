@@ -14,7 +14,7 @@ from promptopt.errors import ConfigError
 from promptopt.report import write_report
 from promptopt.report.loading import CandidatePoint
 from promptopt.report.plots import best_so_far
-from tests.report.fixtures import NASTY, make_compare, make_run, write_json
+from tests.report.fixtures import NASTY, add_start_row, make_compare, make_run, write_json
 
 PNG = b"\x89PNG\r\n\x1a\n"
 runner = CliRunner()
@@ -170,6 +170,23 @@ def test_compare_with_missing_run_dirs_and_no_candidate_events(tmp_path: Path) -
     assert "best run&#x27;s directory is missing" in html  # ape seed 2 is the best run
     assert html.count("data:image/png;base64,") == 1  # the leaderboard chart only
     assert "no candidate events in events.jsonl" in html
+
+
+def test_compare_report_shows_the_start_row_and_the_tests_against_it(tmp_path: Path) -> None:
+    cmp = add_start_row(make_compare(tmp_path / "cmp"), warnings=("start scores <differ>",))
+    page = write_report(cmp)
+    html = page.read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 2  # the start has no curve of its own
+    board = html[html.index("id='leaderboard-table'") :]
+    board = board[: board.index("</table>")]
+    assert "start (baseline)" in board and "vs start" in board
+    # each seed: the best prompt is right on t2, t4, t6, t8 where the start is wrong, the
+    # start right on t5 alone: 12 against 3 over three seeds, 2 P(X >= 12 | 15) = 0.0352
+    assert "+0.300, p=0.0352 BETTER" in board
+    summary = html[html.index("id='summary'") : html.index("id='leaderboard'")]
+    assert "ape, reflexion, rlprompt" in summary and "0.200" in summary
+    assert "start scores &lt;differ&gt;" in summary  # the warning, escaped
+    assert_self_contained(html)
 
 
 def test_a_compare_json_file_stands_for_its_folder(tmp_path: Path) -> None:

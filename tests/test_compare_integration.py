@@ -29,9 +29,11 @@ def test_compare_on_the_embedded_model_then_a_free_rerun(
     for run in data["runs"]:
         assert run["test_n"] == 6 and 0 < run["calls"] <= 30 and run["cost_usd"] == 0
         assert (out / run["run_dir"] / "test_examples.json").is_file()
-    board = data["leaderboard"]
+    board = [r for r in data["leaderboard"] if r["kind"] == "strategy"]
     assert len(board) == 2 and board[0]["best"] and board[0]["vs_best"] is None
     assert board[1]["vs_best"]["n"] == 6
+    start = [r for r in data["leaderboard"] if r["kind"] == "start"]
+    assert len(start) == 1 and all(r["vs_start"]["n"] == 6 for r in board)
 
     def no_model(spec):  # type: ignore[no-untyped-def]
         raise AssertionError("the rerun loaded a model")

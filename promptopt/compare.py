@@ -44,7 +44,16 @@ FORMAT = "promptopt.compare"
 FORMAT_VERSION = 1
 START_LABEL = "start (baseline)"
 """The leaderboard row of the starting prompt (kind "start"); strategy rows have kind "strategy"."""
-FIXED_SETTINGS = ("task", "budget", "sizes", "data_seed", "target", "proposer")
+FIXED_SETTINGS = (
+    "task",
+    "budget",
+    "sizes",
+    "data_seed",
+    "target",
+    "proposer",
+    "start",
+    "demo_format",
+)
 """What must match for a later compare in the same DIR (params are checked per strategy).
 Seeds may grow: `--seeds 5` after `--seeds 3` runs seeds 3 and 4 of the strategies given."""
 
@@ -64,6 +73,9 @@ class CompareSpec:
     data_seed: int = 0
     use_cache: bool = True
     prices: str | None = None
+    start: str | None = None
+    """`--start` for every run: an export, a text file or an instruction."""
+    demo_format: str | None = None
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -73,6 +85,8 @@ class CompareSpec:
             "proposer": self.proposer.to_dict(),
             "params": {s: dict(sorted(p.items())) for s, p in sorted(self.params.items())},
             "use_cache": self.use_cache,
+            "start": self.start,
+            "demo_format": self.demo_format,
         }
 
     def search_spec(self, strategy: str, seed: int, run_dir: Path) -> SearchSpec:
@@ -90,6 +104,8 @@ class CompareSpec:
             use_cache=self.use_cache,
             budget_counts_cache=True,
             prices=self.prices,
+            start=self.start,
+            demo_format=self.demo_format,
         )
 
 
@@ -126,6 +142,8 @@ def _fixed(data: dict[str, Any]) -> dict[str, Any]:
         "task": data.get("task"),
         "budget": data.get("budget"),
         **{k: settings.get(k) for k in ("sizes", "data_seed", "target", "proposer")},
+        "start": settings.get("start"),
+        "demo_format": settings.get("demo_format"),
     }
 
 
@@ -136,6 +154,8 @@ OPTION_OF = {
     "data_seed": "--data-seed",
     "target": "--model",
     "proposer": "--proposer",
+    "start": "--start",
+    "demo_format": "--demo-format",
 }
 
 

@@ -14,6 +14,7 @@ from promptopt.cli.common import (
     BaseUrlOpt,
     BatchOpt,
     DataSeedOpt,
+    DemoFormatOpt,
     DeviceOpt,
     DevSizeOpt,
     DtypeOpt,
@@ -24,6 +25,7 @@ from promptopt.cli.common import (
     ProposerOpt,
     ReportOpt,
     RichReporter,
+    StartOpt,
     TaskOpt,
     TestSizeOpt,
     TrainSizeOpt,
@@ -38,6 +40,8 @@ from promptopt.errors import ConfigError, PromptoptError
 
 def compare(
     task: TaskOpt = None,
+    start: StartOpt = None,
+    demo_format: DemoFormatOpt = None,
     strategies: Annotated[
         str, typer.Option(help="Comma-separated strategies, e.g. ape,reflexion,instructzero.")
     ] = "ape,reflexion",
@@ -121,6 +125,8 @@ def compare(
             data_seed=data_seed,
             use_cache=not no_cache,
             prices=str(prices) if prices else None,
+            start=start,
+            demo_format=demo_format,
         )
         with RichReporter() as reporter:
             data = run_compare(spec, reporter)

@@ -31,6 +31,12 @@ STRATEGIES: dict[str, tuple[str, str]] = {
         "Reflexion (Shinn et al. 2023): reflect on a minibatch's failures, keep the last "
         "reflections in memory, revise the prompt from them; best on dev kept",
     ),
+    "mipro": (
+        "promptopt.strategies.mipro:Mipro",
+        "Joint instruction x demonstration search after MIPROv2 (Opsahl-Ong et al. 2024): "
+        "bootstrapped and random demo sets, grounded and proposed instructions, a GP over "
+        "the choices picks each minibatch trial; the best pair confirmed on all of dev",
+    ),
     "boosted": (
         "promptopt.strategies.boosting:Boosted",
         "Boosted prompt ensembles (Pitis et al. 2023): few-shot prompts built step by step "

@@ -20,7 +20,8 @@ Shapes are written as (rows, cols); all tensors are float64, as botorch wants.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from botorch.acquisition.analytic import LogExpectedImprovement
@@ -31,6 +32,9 @@ from botorch.models.transforms.outcome import Standardize
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 Pair = tuple[int, int]
+FIT_MAXITER = 40
+"""L-BFGS steps of a GP fit: the hyperparameters of a few dozen points settle well
+before this, and each step costs a few ms, once per trial."""
 
 
 def encode(pairs: Sequence[Pair], sizes: Pair) -> torch.Tensor:
@@ -43,14 +47,29 @@ def encode(pairs: Sequence[Pair], sizes: Pair) -> torch.Tensor:
     return x
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """GP algebra on a few dozen points is all overhead when split across threads: on
+    a busy 2-core machine one thread fits 5x faster (0.4 s against 2.2 s a trial)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fit(observed: Sequence[Pair], y: Sequence[float], sizes: Pair, seed: int) -> SingleTaskGP:
     """GP on the observed pairs' minibatch scores (repeats are separate noisy points)."""
     train_x = encode(observed, sizes)
     train_y = torch.tensor(list(y), dtype=torch.float64).unsqueeze(-1)
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(), one_thread():
         torch.manual_seed(seed)
         gp = SingleTaskGP(train_x, train_y, outcome_transform=Standardize(m=1))
-        fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+        fit_gpytorch_mll(
+            ExactMarginalLogLikelihood(gp.likelihood, gp),
+            optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}},
+        )
     return gp
 
 
@@ -73,11 +92,12 @@ def next_pair(
         raise ValueError("no pair left to try")
     try:
         gp = fit(observed, y, sizes, seed)
-        best_f = max(posterior_mean(gp, list(dict.fromkeys(observed)), sizes))
-        acquisition = LogExpectedImprovement(gp, best_f=best_f)
-        with torch.no_grad():
-            values = acquisition(encode(available, sizes).unsqueeze(1))  # (n, 1, d) -> (n,)
-        means = posterior_mean(gp, available, sizes)
+        with one_thread():
+            best_f = max(posterior_mean(gp, list(dict.fromkeys(observed)), sizes))
+            acquisition = LogExpectedImprovement(gp, best_f=best_f)
+            with torch.no_grad():
+                values = acquisition(encode(available, sizes).unsqueeze(1))  # (n, 1, d) -> (n,)
+            means = posterior_mean(gp, available, sizes)
     except (BotorchError, ModelFittingError, RuntimeError, ValueError) as error:
         raise BOFailed(f"{type(error).__name__}: {str(error)[:200]}") from None
     if not torch.isfinite(values).any():

@@ -3,7 +3,11 @@
 1. Propose: the proposer model sees a few sampled train demonstrations in a
    forward-mode template (`prompts/ape_forward.txt`) and continues with the
    instruction that would produce them; several subsets, several samples each.
-2. Deduplicate the proposals.
+2. Filter the proposals (`proposals.filter_proposals`): duplicates, and texts a
+   small proposer writes that are no instruction (chit-chat, refusals, answer
+   fragments, copied demonstrations), never reach an evaluation. Next to them
+   enter candidates that need no proposer: the starting instruction, alone and
+   with each output-format constraint the train targets share.
 3. Select on dev with an adaptive scheme so most evaluations go to promising
    candidates: successive halving (default) or a UCB bandit, as in the paper's
    efficient score estimation.
@@ -14,13 +18,21 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.paths import read_prompt_template
 from promptopt.prompting import render_demonstration
 from promptopt.strategies.base import SearchContext, SearchResult, knob
+from promptopt.strategies.proposals import (
+    ProposalFilter,
+    filter_proposals,
+    format_constraints,
+    with_constraint,
+)
+from promptopt.strategies.proposals import (
+    clean_instruction as clean_instruction,  # re-exported: it lived here first
+)
 from promptopt.types import Candidate, Example, GenerationRequest, Prompt
 
 
@@ -52,7 +64,10 @@ class APEConfig:
     resample_top_k: int = knob(2, "best candidates varied in each resampling round")
     resample_per_candidate: int = knob(3, "variations asked for each of them")
     include_baseline: bool = knob(
-        False, "also enter the task's baseline instruction as a candidate"
+        True, "also enter the starting instruction (--start, else the task's) as a candidate"
+    )
+    format_candidates: bool = knob(
+        True, "also enter the starting instruction + each output format the train targets share"
     )
 
     def __post_init__(self) -> None:
@@ -114,21 +129,25 @@ class APE:
     def search(self, ctx: SearchContext, config: APEConfig) -> SearchResult:
         board = Scoreboard(ctx.task.template)
         try:
-            if config.include_baseline:
-                board.add(ctx.task.baseline_instruction, "baseline")
-            for instruction in self._propose(ctx, config):
+            for instruction, origin in grounded_candidates(ctx, config):
+                board.add(instruction, origin)
+            shown = shown_examples(ctx, config)
+            for instruction in self._propose(ctx, config, shown, known=list(board.scores)):
                 board.add(instruction, "proposed")
             if not board.scores:
                 raise ConfigError(
-                    "the proposer wrote no usable instruction: try a larger proposer model "
-                    "or more proposals"
+                    "the proposer wrote no usable instruction and no start candidate is "
+                    "entered: try a larger proposer model, more proposals or "
+                    "-p include_baseline=true"
                 )
             alive = self._select(ctx, config, board, list(board.scores))
             for round_index in range(config.resample_rounds):
                 top = alive[: config.resample_top_k]
                 fresh = [
                     i
-                    for i in self._resample(ctx, config, top, round_index)
+                    for i in self._resample(
+                        ctx, config, top, round_index, shown, list(board.scores)
+                    )
                     if board.add(i, f"resample {round_index + 1}")
                 ]
                 ctx.store.event("resampled", round=round_index + 1, new=fresh)
@@ -143,32 +162,28 @@ class APE:
         return SearchResult(candidates=board.ranked())
 
     # -- proposing ----------------------------------------------------------------
-    def _propose(self, ctx: SearchContext, config: APEConfig) -> list[str]:
-        template = _meta_prompt("ape_forward", config.proposer_format)
-        train = ctx.task.examples("train")
-        rng = ctx.rng("ape-demos")
-        requests = []
-        for s in range(config.num_subsamples):
-            demos = rng.sample(train, min(config.demos_per_subsample, len(train)))
-            shown = "\n\n".join(_demo_pair(ctx.task.template, d) for d in demos)
-            requests.append(
-                _proposal_request(
-                    config,
-                    template.replace("{demonstrations}", shown),
-                    n=config.proposals_per_subsample,
-                    seed=ctx.seed * 1000 + s,
-                )
-            )
-        total = config.num_subsamples * config.proposals_per_subsample
+    def _propose(
+        self, ctx: SearchContext, config: APEConfig, shown: list[Example], known: list[str]
+    ) -> list[str]:
+        requests = forward_requests(ctx, config)
+        total = sum(r.n for r in requests)
         ctx.reporter.phase("Proposing instructions", total=total)
         completions = ctx.proposer.generate(requests)
         ctx.reporter.advance(total)
-        proposals = _unique_instructions(t for c in completions for t in c.texts)
-        ctx.store.event("proposed", instructions=proposals, sampled=total)
-        return proposals
+        texts = [t for c in completions for t in c.texts]
+        survived = filter_proposals(texts, shown, known=known)
+        _log_filter(ctx, "propose", len(texts), survived)
+        ctx.store.event("proposed", instructions=survived.kept, sampled=total)
+        return survived.kept
 
     def _resample(
-        self, ctx: SearchContext, config: APEConfig, top: list[str], round_index: int
+        self,
+        ctx: SearchContext,
+        config: APEConfig,
+        top: list[str],
+        round_index: int,
+        shown: list[Example],
+        known: list[str],
     ) -> list[str]:
         template = _meta_prompt("ape_resample", config.proposer_format)
         requests = [
@@ -183,7 +198,10 @@ class APE:
         ctx.reporter.phase(f"Resampling round {round_index + 1}", total=len(requests))
         completions = ctx.proposer.generate(requests)
         ctx.reporter.advance(len(requests))
-        return _unique_instructions(t for c in completions for t in c.texts)
+        texts = [t for c in completions for t in c.texts]
+        survived = filter_proposals(texts, shown, known=known)
+        _log_filter(ctx, f"resample {round_index + 1}", len(texts), survived)
+        return survived.kept
 
     # -- selecting ----------------------------------------------------------------
     def _select(
@@ -326,6 +344,72 @@ class APE:
         return finalists
 
 
+def grounded_candidates(ctx: SearchContext, config: APEConfig) -> list[tuple[str, str]]:
+    """(instruction, origin) pairs that need no proposer: the starting instruction
+    and, for each output format the train targets share, the starting instruction
+    with that constraint. They keep APE useful when a small proposer writes
+    nothing usable, and format is what small target models most often miss."""
+    start = ctx.start_prompt.instruction
+    out: list[tuple[str, str]] = []
+    if config.include_baseline:
+        out.append((start, "start"))
+    if config.format_candidates:
+        constraints = format_constraints(ctx.task.examples("train"), ctx.task.label_words)
+        out += [(with_constraint(start, c), "start+format") for c in constraints]
+    unique: dict[str, str] = {}
+    for instruction, origin in out:
+        unique.setdefault(instruction, origin)  # a constraint the start already states
+    return list(unique.items())
+
+
+def demo_subsets(
+    ctx: SearchContext, config: APEConfig, seed_offset: int = 0
+) -> list[list[Example]]:
+    """The train demonstrations each forward-mode request shows, one list per
+    subset; the same for the same seed, so callers can recompute them."""
+    train = ctx.task.examples("train")
+    rng = ctx.rng("ape-demos" if seed_offset == 0 else f"ape-demos:{seed_offset}")
+    size = min(config.demos_per_subsample, len(train))
+    return [rng.sample(train, size) for _ in range(config.num_subsamples)]
+
+
+def shown_examples(ctx: SearchContext, config: APEConfig, seed_offset: int = 0) -> list[Example]:
+    """Every demonstration the proposer sees, once: what proposals must not copy."""
+    unique = {e.id: e for subset in demo_subsets(ctx, config, seed_offset) for e in subset}
+    return list(unique.values())
+
+
+def forward_requests(
+    ctx: SearchContext, config: APEConfig, seed_offset: int = 0
+) -> list[GenerationRequest]:
+    """APE's forward-mode proposal requests: each shows one demonstration subset
+    and asks for `proposals_per_subsample` instructions."""
+    template = _meta_prompt("ape_forward", config.proposer_format)
+    return [
+        _proposal_request(
+            config,
+            template.replace(
+                "{demonstrations}", "\n\n".join(_demo_pair(ctx.task.template, d) for d in demos)
+            ),
+            n=config.proposals_per_subsample,
+            seed=ctx.seed * 1000 + seed_offset + s,
+        )
+        for s, demos in enumerate(demo_subsets(ctx, config, seed_offset))
+    ]
+
+
+def _log_filter(ctx: SearchContext, step: str, sampled: int, survived: ProposalFilter) -> None:
+    """One event per proposal batch, so a run shows what the proposer wasted."""
+    ctx.store.event(
+        "proposal_filter",
+        step=step,
+        sampled=sampled,
+        kept=len(survived.kept),
+        rejected=survived.rejected,
+        examples=survived.examples_of_rejects,
+    )
+
+
 def _meta_prompt(name: str, proposer_format: str) -> str:
     suffix = "_chat" if proposer_format == "chat" else ""
     return read_prompt_template(f"{name}{suffix}.txt")
@@ -347,34 +431,3 @@ def _proposal_request(config: APEConfig, text: str, n: int, seed: int) -> Genera
 def _demo_pair(template: str, example: Example) -> str:
     """Demonstrations shown to the proposer, in the task's own input template."""
     return render_demonstration(template, example)
-
-
-_PREFIX = re.compile(
-    r"^((the )?(new |rewritten )?instruction (was|is)( to)?[:\s]*"
-    r"|(new |rewritten )?instruction[:\s]+)",
-    re.IGNORECASE,
-)
-
-
-def clean_instruction(text: str) -> str:
-    """The proposer's answer trimmed to an instruction sentence.
-
-    Small chat models announce the answer ("The instruction is to sort the
-    words."); the announcement is dropped and the rest capitalized.
-    """
-    text = _PREFIX.sub("", text.strip()).strip().strip('"').strip()
-    return text[:1].upper() + text[1:]
-
-
-def _unique_instructions(texts) -> list[str]:  # type: ignore[no-untyped-def]
-    """Deduplicate on a normalized form, keeping first-seen order and wording."""
-    seen: set[str] = set()
-    unique = []
-    for raw in texts:
-        instruction = clean_instruction(raw)
-        key = re.sub(r"[^a-z0-9 ]", "", instruction.lower()).strip()
-        if len(key) < 3 or not re.search(r"[a-z]", key) or key in seen:
-            continue
-        seen.add(key)
-        unique.append(instruction)
-    return unique

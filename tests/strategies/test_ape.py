@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from promptopt.errors import ConfigError
 from promptopt.evaluate import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.store import RunStore, read_events
-from promptopt.strategies.ape import APE, APEConfig, clean_instruction
+from promptopt.strategies.ape import APE, APEConfig, clean_instruction, forward_requests
 from promptopt.strategies.base import SearchContext, build_config
 from promptopt.task import Task
-from promptopt.types import Budget, Example, GenerationRequest, Usage
+from promptopt.types import Budget, Example, GenerationRequest, Prompt, Usage
 from tests.fakes import ScriptedLLM, last_user_text
 
 OPPOSITES = {"hot": "cold", "up": "down", "big": "small", "fast": "slow", "day": "night"}
@@ -23,6 +25,20 @@ PROPOSALS = [
     "",
     "Say something nice.",
 ]
+# What the embedded 135M proposer writes instead of an instruction (real texts
+# from bench/results): none of it may cost an evaluation.
+JUNK = [
+    "Here is the answer for your question:",
+    "Output: hope",
+    "I'd be happy to provide you with the answer with a single sentence of instruction.",
+    "The instructions are:",
+    "",
+]
+
+Reply = Callable[[GenerationRequest, int], str]
+
+PURE = {"include_baseline": False, "format_candidates": False}
+"""The paper's APE: proposals only, no start or format candidates."""
 
 
 def make_task() -> Task:
@@ -53,7 +69,12 @@ def proposer_reply(request: GenerationRequest, sample: int) -> str:
     return PROPOSALS[(request.seed * 7 + sample) % len(PROPOSALS)]
 
 
-def context(tmp_path: Path, budget: Budget | None = None, seed: int = 0):
+def context(
+    tmp_path: Path,
+    budget: Budget | None = None,
+    seed: int = 0,
+    proposer_reply: Reply = proposer_reply,
+):
     usage = Usage()
     target = ScriptedLLM(target_reply)
     proposer = ScriptedLLM(proposer_reply)
@@ -78,7 +99,7 @@ def test_halving_finds_the_right_instruction_and_spends_little_on_bad_ones(
     tmp_path: Path,
 ) -> None:
     ctx, usage, target = context(tmp_path)
-    config = APEConfig(num_subsamples=3, proposals_per_subsample=4, halving_start=4)
+    config = APEConfig(num_subsamples=3, proposals_per_subsample=4, halving_start=4, **PURE)
     result = APE().search(ctx, config)
     best = result.best
     assert best.prompt.instruction == "Write the opposite of the word."
@@ -91,6 +112,7 @@ def test_halving_finds_the_right_instruction_and_spends_little_on_bad_ones(
     assert target.generate_calls == 4 * 4 + 2 * 4 + 1 * 12
     kinds = [e["event"] for e in read_events(tmp_path / "run")]
     assert "proposed" in kinds and kinds.count("halving_round") == 4
+    assert "proposal_filter" in kinds
 
 
 def test_ucb_also_finds_it(tmp_path: Path) -> None:
@@ -103,7 +125,7 @@ def test_ucb_also_finds_it(tmp_path: Path) -> None:
 
 def test_budget_stop_returns_best_so_far(tmp_path: Path) -> None:
     ctx, usage, _ = context(tmp_path, budget=Budget(max_calls=12 + 16 + 4))
-    config = APEConfig(num_subsamples=3, proposals_per_subsample=4, halving_start=4)
+    config = APEConfig(num_subsamples=3, proposals_per_subsample=4, halving_start=4, **PURE)
     result = APE().search(ctx, config)
     assert result.stopped_by_budget
     assert result.best.prompt.instruction == "Write the opposite of the word."
@@ -149,3 +171,85 @@ def test_likelihood_objective_uses_log_probabilities(tmp_path: Path) -> None:
     assert result.best.prompt.instruction == "Write the opposite of the word."
     assert result.best.dev_score == pytest.approx(-0.1)
     assert target.generate_calls == 0 and target.logprob_calls > 0
+
+
+def test_start_and_format_candidates_enter_by_default(tmp_path: Path) -> None:
+    ctx, _, _ = context(tmp_path)
+    result = APE().search(ctx, APEConfig(num_subsamples=3, proposals_per_subsample=4))
+    origins = {c.prompt.instruction: c.origin for c in result.candidates}
+    # Every train target is one lower-case word: both constraints hold.
+    assert origins["Do the task."] == "start"
+    assert origins["Do the task. Answer with one word only."] == "start+format"
+    assert origins["Do the task. Answer in lower case."] == "start+format"
+    assert result.best.prompt.instruction == "Write the opposite of the word."
+
+
+def test_start_candidate_is_the_users_start_not_the_task_baseline(tmp_path: Path) -> None:
+    ctx, _, _ = context(tmp_path)
+    ctx.start = Prompt(instruction="Give the opposite", template=ctx.task.template)
+    result = APE().search(ctx, APEConfig(num_subsamples=1, proposals_per_subsample=2))
+    origins = {c.prompt.instruction: c.origin for c in result.candidates}
+    assert origins["Give the opposite"] == "start"
+    assert origins["Give the opposite. Answer with one word only."] == "start+format"
+    assert "Do the task." not in origins
+
+
+def test_junk_proposals_cost_no_evaluation_and_ape_still_runs(tmp_path: Path) -> None:
+    def junk(request: GenerationRequest, sample: int) -> str:
+        return JUNK[(request.seed + sample) % len(JUNK)]
+
+    ctx, _, target = context(tmp_path, proposer_reply=junk)
+    result = APE().search(ctx, APEConfig(num_subsamples=2, proposals_per_subsample=5))
+    assert {c.origin for c in result.candidates} == {"start", "start+format"}
+    assert len(result.candidates) == 3
+    # Halving over the 3 grounded candidates only: 3 x 4, 2 x 4 more, 1 x 12 more.
+    assert target.generate_calls == 3 * 4 + 2 * 4 + 1 * 12
+    events = [e for e in read_events(tmp_path / "run") if e["event"] == "proposal_filter"]
+    assert len(events) == 1
+    assert events[0]["sampled"] == 10 and events[0]["kept"] == 0
+    assert sum(events[0]["rejected"].values()) == 10
+    assert set(events[0]["rejected"]) == {
+        "chit_chat",
+        "answer_fragment",
+        "talks_about_instruction",
+        "empty",
+    }
+
+
+def test_without_grounded_candidates_junk_alone_is_an_error(tmp_path: Path) -> None:
+    ctx, _, _ = context(tmp_path, proposer_reply=lambda request, sample: "Output: hope")
+    with pytest.raises(ConfigError, match="no usable instruction"):
+        APE().search(ctx, APEConfig(num_subsamples=1, proposals_per_subsample=2, **PURE))
+
+
+def test_a_proposal_equal_to_the_start_is_a_duplicate(tmp_path: Path) -> None:
+    ctx, _, _ = context(tmp_path, proposer_reply=lambda request, sample: "do the task")
+    result = APE().search(ctx, APEConfig(num_subsamples=1, proposals_per_subsample=2))
+    assert "proposed" not in {c.origin for c in result.candidates}
+    event = [e for e in read_events(tmp_path / "run") if e["event"] == "proposal_filter"][0]
+    assert event["rejected"] == {"duplicate": 2}
+
+
+def test_resampled_variations_are_filtered_too(tmp_path: Path) -> None:
+    def reply(request: GenerationRequest, sample: int) -> str:
+        if "Rewrite" in last_user_text(request):
+            return ["I'm sorry, I can't do that.", "Write the opposite of the word."][sample % 2]
+        return proposer_reply(request, sample)
+
+    ctx, _, _ = context(tmp_path, proposer_reply=reply)
+    config = APEConfig(num_subsamples=2, proposals_per_subsample=3, resample_rounds=1)
+    APE().search(ctx, config)
+    events = [e for e in read_events(tmp_path / "run") if e["event"] == "proposal_filter"]
+    assert [e["step"] for e in events] == ["propose", "resample 1"]
+    assert events[1]["kept"] == 0
+    assert set(events[1]["rejected"]) == {"refusal", "duplicate"}
+
+
+def test_forward_requests_show_train_subsets_with_distinct_seeds(tmp_path: Path) -> None:
+    ctx, _, _ = context(tmp_path)
+    config = APEConfig(num_subsamples=3, proposals_per_subsample=2, demos_per_subsample=2)
+    requests = forward_requests(ctx, config)
+    assert [r.n for r in requests] == [2, 2, 2]
+    assert len({r.seed for r in requests}) == 3
+    assert all(last_user_text(r).count("Input: ") == 2 for r in requests)
+    assert forward_requests(ctx, config) == requests  # recomputable

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from promptopt.cli.common import (
@@ -195,11 +196,18 @@ def _print_search_summary(export: dict[str, Any], out: Path | None) -> None:
         table = Table(title=f"Best prompts on dev ({export['task']['name']})")
         table.add_column("#", justify="right")
         table.add_column("instruction")
+        table.add_column("demos", justify="right")
         table.add_column("dev score", justify="right")
         table.add_column("dev n", justify="right")
+        table.add_column("origin")
         for rank, row in enumerate(export["leaderboard"][:8], start=1):
             table.add_row(
-                str(rank), row["instruction"], f"{row['dev_score']:.3f}", str(row["dev_n"])
+                str(rank),
+                escape(row["instruction"]),
+                str(row.get("demonstrations", 0)),
+                f"{row['dev_score']:.3f}",
+                str(row["dev_n"]),
+                escape(row.get("origin", "")),
             )
         console.print(table)
         scores = export["scores"]

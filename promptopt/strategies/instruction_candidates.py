@@ -1,35 +1,27 @@
-"""Instruction candidates a weak proposer cannot spoil.
+"""Instruction candidates a weak proposer cannot spoil, for the joint optimizer.
 
-The list starts with what needs no proposer: the starting instruction, then
-the starting instruction with each output-format constraint that the train
-targets support (a number, one word, a label word...). Proposals from the
-proposer (APE's forward mode) come after, filtered before any evaluation is
-spent on them, so chit-chat, refusals and answer fragments never cost a call.
+The list starts with what needs no proposer (APE's grounded candidates): the
+starting instruction, then the starting instruction with each output-format
+constraint the train targets support (a number, one word, a label word...).
+Proposals from the proposer (APE's forward mode) fill the rest, filtered
+before any evaluation is spent on them, so chit-chat, refusals and answer
+fragments never cost a call.
 """
 
 from __future__ import annotations
 
-from promptopt.strategies.ape import APEConfig, _demo_pair, _meta_prompt, _proposal_request
+from promptopt.strategies.ape import APEConfig, forward_requests, grounded_candidates
 from promptopt.strategies.base import SearchContext
-from promptopt.strategies.proposals import filter_proposals, format_constraints, with_constraint
-from promptopt.types import GenerationRequest
-
-
-def grounded_instructions(ctx: SearchContext) -> list[str]:
-    """The starting instruction and its format-constrained variants."""
-    start = ctx.start_prompt.instruction
-    train = ctx.task.examples("train")
-    variants = [with_constraint(start, c) for c in format_constraints(train, ctx.task.label_words)]
-    return list(dict.fromkeys([start, *variants]))
+from promptopt.strategies.proposals import filter_proposals
 
 
 def propose_instructions(
     ctx: SearchContext, count: int, proposals: int, seed_offset: int = 0
 ) -> list[str]:
-    """Up to `count` distinct instructions: grounded ones first (at most half of
-    the slots beyond the start), then filtered proposals, then more grounded ones
-    if the proposer wrote too few usable instructions."""
-    grounded = grounded_instructions(ctx)
+    """Up to `count` distinct instructions: the start, grounded ones (at most half
+    of the slots), then filtered proposals, then more grounded ones if the
+    proposer wrote too few usable instructions."""
+    grounded = [instruction for instruction, _ in grounded_candidates(ctx, APEConfig())]
     proposed: list[str] = []
     if proposals > 0 and count > 1:
         config = APEConfig(
@@ -52,28 +44,4 @@ def propose_instructions(
         proposed = survived.kept
     head = grounded[: max(1, 1 + (count - 1) // 2)]
     rest = [g for g in grounded if g not in head]
-    ordered = list(dict.fromkeys([*head, *proposed, *rest]))
-    return ordered[:count]
-
-
-def forward_requests(
-    ctx: SearchContext, config: APEConfig, seed_offset: int = 0
-) -> list[GenerationRequest]:
-    """APE's forward-mode proposal requests: sampled train demonstrations in the
-    meta-prompt, several samples each."""
-    template = _meta_prompt("ape_forward", config.proposer_format)
-    train = ctx.task.examples("train")
-    rng = ctx.rng(f"proposal-demos-{seed_offset}")
-    requests = []
-    for s in range(config.num_subsamples):
-        demos = rng.sample(train, min(config.demos_per_subsample, len(train)))
-        shown = "\n\n".join(_demo_pair(ctx.task.template, d) for d in demos)
-        requests.append(
-            _proposal_request(
-                config,
-                template.replace("{demonstrations}", shown),
-                n=config.proposals_per_subsample,
-                seed=ctx.seed * 1000 + seed_offset + s,
-            )
-        )
-    return requests
+    return list(dict.fromkeys([*head, *proposed, *rest]))[:count]

@@ -147,7 +147,9 @@ def markdown(rows: list[dict[str, Any]], budget: int) -> str:
         base_text = f"{base:.3f}" if base is not None else "-"
         lines.append(f"| {task} | {first['n_test']} | {base_text} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("| strategy | mean gain over start (points) | tasks +10 | worse, p < 0.05 | calls |")
+    lines.append(
+        "| strategy | mean gain over start (points) | tasks +10 | worse, p < 0.05 | calls |"
+    )
     lines.append("| --- | --- | --- | --- | --- |")
     for s in strategies:
         mine = [r for r in rows if r["strategy"] == s and r["test_mean"] is not None]

@@ -28,7 +28,6 @@ for a final confirmation.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from promptopt.errors import BudgetExhausted, ConfigError
@@ -98,33 +97,28 @@ class Mipro:
         if not dev:
             raise ConfigError("mipro needs dev examples: raise --dev-size")
         ctx.rng("mipro-dev-order").shuffle(dev)
-        board = _Board()
-        instructions: list[str] = [ctx.start_prompt.instruction]
-        demo_sets: list[DemoSet] = [DemoSet(ctx.start_prompt.demonstrations, "start")]
+        demo_sets = self._demo_sets(ctx, config)
+        instructions = propose_instructions(
+            ctx, config.num_instructions, config.proposals, seed_offset=0
+        )
+        ctx.store.event(
+            "mipro_candidates",
+            instructions=instructions,
+            demo_sets=[[d.id for d in s.demos] for s in demo_sets],
+            demo_sources=[s.source for s in demo_sets],
+        )
+        trials = Trials(ctx, config, dev, instructions, demo_sets)
         stopped = False
         try:
-            demo_sets = self._demo_sets(ctx, config)
-            instructions = propose_instructions(
-                ctx, config.num_instructions, config.proposals, seed_offset=0
-            )
-            ctx.store.event(
-                "mipro_candidates",
-                instructions=instructions,
-                demo_sets=[[d.id for d in s.demos] for s in demo_sets],
-                demo_sources=[s.source for s in demo_sets],
-            )
-            self._trials(ctx, config, board, instructions, demo_sets, dev)
+            trials.run()
         except BudgetExhausted as stop:
-            if not board.scores:
+            if not trials.board.scores:
                 raise
             ctx.store.event("budget_exhausted", message=str(stop))
             ctx.reporter.note(f"stopped at the budget: {stop}")
             stopped = True
-        return SearchResult(
-            candidates=self._ranked(ctx, board, instructions, demo_sets), stopped_by_budget=stopped
-        )
+        return SearchResult(candidates=trials.ranked(), stopped_by_budget=stopped)
 
-    # -- candidates -------------------------------------------------------------------
     def _demo_sets(self, ctx: SearchContext, config: MiproConfig) -> list[DemoSet]:
         train = ctx.task.examples("train")
         start = ctx.start_prompt
@@ -149,108 +143,101 @@ class Mipro:
             sets = sets[: max(2, config.num_demo_sets)]
         return sets
 
-    def _prompt(self, ctx: SearchContext, instruction: str, demos: DemoSet) -> Prompt:
-        return ctx.task.prompt(instruction, demos.demos)
 
-    # -- trials -------------------------------------------------------------------------
-    def _trials(
+class Trials:
+    """The trial loop over (instruction index, demo-set index) pairs and what it learned:
+    per-pair, per-example dev scores, the GP's observations, the confirmed pairs."""
+
+    def __init__(
         self,
         ctx: SearchContext,
         config: MiproConfig,
-        board: _Board,
+        dev: list[Example],
         instructions: list[str],
         demo_sets: list[DemoSet],
-        dev: list[Example],
     ) -> None:
-        sizes = (len(instructions), len(demo_sets))
-        pairs = [(i, j) for i in range(sizes[0]) for j in range(sizes[1])]
-        start_pair = (0, 1) if demo_sets[1:2] and demo_sets[1].source == "start" else (0, 0)
-        self._score(ctx, config, board, instructions, demo_sets, start_pair, dev, "start")
-        board.confirmed.add(start_pair)
-        rng = ctx.rng("mipro-trials")
-        limit = self._trial_limit(ctx, config)
+        self.ctx, self.config, self.dev = ctx, config, dev
+        self.instructions, self.demo_sets = instructions, demo_sets
+        self.sizes = (len(instructions), len(demo_sets))
+        self.board = _Board()
+        self.rng = ctx.rng("mipro-trials")
+
+    def run(self) -> None:
+        pairs = [(i, j) for i in range(self.sizes[0]) for j in range(self.sizes[1])]
+        start_pair = (
+            (0, 1) if self.demo_sets[1:2] and self.demo_sets[1].source == "start" else (0, 0)
+        )
+        self.score(start_pair, self.dev, "start")
+        self.board.confirmed.add(start_pair)
         trial = 0
-        while trial < limit:
-            if self._budget_left(ctx) is not None and self._budget_left(ctx) < len(dev):
+        while trial < self._trial_limit():
+            left = self._budget_left()
+            if left is not None and left < len(self.dev):
                 break  # keep what a final confirmation costs
-            available = [p for p in pairs if board.n(p) < len(dev)]
+            available = [p for p in pairs if self.board.n(p) < len(self.dev)]
             if not available:
                 break
             trial += 1
-            pair, how = self._choose(ctx, config, board, sizes, available, trial, rng)
-            batch = self._next_minibatch(board, pair, dev, config.minibatch)
-            self._score(ctx, config, board, instructions, demo_sets, pair, batch, how)
-            if trial % config.confirm_every == 0:
-                self._confirm(ctx, config, board, instructions, demo_sets, dev, sizes)
-        self._confirm(ctx, config, board, instructions, demo_sets, dev, sizes)
+            pair, how = self.choose(available, trial)
+            seen = self.board.scores.get(pair, {})
+            batch = [e for e in self.dev if e.id not in seen][: self.config.minibatch]
+            self.score(pair, batch, how)
+            if trial % self.config.confirm_every == 0:
+                self.confirm()
+        self.confirm()
 
-    def _trial_limit(self, ctx: SearchContext, config: MiproConfig) -> int:
-        if ctx.budget.max_calls is not None or ctx.budget.max_tokens is not None:
-            return config.max_trials
-        return min(config.trials, config.max_trials)
+    def _trial_limit(self) -> int:
+        budget = self.ctx.budget
+        if budget.max_calls is not None or budget.max_tokens is not None:
+            return self.config.max_trials
+        return min(self.config.trials, self.config.max_trials)
 
-    def _budget_left(self, ctx: SearchContext) -> int | None:
-        if ctx.budget.max_calls is None:
+    def _budget_left(self) -> int | None:
+        if self.ctx.budget.max_calls is None:
             return None
-        return ctx.budget.max_calls - ctx.usage.calls
+        return self.ctx.budget.max_calls - self.ctx.usage.calls
 
-    def _choose(
-        self,
-        ctx: SearchContext,
-        config: MiproConfig,
-        board: _Board,
-        sizes: choice_bo.Pair,
-        available: list[choice_bo.Pair],
-        trial: int,
-        rng: random.Random,
-    ) -> tuple[choice_bo.Pair, str]:
-        untried = [p for p in available if board.n(p) == 0]
-        if config.optimizer == "random" or trial <= config.init_trials:
-            pool = untried or available
-            return pool[rng.randrange(len(pool))], "random"
+    def choose(self, available: list[choice_bo.Pair], trial: int) -> tuple[choice_bo.Pair, str]:
+        untried = [p for p in available if self.board.n(p) == 0]
+        pool = untried or available
+        if self.config.optimizer == "random" or trial <= self.config.init_trials:
+            return pool[self.rng.randrange(len(pool))], "random"
         try:
             pair, _ = choice_bo.next_pair(
-                board.observed, board.y, sizes, available, seed=ctx.seed * 1000 + trial
+                self.board.observed,
+                self.board.y,
+                self.sizes,
+                available,
+                seed=self.ctx.seed * 1000 + trial,
             )
             return pair, "bo"
         except choice_bo.BOFailed as failure:
-            ctx.store.event("bo_failed", trial=trial, error=str(failure))
-            pool = untried or available
-            return pool[rng.randrange(len(pool))], "explore"
+            self.ctx.store.event("bo_failed", trial=trial, error=str(failure))
+            return pool[self.rng.randrange(len(pool))], "explore"
 
-    def _next_minibatch(
-        self, board: _Board, pair: choice_bo.Pair, dev: list[Example], size: int
-    ) -> list[Example]:
-        seen = board.scores.get(pair, {})
-        return [e for e in dev if e.id not in seen][:size]
+    def prompt(self, pair: choice_bo.Pair) -> Prompt:
+        return self.ctx.task.prompt(self.instructions[pair[0]], self.demo_sets[pair[1]].demos)
 
-    def _score(
-        self,
-        ctx: SearchContext,
-        config: MiproConfig,
-        board: _Board,
-        instructions: list[str],
-        demo_sets: list[DemoSet],
-        pair: choice_bo.Pair,
-        examples: list[Example],
-        how: str,
-    ) -> None:
+    def origin(self, pair: choice_bo.Pair) -> str:
+        return f"mipro: instruction {pair[0] + 1} + {self.demo_sets[pair[1]].label}"
+
+    def score(self, pair: choice_bo.Pair, examples: list[Example], how: str) -> None:
         if not examples:
             return
-        prompt = self._prompt(ctx, instructions[pair[0]], demo_sets[pair[1]])
+        ctx, board, size = self.ctx, self.board, self.config.minibatch
         ctx.reporter.phase(
-            f"Trial ({how}): instruction {pair[0] + 1}, {demo_sets[pair[1]].label} "
+            f"Trial ({how}): instruction {pair[0] + 1}, {self.demo_sets[pair[1]].label} "
             f"x {len(examples)} dev",
             total=len(examples),
         )
-        result = ctx.evaluator.evaluate(prompt, examples, progress=ctx.reporter.advance)
+        result = ctx.evaluator.evaluate(self.prompt(pair), examples, progress=ctx.reporter.advance)
         got = board.scores.setdefault(pair, {})
         for row in result.results:
             got[row.example_id] = row.score
-        # One GP observation per minibatch of `config.minibatch` examples, so a full-dev
-        # score (the start, a confirmation) weighs like the trials it stands for.
-        for chunk in range(0, len(result.results), config.minibatch):
-            rows = result.results[chunk : chunk + config.minibatch]
+        # One GP observation per minibatch-sized chunk, so a full-dev score (the start,
+        # a confirmation) weighs like the trials it stands for.
+        for chunk in range(0, len(result.results), size):
+            rows = result.results[chunk : chunk + size]
             board.observed.append(pair)
             board.y.append(sum(r.score for r in rows) / len(rows))
         ctx.store.event(
@@ -264,65 +251,40 @@ class Mipro:
             pair_n=board.n(pair),
         )
         ctx.record_candidate(
-            instructions[pair[0]], board.mean(pair), board.n(pair), self._origin(demo_sets, pair)
+            self.instructions[pair[0]], board.mean(pair), board.n(pair), self.origin(pair)
         )
 
-    def _confirm(
-        self,
-        ctx: SearchContext,
-        config: MiproConfig,
-        board: _Board,
-        instructions: list[str],
-        demo_sets: list[DemoSet],
-        dev: list[Example],
-        sizes: choice_bo.Pair,
-    ) -> None:
+    def confirm(self) -> None:
         """Score the most promising unconfirmed pair on all of dev."""
+        board = self.board
         pending = [p for p in board.scores if p not in board.confirmed]
         if not pending:
             return
         score = {p: board.mean(p) for p in pending}
-        if config.optimizer == "bo" and len(set(board.y)) > 1:
+        if self.config.optimizer == "bo" and len(set(board.y)) > 1:
             try:
-                gp = choice_bo.fit(board.observed, board.y, sizes, seed=ctx.seed)
-                means = choice_bo.posterior_mean(gp, pending, sizes)
+                gp = choice_bo.fit(board.observed, board.y, self.sizes, seed=self.ctx.seed)
+                means = choice_bo.posterior_mean(gp, pending, self.sizes)
                 score = dict(zip(pending, means, strict=True))
-            except (choice_bo.BOFailed, RuntimeError, ValueError):
-                pass
+            except (RuntimeError, ValueError):
+                pass  # the observed means decide
         best = max(pending, key=lambda p: (score[p], board.n(p)))
-        missing = [e for e in dev if e.id not in board.scores[best]]
-        left = self._budget_left(ctx)
+        missing = [e for e in self.dev if e.id not in board.scores[best]]
+        left = self._budget_left()
         if left is not None and left < len(missing):
             return
-        self._score(ctx, config, board, instructions, demo_sets, best, missing, "confirm")
+        self.score(best, missing, "confirm")
         board.confirmed.add(best)
-        ctx.store.event("confirmed", instruction=best[0], demo_set=best[1], dev=board.mean(best))
+        self.ctx.store.event(
+            "confirmed", instruction=best[0], demo_set=best[1], dev=board.mean(best)
+        )
 
-    # -- result -------------------------------------------------------------------------
-    def _origin(self, demo_sets: list[DemoSet], pair: choice_bo.Pair) -> str:
-        return f"mipro: instruction {pair[0] + 1} + {demo_sets[pair[1]].label}"
-
-    def _ranked(
-        self,
-        ctx: SearchContext,
-        board: _Board,
-        instructions: list[str],
-        demo_sets: list[DemoSet],
-    ) -> list[Candidate]:
+    def ranked(self) -> list[Candidate]:
         """Confirmed pairs first, by full-dev score; then the rest by their partial mean."""
-        rows = [
-            (
-                pair in board.confirmed,
-                board.mean(pair),
-                board.n(pair),
-                Candidate(
-                    self._prompt(ctx, instructions[pair[0]], demo_sets[pair[1]]),
-                    board.mean(pair),
-                    board.n(pair),
-                    self._origin(demo_sets, pair),
-                ),
-            )
-            for pair in board.scores
-        ]
-        rows.sort(key=lambda r: (r[0], r[1], r[2]), reverse=True)
-        return [r[3] for r in rows]
+        board = self.board
+        order = sorted(
+            board.scores,
+            key=lambda p: (p in board.confirmed, board.mean(p), board.n(p)),
+            reverse=True,
+        )
+        return [Candidate(self.prompt(p), board.mean(p), board.n(p), self.origin(p)) for p in order]

@@ -1,0 +1,70 @@
+"""The joint optimizer end to end on the real embedded model, at a tiny budget:
+search through the CLI, the export re-scored by eval, and resume after an
+interruption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from promptopt.cli import app
+from promptopt.store import read_events
+from tests.cli_helpers import search_via_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_dir", "isolated_cache")]
+runner = CliRunner()
+
+TINY = [
+    "--task", "first_word_letter", "--strategy", "mipro", "--train-size", "12",
+    "--dev-size", "4", "--test-size", "6", "--budget", "40",
+    "-p", "num_instructions=3", "-p", "proposals=4", "-p", "num_demo_sets=3",
+    "-p", "bootstrap_pool=4", "-p", "minibatch=2", "-p", "init_trials=2",
+    "-p", "confirm_every=3",
+]  # fmt: skip
+
+
+def test_mipro_on_the_embedded_model_then_eval(tmp_path: Path) -> None:
+    export, _ = search_via_cli(tmp_path, "run", *TINY)
+    assert export["strategy"]["name"] == "mipro"
+    assert export["usage"]["search"]["calls"] <= 40
+    assert export["scores"]["test"]["n"] == 6 and export["scores"]["baseline_test"]["n"] == 6
+    assert isinstance(export["improved"], bool)
+    if not export["improved"]:
+        assert export["prompt"] == export["start"]["prompt"]
+    trials = [e for e in read_events(tmp_path / "run") if e["event"] == "trial"]
+    assert len(trials) >= 3 and trials[0]["how"] == "start"
+    result = runner.invoke(app, ["eval", "--prompt", str(tmp_path / "run.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["score"] == pytest.approx(export["scores"]["test"]["score"])
+
+
+def test_mipro_resumes_after_an_interruption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptopt.strategies.mipro import Trials
+
+    original = Trials.confirm
+    calls = {"n": 0}
+
+    def interrupted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trials, "confirm", interrupted)
+    run_dir = tmp_path / "resumable"
+    result = runner.invoke(app, ["search", *TINY, "--no-cache", "--run-dir", str(run_dir)])
+    assert result.exit_code != 0 and calls["n"] == 1
+    assert not (run_dir / "result.json").exists()
+    monkeypatch.setattr(Trials, "confirm", original)
+    out = tmp_path / "resumed.json"
+    resumed = runner.invoke(app, ["search", "--resume", str(run_dir), "--out", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    export = json.loads(out.read_text())
+    straight, _ = search_via_cli(tmp_path, "straight", *TINY, "--no-cache")
+    assert export["prompt"] == straight["prompt"]
+    assert export["usage"]["search"]["calls"] == straight["usage"]["search"]["calls"]

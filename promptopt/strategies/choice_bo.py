@@ -90,6 +90,8 @@ def next_pair(
     cannot be fitted or evaluated (e.g. every observation identical)."""
     if not available:
         raise ValueError("no pair left to try")
+    if len(set(y)) < 2:
+        raise BOFailed("every observation is the same: nothing to model yet")
     try:
         gp = fit(observed, y, sizes, seed)
         with one_thread():

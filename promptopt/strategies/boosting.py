@@ -221,6 +221,15 @@ class Boosted:
         stopped = False
         try:
             for step in range(1, config.num_prompts):
+                if not self._affords_a_member(ctx, config, len(members), len(pool)):
+                    ctx.store.event(
+                        "boost_stopped", step=step, reason="budget kept for the dev check"
+                    )
+                    ctx.reporter.note(
+                        f"step {step}: the budget left pays for checking {len(members)} "
+                        "prompts on dev, not for another; the ensemble stops growing"
+                    )
+                    break
                 if config.version == "bagged":
                     demos = self._bagged_demos(ctx, train, used, config.shots, step)
                     origin = "bagged: random demonstrations"
@@ -254,6 +263,22 @@ class Boosted:
             ctx.reporter.note(f"stopped early: {stop}")
             stopped = True
         return self._result(ctx, config, members, pool, stopped)
+
+    def _affords_a_member(
+        self, ctx: SearchContext, config: BoostedConfig, members: int, pool: int
+    ) -> bool:
+        """Whether the call budget pays for one more member and still for the check
+        that decides whether the ensemble replaces the starting prompt: the vote of
+        every member's samples on all of dev (`promptopt.search`). Without this
+        reserve the ensemble a budget-capped search builds could never be checked,
+        and the start would be kept whatever the ensemble was worth."""
+        if ctx.budget.max_calls is None:
+            return True
+        samples = config.samples_per_prompt
+        pool_runs = 0 if config.version == "bagged" else 1 + (config.vote == "weighted")
+        check = (members + 1) * samples * len(ctx.task.examples("dev"))
+        needed = pool_runs * pool * samples + check
+        return ctx.usage.calls + needed <= ctx.budget.max_calls
 
     # -- building prompts -----------------------------------------------------------
     def _prompt(self, ctx: SearchContext, instruction: str, demos: list[Example]) -> Prompt:

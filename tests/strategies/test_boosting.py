@@ -510,33 +510,63 @@ def test_search_and_eval_of_an_ensemble_through_the_cli(
 def test_boosted_search_and_eval_with_the_embedded_model(
     tmp_path: Path, data_dir: Path, isolated_cache: Path
 ) -> None:
-    """A tiny boosted search on sst2 with the embedded model, then `eval` of its export."""
+    """A tiny boosted search on sst2 with the embedded model, then `eval` of its export.
+
+    The budget pays for the start on dev (4), one pool run (4 questions x 2 samples)
+    and the check of a 2-member ensemble on dev (2 x 2 x 4): the export is the
+    ensemble if it beat the start there, else the start."""
     from promptopt.cli import app
 
     runner = CliRunner()
     out = tmp_path / "ensemble.json"
     params = ["num_prompts=2", "samples_per_prompt=2", "shots=2", "pool_size=4"]
     args = ["search", "--task", "sst2", "--strategy", "boosted", "--test-size", "4"]
-    args += ["--budget", "8", "--out", str(out), "--run-dir", str(tmp_path / "run")]
+    args += ["--dev-size", "4", "--budget", "28", "--out", str(out)]
+    args += ["--run-dir", str(tmp_path / "run")]
     for p in params:
         args += ["-p", p]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     export = json.loads(out.read_text())
-    assert export["kind"] == "ensemble"
-    assert export["usage"]["search"]["calls"] == 8  # one pool run: 4 questions x 2 samples
-    assert len(export["ensemble"]["members"]) == 2
+    assert export["usage"]["search"]["calls"] <= 28
+    events = read_events(tmp_path / "run")
+    kinds = [e["event"] for e in events]
+    assert "boost_step" in kinds and "boost_member_added" in kinds and kinds[-1] == "finished"
+    guard = next(e for e in events if e["event"] == "start_guard")
+    assert "could be checked" not in guard["reason"]  # the check was paid for
     assert export["scores"]["test"]["n"] == 4
     assert 0.0 <= export["scores"]["test"]["score"] <= 1.0
-    assert len(export["scores"]["members_test"]) == 2
-    kinds = [e["event"] for e in read_events(tmp_path / "run")]
-    assert "boost_step" in kinds and kinds[-1] == "finished"
-
     report = runner.invoke(app, ["eval", "--prompt", str(out), "--json"])
     assert report.exit_code == 0, report.output
     data = json.loads(report.stdout)
-    assert data["kind"] == "ensemble" and data["n"] == 4
+    assert data["n"] == 4
     assert data["score"] == pytest.approx(export["scores"]["test"]["score"])
-    assert [m["score"] for m in data["members"]] == [
-        m["score"] for m in export["scores"]["members_test"]
-    ]
+    if export["improved"]:
+        assert export["kind"] == "ensemble" and len(export["ensemble"]["members"]) == 2
+        assert data["kind"] == "ensemble"
+        assert [m["score"] for m in data["members"]] == [
+            m["score"] for m in export["scores"]["members_test"]
+        ]
+    else:
+        assert export["prompt"] == export["start"]["prompt"]
+
+
+def test_a_call_budget_keeps_room_to_check_the_ensemble_on_dev(tmp_path: Path) -> None:
+    """70 calls: one pool run (9 x 3) and a 2-member check on dev (2 x 3 x 4) fit, a
+    second pool run and a 3-member check do not, so the ensemble stops at 2."""
+    usage, budget = Usage(), Budget(max_calls=70)
+    task = make_task()
+    ctx = SearchContext(
+        task=task,
+        evaluator=Evaluator(MeteredLLM(ScriptedLLM(reply), usage, budget), task),
+        proposer=ScriptedLLM(lambda r, i: ""),
+        seed=0,
+        store=RunStore(tmp_path / "run", {"task": "plus"}),
+        usage=usage,
+        budget=budget,
+    )
+    result = Boosted().search(ctx, BoostedConfig(**SMALL))
+    assert result.ensemble is not None and len(result.ensemble.members) == 2
+    assert budget.max_calls - usage.calls >= 2 * 3 * len(task.examples("dev"))
+    stopped = [e for e in read_events(tmp_path / "run") if e["event"] == "boost_stopped"]
+    assert stopped and stopped[0]["reason"] == "budget kept for the dev check"

@@ -45,9 +45,15 @@ class MiproConfig:
     num_instructions: int = knob(6, "instruction candidates, the starting one included")
     proposals: int = knob(8, "instructions sampled from the proposer before filtering")
     num_demo_sets: int = knob(6, "demonstration-set candidates, the empty set included")
-    max_demos: int = knob(4, "most demonstrations in a set (sizes cycle 3, 1, 4, 2)")
+    max_demos: int = knob(
+        4,
+        "most demonstrations in a set (sizes cycle 3, 1, 4, 2); classification: one and "
+        "two per label instead",
+    )
     bootstrap_pool: int = knob(
-        12, "train examples the target answers under the starting prompt to bootstrap demos"
+        12,
+        "train examples the target answers under the starting prompt to bootstrap demos "
+        "(not for classification, whose sets are label-balanced)",
     )
     minibatch: int = knob(5, "dev examples per trial (MIPROv2: 25 on larger dev sets)")
     init_trials: int = knob(4, "random trials before the GP picks")
@@ -124,7 +130,7 @@ class Mipro:
         start = ctx.start_prompt
         pool = ctx.rng("mipro-bootstrap").sample(train, min(config.bootstrap_pool, len(train)))
         bootstrapped: list[Example] = []
-        if pool and config.num_demo_sets > 1:
+        if pool and config.num_demo_sets > 1 and not ctx.task.label_words:
             ctx.reporter.phase(f"Bootstrapping demonstrations ({len(pool)})", total=len(pool))
             scored = ctx.evaluator.evaluate(start, pool, progress=ctx.reporter.advance)
             reasoning = any(e.demo_output is not None for e in train)
@@ -135,7 +141,7 @@ class Mipro:
             bootstrapped,
             config.num_demo_sets,
             config.max_demos,
-            classification=bool(ctx.task.label_words),
+            labels=len(ctx.task.label_words or ()),
             rng=ctx.rng("mipro-demo-sets"),
         )
         if start.demonstrations:  # a start from an export keeps its own demos as a choice

@@ -20,9 +20,7 @@ def examples(n: int, labels: tuple[str, ...] = ("a", "b")) -> list[Example]:
 
 def test_sets_start_empty_are_distinct_and_bounded() -> None:
     train = examples(20)
-    sets = candidate_sets(
-        train, [], count=6, max_demos=4, classification=False, rng=random.Random(0)
-    )
+    sets = candidate_sets(train, [], count=6, max_demos=4, labels=0, rng=random.Random(0))
     assert len(sets) == 6 and sets[0].demos == () and sets[0].label == "no demos"
     keys = {tuple(sorted(d.id for d in s.demos)) for s in sets}
     assert len(keys) == 6
@@ -34,10 +32,12 @@ def test_balanced_takes_the_labels_in_turn() -> None:
     train = examples(30, labels=("neg", "pos", "neu"))
     picked = balanced_sample(train, 3, random.Random(1))
     assert sorted(e.target for e in picked) == ["neg", "neu", "pos"]
-    sets = candidate_sets(
-        train, [], count=4, max_demos=3, classification=True, rng=random.Random(2)
-    )
-    assert any(s.source == "balanced" for s in sets)
+    sets = candidate_sets(train, train[:5], count=4, max_demos=3, labels=3, rng=random.Random(2))
+    assert [s.source for s in sets] == ["none", "balanced", "balanced", "random"]
+    for demo_set in sets[1:3]:  # one, then two of each label
+        targets = sorted(e.target for e in demo_set.demos)
+        assert len(targets) in (3, 6)
+        assert targets == sorted(["neg", "neu", "pos"] * (len(targets) // 3))
 
 
 def test_bootstrapped_keeps_right_answers_and_the_models_own_reasoning() -> None:
@@ -69,7 +69,7 @@ def test_demonstrations_never_come_from_dev_or_test(data_dir: Path) -> None:
         held_out = task.examples("dev") + task.examples("test")
         held_ids = {e.id for e in held_out}
         held_inputs = {e.input for e in held_out}
-        sets = candidate_sets(train, train[:5], 8, 4, bool(task.label_words), random.Random(3))
+        sets = candidate_sets(train, train[:5], 8, 4, len(task.label_words or ()), random.Random(3))
         for demo_set in sets:
             for demo in demo_set.demos:
                 assert demo.id not in held_ids and demo.input not in held_inputs

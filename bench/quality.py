@@ -85,9 +85,14 @@ def gepa_row(task: str, seeds: int, budget: int, test_size: int) -> dict[str, An
     sys.path.insert(0, str(Path(__file__).parent))
     from gepa_peer import run_gepa  # bench-only peer, next to this file
 
+    runs = [run_gepa(task, seed, budget, test_size) for seed in range(seeds)]
+    return aggregate_gepa(task, runs, budget)
+
+
+def aggregate_gepa(task: str, runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
+    """One table row from `run_gepa`'s per-seed rows."""
     from promptopt.stats import compare_paired
 
-    runs = [run_gepa(task, seed, budget, test_size) for seed in range(seeds)]
     done = [r for r in runs if r.get("test") is not None]
     notes = sorted({r["note"] for r in runs if r.get("note")})
     row: dict[str, Any] = {
@@ -138,6 +143,8 @@ def markdown(rows: list[dict[str, Any]], budget: int) -> str:
                 cells.append("-" if r is None else f"not run: {r.get('note', '')}")
                 continue
             text = f"{r['test_mean']:.3f} ± {r['test_sd']:.3f}"
+            if r["seeds"] < 3 or r["n_test"] != first["n_test"]:
+                text += f" [{r['seeds']} seed(s), n={r['n_test']}]"
             p = r["p_vs_baseline"]
             if p is not None:
                 text += f" (p={p:.2g})"
@@ -181,7 +188,27 @@ def main() -> None:
     parser.add_argument("--gepa", action="store_true", help="add the GEPA peer")
     parser.add_argument("--runs-dir", type=Path, default=Path("bench/runs/quality"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/quality.json"))
+    parser.add_argument(
+        "--merge",
+        default="",
+        help="only merge these quality JSON files (comma-separated; from bench runs made in "
+        "parallel) into --out, with --gepa-rows, and print the table",
+    )
+    parser.add_argument(
+        "--gepa-rows", type=Path, help="per-seed rows written by bench/gepa_peer.py, to merge"
+    )
     args = parser.parse_args()
+    if args.merge:
+        rows = [r for f in args.merge.split(",") for r in json.loads(Path(f).read_text())]
+        if args.gepa_rows:
+            peer = json.loads(args.gepa_rows.read_text())
+            for task in dict.fromkeys(r["task"] for r in peer):
+                mine = [r for r in peer if r["task"] == task and r["budget"] == args.budget]
+                if mine:
+                    rows.append(aggregate_gepa(task, mine, args.budget))
+        save(args.out, rows, args.budget)
+        print(markdown(rows, args.budget))
+        return
 
     rows: list[dict[str, Any]] = []
     if args.out.exists():  # keep rows of other tasks/strategies from earlier invocations

@@ -55,7 +55,12 @@ def test_search_export_eval_and_cached_rerun(tmp_path: Path) -> None:
     again = search(tmp_path, "again")
     assert again["usage"]["search"]["calls"] == 0
     assert again["usage"]["test_eval"]["calls"] == 0
-    assert again["usage"]["search"]["cache_hits"] == first["usage"]["search"]["calls"]
+    first_search = first["usage"]["search"]
+    # Every request the first run made was a model call or a repeat (its journal):
+    # the rerun gets each from a cache.
+    assert again["usage"]["search"]["cache_hits"] == (
+        first_search["calls"] + first_search["cache_hits"]
+    )
     assert again["prompt"] == first["prompt"]
     assert again["scores"] == first["scores"]
 
@@ -203,7 +208,10 @@ def test_instructzero_on_the_embedded_model(tmp_path: Path) -> None:
     assert export["scores"]["test"]["n"] == 4
     observed = [e for e in read_events(run_dir) if e["event"] == "observed"]
     assert len(observed) == 3 and all(len(e["z"]) == 4 for e in observed)
-    assert export["prompt"]["instruction"] in {e["instruction"] for e in observed}
+    if export["improved"]:
+        assert export["prompt"]["instruction"] in {e["instruction"] for e in observed}
+    else:  # never worse: no written instruction beat the start on dev
+        assert export["prompt"] == export["start"]["prompt"]
     eval_json(tmp_path / "iz.json")
 
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from promptopt.errors import BudgetExhausted, ConfigError
@@ -165,16 +166,13 @@ class APE:
     def _propose(
         self, ctx: SearchContext, config: APEConfig, shown: list[Example], known: list[str]
     ) -> list[str]:
-        requests = forward_requests(ctx, config)
-        total = sum(r.n for r in requests)
-        ctx.reporter.phase("Proposing instructions", total=total)
-        completions = ctx.proposer.generate(requests)
-        ctx.reporter.advance(total)
-        texts = [t for c in completions for t in c.texts]
-        survived = filter_proposals(texts, shown, known=known)
-        _log_filter(ctx, "propose", len(texts), survived)
-        ctx.store.event("proposed", instructions=survived.kept, sampled=total)
-        return survived.kept
+        kept = propose_filtered(ctx, config, shown, known)
+        ctx.store.event(
+            "proposed",
+            instructions=kept,
+            sampled=config.num_subsamples * config.proposals_per_subsample,
+        )
+        return kept
 
     def _resample(
         self,
@@ -396,6 +394,26 @@ def forward_requests(
         )
         for s, demos in enumerate(demo_subsets(ctx, config, seed_offset))
     ]
+
+
+def propose_filtered(
+    ctx: SearchContext,
+    config: APEConfig,
+    shown: Sequence[Example],
+    known: Sequence[str],
+    seed_offset: int = 0,
+) -> list[str]:
+    """APE's forward-mode proposals, filtered before any of them costs an evaluation
+    (`known` instructions count as duplicates); logs what the filter dropped."""
+    requests = forward_requests(ctx, config, seed_offset)
+    total = sum(r.n for r in requests)
+    ctx.reporter.phase("Proposing instructions", total=total)
+    completions = ctx.proposer.generate(requests)
+    ctx.reporter.advance(total)
+    texts = [t for c in completions for t in c.texts]
+    survived = filter_proposals(texts, shown, known=known)
+    _log_filter(ctx, "propose", len(texts), survived)
+    return survived.kept
 
 
 def _log_filter(ctx: SearchContext, step: str, sampled: int, survived: ProposalFilter) -> None:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, replace
 
 from promptopt.types import EvalResult, Example
 
-SOURCES = ("random", "balanced", "bootstrapped")
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,8 @@ fragments never cost a call.
 
 from __future__ import annotations
 
-from promptopt.strategies.ape import APEConfig, forward_requests, grounded_candidates
+from promptopt.strategies.ape import APEConfig, grounded_candidates, propose_filtered
 from promptopt.strategies.base import SearchContext
-from promptopt.strategies.proposals import filter_proposals
 
 
 def propose_instructions(
@@ -28,20 +27,7 @@ def propose_instructions(
             num_subsamples=max(1, proposals // 4),
             proposals_per_subsample=min(4, proposals),
         )
-        requests = forward_requests(ctx, config, seed_offset)
-        total = sum(r.n for r in requests)
-        ctx.reporter.phase("Proposing instructions", total=total)
-        completions = ctx.proposer.generate(requests)
-        ctx.reporter.advance(total)
-        texts = [t for c in completions for t in c.texts]
-        survived = filter_proposals(texts, ctx.task.examples("train"), known=grounded)
-        ctx.store.event(
-            "proposal_filter",
-            sampled=len(texts),
-            kept=len(survived.kept),
-            rejected=survived.rejected,
-        )
-        proposed = survived.kept
+        proposed = propose_filtered(ctx, config, ctx.task.examples("train"), grounded, seed_offset)
     head = grounded[: max(1, 1 + (count - 1) // 2)]
     rest = [g for g in grounded if g not in head]
     return list(dict.fromkeys([*head, *proposed, *rest]))[:count]

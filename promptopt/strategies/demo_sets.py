@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from promptopt.types import EvalResult, Example
 
 
-
 @dataclass(frozen=True)
 class DemoSet:
     """Demonstrations and how they were drawn (for events and the leaderboard)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from promptopt.errors import ModelError
+from promptopt.errors import ConfigError, ModelError
 from promptopt.llm.base import FULL_LOGPROBS, LLM, generate_with_progress, logprob_scope
 from promptopt.prompting import render_messages
 from promptopt.task import Task
@@ -193,12 +193,30 @@ class Evaluator:
         return [(c.texts[0], self.task.scorer.extract(c.texts[0])) for c in completions]
 
     def _label_by_logprob(self, pairs: list[tuple[Prompt, Example]]) -> list[tuple[str, str]]:
+        """The label word with the highest log-probability, less the prompt's
+        calibration prior if it has one.
+
+        Prompts that differ only in calibration send the same requests, so each
+        distinct request is asked once: scoring a prompt calibrated and not costs
+        the calls of one.
+        """
         words = tuple(self.task.label_words or ())
+        for prompt, _ in pairs:
+            if prompt.calibration and len(prompt.calibration) != len(words):
+                raise ConfigError(
+                    f"the prompt's calibration has {len(prompt.calibration)} values but task "
+                    f"'{self.task.name}' has {len(words)} labels: it was made for another "
+                    "task; search again or drop its 'calibration'"
+                )
         requests = [
             LogprobRequest(continuations=words, messages=self._messages(p, ex)) for p, ex in pairs
         ]
+        unique = list(dict.fromkeys(requests))
+        answers = dict(zip(unique, self.llm.logprobs(unique), strict=True))
         out = []
-        for values in self.llm.logprobs(requests):
+        for (prompt, _), request in zip(pairs, requests, strict=True):
+            prior = prompt.calibration or (0.0,) * len(words)
+            values = [v - p for v, p in zip(answers[request], prior, strict=True)]
             best = max(range(len(words)), key=lambda i: values[i])
             out.append((words[best], words[best]))
         return out

@@ -140,12 +140,20 @@ class Prompt:
     `demo_format` only matters when there are demonstrations: a prompt without
     them is one user message either way, so its scores and cache entries do not
     depend on it.
+
+    `calibration` only matters for tasks scored by label log-probabilities: one
+    log prior per label word, subtracted before the argmax (empty: none). A small
+    model under a given prompt often prefers one label whatever the input; the
+    prior is that preference, measured by the search on unlabeled train inputs
+    (see promptopt.calibration), and is part of the prompt so `eval` reproduces
+    the search's decisions without measuring it again.
     """
 
     instruction: str
     template: str
     demonstrations: tuple[Example, ...] = ()
     demo_format: str = "chat"
+    calibration: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.demo_format not in DEMO_FORMATS:
@@ -159,6 +167,7 @@ class Prompt:
             "template": self.template,
             "demonstrations": [d.to_dict() for d in self.demonstrations],
             "demo_format": self.demo_format,
+            "calibration": list(self.calibration),
         }
 
     @classmethod
@@ -170,6 +179,7 @@ class Prompt:
             template=data["template"],
             demonstrations=tuple(Example.from_dict(d) for d in data.get("demonstrations", ())),
             demo_format=data.get("demo_format", "text"),
+            calibration=tuple(float(v) for v in data.get("calibration", ())),
         )
 
 

@@ -118,11 +118,14 @@ def _best_prompt(run: RunData) -> str:
     if not isinstance(prompt, dict):
         return h.note("result.json holds no prompt.")
     demos = len(prompt.get("demonstrations") or [])
+    calibrated = (
+        " Label scores calibrated by the prompt's label prior." if prompt.get("calibration") else ""
+    )
     return "\n".join(
         [
             h.prompt_block(str(prompt.get("instruction") or "")),
             h.para(f"Template: {prompt.get('template')!s}"),
-            h.para(f"{demos} demonstration(s)."),
+            h.para(f"{demos} demonstration(s).{calibrated}"),
         ]
     )
 

@@ -1,11 +1,12 @@
 """Bayesian optimization over a grid of categorical choices (botorch).
 
-The joint optimizer picks one instruction and one demonstration set per trial.
-Each choice is one-hot encoded and the two codes concatenated, so a pair is a
-point x in {0, 1}^(I + D) with exactly two ones. A GP with an ARD RBF kernel on
-that space sees two pairs as close when they share the instruction, the demo
-set, or both, and learns one lengthscale per option: how much swapping that
-option in or out changes the score. That is what lets one minibatch of pair
+The joint optimizer picks one instruction and one demonstration set per trial
+(and, on tasks scored by label log-probabilities, calibrated or not). Each
+choice is one-hot encoded and the codes concatenated, so a pair is a point x in
+{0, 1}^(I + D) with exactly two ones (one more dimension, one more one). A GP
+with an ARD RBF kernel on that space sees two pairs as close when they share the
+instruction, the demo set, or both, and learns one lengthscale per option: how
+much swapping that option in or out changes the score. That is what lets one minibatch of pair
 (a, b) inform pairs (a, c) and (d, b), which is the point of modelling the
 choices jointly rather than running a bandit over all I x D pairs (MIPROv2
 uses TPE for the same reason).
@@ -31,19 +32,22 @@ from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
-Pair = tuple[int, int]
+Pair = tuple[int, ...]
+"""One option index per dimension: (instruction, demo set[, calibration])."""
 FIT_MAXITER = 40
 """L-BFGS steps of a GP fit: the hyperparameters of a few dozen points settle well
 before this, and each step costs a few ms, once per trial."""
 
 
 def encode(pairs: Sequence[Pair], sizes: Pair) -> torch.Tensor:
-    """(len(pairs), I + D) one-hot codes of (instruction, demo set) pairs."""
-    n_instr, n_demo = sizes
-    x = torch.zeros(len(pairs), n_instr + n_demo, dtype=torch.float64)
-    for row, (i, j) in enumerate(pairs):
-        x[row, i] = 1.0
-        x[row, n_instr + j] = 1.0
+    """(len(pairs), sum(sizes)) one-hot codes, one block per dimension."""
+    offsets = [sum(sizes[:d]) for d in range(len(sizes))]
+    x = torch.zeros(len(pairs), sum(sizes), dtype=torch.float64)
+    for row, pair in enumerate(pairs):
+        if len(pair) != len(sizes):
+            raise ValueError(f"pair {pair} does not have one index per dimension {sizes}")
+        for offset, index in zip(offsets, pair, strict=True):
+            x[row, offset + index] = 1.0
     return x
 
 

@@ -15,6 +15,11 @@
    then a GP over the one-hot encoded choices and log expected improvement pick
    the pair (`choice_bo.py`). `-p optimizer=random` picks uniformly instead:
    the baseline the GP must beat at equal calls.
+   On tasks scored by label log-probabilities a third choice is calibration:
+   every pair is scored both raw and with its label prior measured on a few
+   unlabeled train inputs (`promptopt.calibration`). Both read the same
+   log-probabilities, so the calibrated twin costs only the prior's calls, once
+   per pair, and the GP sees both as observations.
 4. Confirmation: every `confirm_every` trials, and at the end, the pair with
    the best posterior mean (best observed mean under random search) is scored
    on all of dev. Candidates are ranked by full-dev score, so the search's
@@ -28,14 +33,16 @@ for a final confirmation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
 
+from promptopt.calibration import calibration_inputs, label_prior
 from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.strategies import choice_bo
 from promptopt.strategies.base import SearchContext, SearchResult, knob
 from promptopt.strategies.demo_sets import DemoSet, bootstrapped_examples, candidate_sets
 from promptopt.strategies.instruction_candidates import propose_instructions
-from promptopt.types import Candidate, Example, Prompt
+from promptopt.types import Candidate, Example, ExampleResult, Prompt
 
 OPTIMIZERS = ("bo", "random")
 
@@ -63,6 +70,11 @@ class MiproConfig:
     max_trials: int = knob(200, "most trials, also under a budget")
     confirm_every: int = knob(5, "trials between full-dev confirmations of the best pair")
     optimizer: str = knob("bo", "'bo' (GP + log-EI over the choices) or 'random'")
+    calibration_inputs: int = knob(
+        6,
+        "label-log-probability tasks: unlabeled train inputs (balanced over labels) that "
+        "measure a pair's label prior, once per pair; 0 never calibrates",
+    )
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -70,7 +82,14 @@ class MiproConfig:
         for name in ("num_instructions", "num_demo_sets", "minibatch", "confirm_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-        for name in ("proposals", "max_demos", "bootstrap_pool", "init_trials", "trials"):
+        for name in (
+            "proposals",
+            "max_demos",
+            "bootstrap_pool",
+            "init_trials",
+            "trials",
+            "calibration_inputs",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more")
         if self.max_trials < 1:
@@ -113,7 +132,14 @@ class Mipro:
             demo_sets=[[d.id for d in s.demos] for s in demo_sets],
             demo_sources=[s.source for s in demo_sets],
         )
-        trials = Trials(ctx, config, dev, instructions, demo_sets)
+        calibration_pool = self._calibration_pool(ctx, config)
+        if calibration_pool:
+            ctx.store.event(
+                "mipro_calibration",
+                inputs=config.calibration_inputs,
+                pool=[e.id for e in calibration_pool],
+            )
+        trials = Trials(ctx, config, dev, instructions, demo_sets, calibration_pool)
         stopped = False
         try:
             trials.run()
@@ -124,6 +150,15 @@ class Mipro:
             ctx.reporter.note(f"stopped at the budget: {stop}")
             stopped = True
         return SearchResult(candidates=trials.ranked(), stopped_by_budget=stopped)
+
+    def _calibration_pool(self, ctx: SearchContext, config: MiproConfig) -> list[Example]:
+        """Train examples in label-balanced order, for measuring label priors; empty
+        when the task is not scored by label log-probabilities or calibration is off."""
+        words = ctx.task.label_words
+        if ctx.task.scoring_mode != "logprob" or not words or config.calibration_inputs == 0:
+            return []
+        train = ctx.task.examples("train")
+        return calibration_inputs(train, words, len(train), ctx.rng("mipro-calibration"))
 
     def _demo_sets(self, ctx: SearchContext, config: MiproConfig) -> list[DemoSet]:
         train = ctx.task.examples("train")
@@ -151,8 +186,9 @@ class Mipro:
 
 
 class Trials:
-    """The trial loop over (instruction index, demo-set index) pairs and what it learned:
-    per-pair, per-example dev scores, the GP's observations, the confirmed pairs."""
+    """The trial loop over (instruction index, demo-set index[, calibrated]) pairs and
+    what it learned: per-pair, per-example dev scores, the GP's observations, the
+    confirmed pairs, and each pair's label prior."""
 
     def __init__(
         self,
@@ -161,20 +197,23 @@ class Trials:
         dev: list[Example],
         instructions: list[str],
         demo_sets: list[DemoSet],
+        calibration_pool: list[Example] | None = None,
     ) -> None:
         self.ctx, self.config, self.dev = ctx, config, dev
         self.instructions, self.demo_sets = instructions, demo_sets
-        self.sizes = (len(instructions), len(demo_sets))
+        self.calibration_pool = calibration_pool or []
+        self.sizes: choice_bo.Pair = (len(instructions), len(demo_sets))
+        if self.calibration_pool:
+            self.sizes += (2,)
+        self.priors: dict[tuple[int, int], tuple[float, ...]] = {}
         self.board = _Board()
         self.rng = ctx.rng("mipro-trials")
 
     def run(self) -> None:
-        pairs = [(i, j) for i in range(self.sizes[0]) for j in range(self.sizes[1])]
-        start_pair = (
-            (0, 1) if self.demo_sets[1:2] and self.demo_sets[1].source == "start" else (0, 0)
-        )
-        self.score(start_pair, self.dev, "start")
-        self.board.confirmed.add(start_pair)
+        pairs = list(itertools.product(*(range(size) for size in self.sizes)))
+        start_demos = 1 if self.demo_sets[1:2] and self.demo_sets[1].source == "start" else 0
+        start_pair = (0, start_demos) + (0,) * (len(self.sizes) - 2)
+        self.board.confirmed.update(self.score(start_pair, self.dev, "start"))
         trial = 0
         while trial < self._trial_limit():
             left = self._budget_left()
@@ -222,41 +261,76 @@ class Trials:
             return pool[self.rng.randrange(len(pool))], "explore"
 
     def prompt(self, pair: choice_bo.Pair) -> Prompt:
-        return self.ctx.task.prompt(self.instructions[pair[0]], self.demo_sets[pair[1]].demos)
+        base = self.ctx.task.prompt(self.instructions[pair[0]], self.demo_sets[pair[1]].demos)
+        if self._calibrated(pair):
+            return replace(base, calibration=self.priors[(pair[0], pair[1])])
+        return base
+
+    @staticmethod
+    def _calibrated(pair: choice_bo.Pair) -> bool:
+        return len(pair) > 2 and pair[2] == 1
 
     def origin(self, pair: choice_bo.Pair) -> str:
-        return f"mipro: instruction {pair[0] + 1} + {self.demo_sets[pair[1]].label}"
+        calibrated = ", calibrated" if self._calibrated(pair) else ""
+        return f"mipro: instruction {pair[0] + 1} + {self.demo_sets[pair[1]].label}{calibrated}"
 
-    def score(self, pair: choice_bo.Pair, examples: list[Example], how: str) -> None:
+    def _twins(self, pair: choice_bo.Pair) -> list[choice_bo.Pair]:
+        """The pair raw and calibrated, measuring the prior first if it is new."""
+        if len(self.sizes) == 2:
+            return [pair]
+        key = (pair[0], pair[1])
+        if key not in self.priors:
+            demos = set(self.demo_sets[pair[1]].demos)
+            inputs = [e for e in self.calibration_pool if e not in demos]
+            inputs = inputs[: self.config.calibration_inputs]
+            self.ctx.reporter.phase(f"Calibrating on {len(inputs)} train inputs", total=None)
+            base = self.ctx.task.prompt(self.instructions[pair[0]], self.demo_sets[pair[1]].demos)
+            self.priors[key] = label_prior(self.ctx.evaluator, base, inputs)
+        return [key + (0,), key + (1,)]
+
+    def score(
+        self, pair: choice_bo.Pair, examples: list[Example], how: str
+    ) -> list[choice_bo.Pair]:
+        """Score the pair (and its calibrated twin) on `examples`; returns what was scored."""
         if not examples:
-            return
-        ctx, board, size = self.ctx, self.board, self.config.minibatch
+            return []
+        ctx = self.ctx
         ctx.reporter.phase(
             f"Trial ({how}): instruction {pair[0] + 1}, {self.demo_sets[pair[1]].label} "
             f"x {len(examples)} dev",
             total=len(examples),
         )
-        result = ctx.evaluator.evaluate(self.prompt(pair), examples, progress=ctx.reporter.advance)
+        twins = self._twins(pair)
+        results = ctx.evaluator.evaluate_many(
+            [self.prompt(p) for p in twins], examples, progress=ctx.reporter.advance
+        )
+        for twin, result in zip(twins, results, strict=True):
+            self._record(twin, result.results, how)
+        return twins
+
+    def _record(self, pair: choice_bo.Pair, rows: list[ExampleResult], how: str) -> None:
+        board, size = self.board, self.config.minibatch
         got = board.scores.setdefault(pair, {})
-        for row in result.results:
+        for row in rows:
             got[row.example_id] = row.score
         # One GP observation per minibatch-sized chunk, so a full-dev score (the start,
         # a confirmation) weighs like the trials it stands for.
-        for chunk in range(0, len(result.results), size):
-            rows = result.results[chunk : chunk + size]
+        for chunk in range(0, len(rows), size):
+            part = rows[chunk : chunk + size]
             board.observed.append(pair)
-            board.y.append(sum(r.score for r in rows) / len(rows))
-        ctx.store.event(
+            board.y.append(sum(r.score for r in part) / len(part))
+        self.ctx.store.event(
             "trial",
             how=how,
             instruction=pair[0],
             demo_set=pair[1],
-            n=len(examples),
-            score=result.score,
+            calibrated=self._calibrated(pair),
+            n=len(rows),
+            score=sum(r.score for r in rows) / len(rows),
             pair_mean=board.mean(pair),
             pair_n=board.n(pair),
         )
-        ctx.record_candidate(
+        self.ctx.record_candidate(
             self.instructions[pair[0]], board.mean(pair), board.n(pair), self.origin(pair)
         )
 
@@ -279,10 +353,13 @@ class Trials:
         left = self._budget_left()
         if left is not None and left < len(missing):
             return
-        self.score(best, missing, "confirm")
-        board.confirmed.add(best)
+        board.confirmed.update(self.score(best, missing, "confirm"))
         self.ctx.store.event(
-            "confirmed", instruction=best[0], demo_set=best[1], dev=board.mean(best)
+            "confirmed",
+            instruction=best[0],
+            demo_set=best[1],
+            calibrated=self._calibrated(best),
+            dev=board.mean(best),
         )
 
     def ranked(self) -> list[Candidate]:

@@ -18,6 +18,13 @@ def test_encode_puts_one_one_per_choice() -> None:
     assert x[1].tolist() == [0, 0, 1, 0, 1]
 
 
+def test_encode_handles_a_third_dimension_and_refuses_a_short_pair() -> None:
+    x = choice_bo.encode([(1, 0, 1)], (2, 2, 2))
+    assert x[0].tolist() == [0, 1, 1, 0, 0, 1]
+    with pytest.raises(ValueError, match="one index per dimension"):
+        choice_bo.encode([(1, 0)], (2, 2, 2))
+
+
 def test_constant_observations_fail_cleanly_or_pick_an_available_pair() -> None:
     available = [(1, 1), (2, 2)]
     try:

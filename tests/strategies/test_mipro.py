@@ -14,7 +14,7 @@ from promptopt.llm.factory import ModelSpec
 from promptopt.search import SearchSpec, run_search
 from promptopt.strategies.mipro import Trials
 from promptopt.task import Task
-from promptopt.types import Budget, Example, GenerationRequest
+from promptopt.types import Budget, Example, GenerationRequest, LogprobRequest
 from tests.fakes import ScriptedLLM, last_user_text
 
 WORDS = [
@@ -158,6 +158,44 @@ def test_an_interrupted_search_resumes_to_the_same_result(
     assert resumed["usage"]["search"]["calls"] == straight["usage"]["search"]["calls"]
     # The resumed process only paid for what the interrupted one had not done.
     assert after - before < straight_calls
+
+
+def biased_labels(request: LogprobRequest, word: str) -> float:
+    """Prefers 'vowel' by 2 nats whatever the word, plus 1 nat for the right label:
+    raw argmax says 'vowel' to everything, calibration recovers every answer."""
+    word_in = last_user_text(request).split("Input: ")[-1].split("\n")[0]
+    right = "vowel" if word_in[0] in "aeiou" else "consonant"
+    return (2.0 if word == "vowel" else 0.0) + (1.0 if word == right else 0.0)
+
+
+def test_calibration_is_a_choice_on_label_log_probability_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def kind(w: str) -> str:
+        return "vowel" if w[0] in "aeiou" else "consonant"
+
+    examples = [Example(id=f"w{i}", input=w, target=kind(w)) for i, w in enumerate(WORDS)]
+    task = Task.from_examples(
+        "vowels",
+        train=examples[:14],
+        dev=examples[14:22],
+        test=examples[22:],
+        scorer="label",
+        instruction=START,
+        label_words=("vowel", "consonant"),
+        scoring_mode="logprob",
+    )
+    target = ScriptedLLM(lambda r, s: "", logprob=biased_labels)
+    models = {"target": target, "proposer": ScriptedLLM(proposer_reply)}
+    monkeypatch.setattr(search_module, "build_llm", lambda spec: models[spec.model])
+    monkeypatch.setattr(SearchSpec, "load_task", lambda self: task)
+    export = run_search(spec(tmp_path, "run", calibration_inputs="4"))
+    assert export["improved"] is True
+    assert len(export["prompt"]["calibration"]) == 2
+    assert export["scores"]["test"]["score"] == 1.0
+    trials = [e for e in events(tmp_path / "run") if e["event"] == "trial"]
+    assert {e["calibrated"] for e in trials} == {True, False}
+    assert export["usage"]["search"]["calls"] <= 120
 
 
 def test_bad_knobs_are_one_line_errors() -> None:

@@ -101,6 +101,9 @@ class SearchResult:
     ensemble_score: tuple[float, int] | None = None
     """The ensemble's (score, n) on the data the strategy measured it on (boosted:
     its vote on the train pool), if it did."""
+    stats: dict[str, Any] = field(default_factory=dict)
+    """What the strategy tells about its own search, exported under `strategy.stats`
+    (InstructZero: how many distinct instructions its soft prompts wrote)."""
 
     @property
     def best(self) -> Candidate:

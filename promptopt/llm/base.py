@@ -47,8 +47,16 @@ def logprob_scope(llm: object) -> str:
 
 
 def describe(llm: LLM) -> dict[str, str]:
-    """What an export records about a model: never credentials."""
-    return {"kind": llm.kind, "model": llm.model_id}
+    """What an export records about a model: never credentials.
+
+    Local models add the dtype they ran in and why (`dtype_choice`): float32 and
+    bfloat16 give slightly different answers, and `auto` differs by machine.
+    """
+    info = {"kind": llm.kind, "model": llm.model_id}
+    choice = getattr(llm, "dtype_choice", None)
+    if choice is not None:
+        info.update(dtype=choice.dtype, dtype_reason=choice.reason)
+    return info
 
 
 def generate_with_progress(

@@ -10,12 +10,13 @@ A bare path to a folder or .gguf file means hf.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM
+from promptopt.llm.dtype_choice import AUTO, resolve_dtype
 from promptopt.registry import BACKENDS, get_backend_class
 
 
@@ -25,7 +26,9 @@ class ModelSpec:
     model: str
     base_url: str | None = None
     api: str = "chat"
-    dtype: str = "bfloat16"
+    dtype: str = AUTO
+    """hf models: float32, bfloat16, float16, or auto (`dtype_choice`: what runs
+    fastest here)."""
     device: str = "cpu"
     batch_size: int = 16
     max_concurrency: int = 8
@@ -37,6 +40,18 @@ class ModelSpec:
             scheme, _, rest = self.base_url.partition("://")
             data["base_url"] = f"{scheme}://{rest.split('@', 1)[1]}"
         return data
+
+    def resolved(self) -> ModelSpec:
+        """This spec with `auto` replaced by the dtype it means on this machine.
+
+        What runs and comparisons record, so that resuming or extending one on a
+        machine where `auto` means another dtype is refused instead of mixing
+        float32 and bfloat16 results; and on a machine where it means the old
+        default (bfloat16), runs recorded before `auto` existed stay resumable.
+        """
+        if self.backend != "hf" or self.dtype != AUTO:
+            return self
+        return replace(self, dtype=resolve_dtype(AUTO, self.device).dtype)
 
 
 def parse_model_spec(text: str, **options: Any) -> ModelSpec:

@@ -8,6 +8,7 @@ left-padded batches.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -20,12 +21,17 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from promptopt.errors import ConfigError, ModelError, PromptoptError
+from promptopt.llm.dtype_choice import AUTO, DtypeChoice, check_dtype_name, resolve_dtype
+from promptopt.llm.load_progress import loading_phase
 from promptopt.llm.models import EMBEDDED_MODEL_NAME, embedded_gguf_path
+from promptopt.llm.threads import ThreadChoice, configure_torch_threads
 from promptopt.paths import cache_root
 from promptopt.types import Completion, GenerationRequest, LogprobRequest, Message
 
 EMBEDDED = "embedded"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int], None]
 
@@ -47,10 +53,11 @@ def ensure_converted(gguf: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    with loading_phase(f"converted {gguf.name} to a transformers checkpoint (once)"):
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
     # transformers refuses to save a GGUF-loaded model while it is still marked
     # as quantized, although its weights are already de-quantized in memory.
     model.hf_quantizer = None
@@ -136,26 +143,39 @@ class HFLLM:
         model: str = EMBEDDED,
         *,
         device: str = "cpu",
-        dtype: str = "bfloat16",
+        dtype: str = AUTO,
         batch_size: int = 16,
     ) -> None:
-        if dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPES)}")
+        check_dtype_name(dtype)  # before a GGUF conversion, not after
         self.model_id, source = resolve_model_source(model)
         self.device = device
-        self.dtype = DTYPES[dtype]
+        # Threads first: an `auto` dtype that must be measured is measured with them.
+        self.threads: ThreadChoice | None = (
+            configure_torch_threads() if device.startswith("cpu") else None
+        )
+        self.dtype_choice: DtypeChoice = resolve_dtype(dtype, device)
+        self.dtype = DTYPES[self.dtype_choice.dtype]
         self.batch_size = batch_size
         try:
-            self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype)
+            with loading_phase(f"loaded {self.model_id} ({self.dtype_choice.dtype})"):
+                self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(source)
+                self.model = AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype)
         except OSError as exc:
             raise ModelError(
                 f"cannot load model '{model}' ({str(exc).splitlines()[0]}): "
                 "pass a local folder or .gguf file, or go online to download it"
             ) from exc
+        log.debug("%s: %s", self.model_id, self.describe_runtime())
         self.model.to(device).eval()
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def describe_runtime(self) -> str:
+        """The dtype and threads this model computes with, and why (for -v and listings)."""
+        text = f"dtype {self.dtype_choice.dtype} ({self.dtype_choice.reason})"
+        if self.threads is not None:
+            text += f", {self.threads.describe()}"
+        return text
 
     # -- prompts -----------------------------------------------------------------
     def render(self, messages: Sequence[Message] | None, text: str | None) -> str:

@@ -36,6 +36,26 @@ def test_lists() -> None:
     assert code == 0 and "0 entries" in out
 
 
+def test_models_list_says_which_dtype_auto_picks_here_and_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from promptopt.llm import dtype_choice
+
+    code, out = run("models", "list")
+    here = dtype_choice.resolve_dtype("auto", "cpu")
+    assert code == 0 and f"dtype auto on cpu: {here.dtype} ({here.reason})" in out
+    assert "torch threads" in out
+
+    avx2_only = dtype_choice.MachineFacts(
+        "cpu", architecture="x86_64", cpu_flags=frozenset({"avx2"}), onednn_bf16=False
+    )
+    monkeypatch.setattr(dtype_choice, "machine_facts", lambda device: avx2_only)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    code, out = run("models", "list")
+    assert "dtype auto on cpu: float32 (cpu lacks native bfloat16: float32)" in out
+    assert "torch threads 1 (OMP_NUM_THREADS=1 set by the user)" in out
+
+
 def test_help_teaches_the_main_commands() -> None:
     code, out = run("--help")
     assert code == 0 and "promptopt search --task gsm8k" in out and "Exit codes" in out

@@ -54,10 +54,15 @@ def ensure_converted(gguf: Path) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with loading_phase(f"converted {gguf.name} to a transformers checkpoint (once)"):
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-        )
+        _convert(gguf, target)
+    return target
+
+
+def _convert(gguf: Path, target: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     # transformers refuses to save a GGUF-loaded model while it is still marked
     # as quantized, although its weights are already de-quantized in memory.
     model.hf_quantizer = None
@@ -74,7 +79,6 @@ def ensure_converted(gguf: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def resolve_model_source(model: str) -> tuple[str, str]:

@@ -24,3 +24,18 @@ def test_recorded_spec_has_no_credentials() -> None:
     spec = ModelSpec("openai", "m", base_url="https://user:secret@host.example/v1")
     assert "secret" not in str(spec.to_dict())
     assert spec.to_dict()["base_url"] == "https://host.example/v1"
+
+
+def test_recorded_dtype_is_what_auto_means_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs record the resolved dtype: a run recorded before `auto` (bfloat16) stays
+    resumable where auto means bfloat16, and is refused where it means float32."""
+    from promptopt.llm import factory
+    from promptopt.llm.dtype_choice import DtypeChoice
+
+    monkeypatch.setattr(factory, "resolve_dtype", lambda d, device: DtypeChoice("float32", "x"))
+    assert ModelSpec("hf", "embedded").dtype == "auto"
+    assert ModelSpec("hf", "embedded").resolved() == ModelSpec("hf", "embedded", dtype="float32")
+    explicit = ModelSpec("hf", "embedded", dtype="bfloat16")
+    assert explicit.resolved() is explicit
+    api = ModelSpec("openai", "gpt-4o-mini")
+    assert api.resolved() is api

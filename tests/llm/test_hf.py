@@ -30,6 +30,23 @@ def test_converted_copy_is_saved_and_reused(llm: HFLLM) -> None:
     assert llm.model_id == "SmolLM2-135M-Instruct"
 
 
+def test_loaded_in_the_dtype_auto_chose_and_exports_say_so(llm: HFLLM) -> None:
+    from promptopt.llm.base import describe
+    from promptopt.llm.dtype_choice import resolve_dtype
+
+    choice = resolve_dtype("auto", "cpu")
+    assert llm.dtype_choice == choice
+    assert {p.dtype for p in llm.model.parameters()} == {llm.dtype}
+    assert str(llm.dtype) == f"torch.{choice.dtype}"
+    assert describe(llm) == {
+        "kind": "hf",
+        "model": "SmolLM2-135M-Instruct",
+        "dtype": choice.dtype,
+        "dtype_reason": choice.reason,
+    }
+    assert choice.reason in llm.describe_runtime() and "torch threads" in llm.describe_runtime()
+
+
 def test_greedy_batch_matches_one_at_a_time(llm: HFLLM) -> None:
     questions = ["What is 2 plus 2?", "Name a fruit.", "Say hello in French, in one word."]
     requests = [GenerationRequest.chat(q, max_tokens=12) for q in questions]

@@ -184,6 +184,32 @@ def test_unlike_settings_are_refused(
     assert "another --out-dir" in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(("auto_means", "continues"), [("bfloat16", True), ("float32", False)])
+def test_dirs_from_before_dtype_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auto_means: str, continues: bool
+) -> None:
+    """A comparison recorded with bfloat16 (the default before `auto`) grows where
+    auto means bfloat16; where it means float32 mixing the two is refused."""
+    from promptopt.errors import ConfigError
+    from promptopt.llm import factory
+    from promptopt.llm.dtype_choice import DtypeChoice
+    from promptopt.llm.factory import ModelSpec
+
+    plug_fake_model(monkeypatch)
+    before = spec(tmp_path, ["ape"])
+    before.seeds = [0]
+    before.target = before.proposer = ModelSpec("hf", "embedded", dtype="bfloat16")
+    run_compare(before)
+    monkeypatch.setattr(factory, "resolve_dtype", lambda d, device: DtypeChoice(auto_means, "x"))
+    now = spec(tmp_path, ["ape"])
+    assert now.target.dtype == "auto"
+    if continues:
+        assert [r["seed"] for r in run_compare(now)["runs"]] == [0, 1]
+    else:
+        with pytest.raises(ConfigError, match="'dtype': 'float32'"):
+            run_compare(now)
+
+
 def test_cli_compare_prints_a_leaderboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plug_fake_model(monkeypatch)
     args = ["compare", "--task", "antonyms", "--strategies", "ape,reflexion", "--seeds", "1"]

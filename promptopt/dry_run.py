@@ -80,6 +80,7 @@ class StandInLLM:
     def __init__(self, spec: ModelSpec, role: str) -> None:
         self.kind = spec.backend
         self.model_id = spec.model
+        self.cache_scope = spec.scope()
         self.role = role
         self.supports_logprobs = True
         full = spec.backend == "hf" or spec.api == "completions"

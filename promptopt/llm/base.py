@@ -41,6 +41,38 @@ FULL_LOGPROBS = "full"
 FIRST_TOKEN_LOGPROBS = "first_token"
 
 
+DEFAULT_DTYPE = "bfloat16"
+"""The dtype local models ran in before `--dtype auto`: cache entries made in it
+keep the keys they had, so caches written then stay valid."""
+
+
+def public_url(url: str) -> str:
+    """A server URL without the credentials it may carry (`http://user:KEY@host`)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url.split("@", 1)[-1]
+    return f"{scheme}://{rest.split('@', 1)[-1]}"
+
+
+def model_scope(dtype: str | None = None, server: str | None = None) -> dict[str, str]:
+    """What besides kind and model id decides a model's answers, for cache keys and
+    exports: the dtype a local model computes in (float32 and bfloat16 answers
+    differ) and the server an OpenAI-compatible model is served from (two servers
+    may serve different weights under one model name). Empty for the bfloat16
+    local model and the OpenAI API, whose keys predate this."""
+    scope: dict[str, str] = {}
+    if dtype is not None and dtype != DEFAULT_DTYPE:
+        scope["dtype"] = dtype
+    if server:
+        scope["server"] = public_url(server)
+    return scope
+
+
+def cache_scope(llm: object) -> dict[str, str]:
+    """A backend's `cache_scope` (see `model_scope`); wrappers pass theirs through."""
+    return dict(getattr(llm, "cache_scope", None) or {})
+
+
 def logprob_scope(llm: object) -> str:
     """A backend's logprob_scope; backends that predate it sum full continuations."""
     return str(getattr(llm, "logprob_scope", FULL_LOGPROBS))
@@ -53,6 +85,9 @@ def describe(llm: LLM) -> dict[str, str]:
     bfloat16 give slightly different answers, and `auto` differs by machine.
     """
     info = {"kind": llm.kind, "model": llm.model_id}
+    server = cache_scope(llm).get("server")
+    if server:
+        info["server"] = server
     choice = getattr(llm, "dtype_choice", None)
     if choice is not None:
         info.update(dtype=choice.dtype, dtype_reason=choice.reason)

@@ -22,19 +22,41 @@ from typing import Any
 
 import diskcache
 
-from promptopt.llm.base import FULL_LOGPROBS, LLM, generate_with_progress, logprob_scope
+from promptopt.llm.base import (
+    FULL_LOGPROBS,
+    LLM,
+    cache_scope,
+    generate_with_progress,
+    logprob_scope,
+)
 from promptopt.types import Completion, GenerationRequest, LogprobRequest, Usage
 
 CACHE_VERSION = 1
 
 
-def cache_key(kind: str, model_id: str, method: str, payload: dict[str, Any]) -> str:
+def cache_key(
+    kind: str,
+    model_id: str,
+    method: str,
+    payload: dict[str, Any],
+    scope: dict[str, str] | None = None,
+) -> str:
     """sha256 over canonical JSON of everything that determines a model's answer.
 
-    Never includes credentials: backends carry only kind and model id here.
+    Never includes credentials: backends carry kind, model id and their scope
+    (`model_scope`: a dtype, a server URL without credentials). An empty scope
+    adds nothing, so keys made before scopes existed still match.
     """
+    identity: dict[str, Any] = {
+        "v": CACHE_VERSION,
+        "kind": kind,
+        "model": model_id,
+        "method": method,
+    }
+    if scope:
+        identity["scope"] = dict(scope)
     blob = json.dumps(
-        {"v": CACHE_VERSION, "kind": kind, "model": model_id, "method": method, **payload},
+        {**identity, **payload},
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
@@ -75,12 +97,13 @@ class CachedLLM:
         self._replayed: set[str] = set()
         self.kind = inner.kind
         self.model_id = inner.model_id
+        self.cache_scope = cache_scope(inner)
         self.supports_logprobs = inner.supports_logprobs
         self.supports_embeddings_input = inner.supports_embeddings_input
         self.logprob_scope = logprob_scope(inner)
 
     def _key(self, method: str, payload: dict[str, Any]) -> str:
-        return cache_key(self.kind, self.model_id, method, payload)
+        return cache_key(self.kind, self.model_id, method, payload, self.cache_scope)
 
     def _account_hit(self, key: str, entry: dict[str, Any]) -> None:
         """A hit is free, except a journal entry charged by an earlier process.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError
-from promptopt.llm.base import LLM
+from promptopt.llm.base import LLM, model_scope, public_url
 from promptopt.llm.dtype_choice import AUTO, resolve_dtype
 from promptopt.registry import BACKENDS, get_backend_class
 
@@ -36,10 +36,15 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         """What a run records: no credentials (base URLs are stripped of them)."""
         data = asdict(self)
-        if self.base_url and "@" in self.base_url:
-            scheme, _, rest = self.base_url.partition("://")
-            data["base_url"] = f"{scheme}://{rest.split('@', 1)[1]}"
+        if self.base_url:
+            data["base_url"] = public_url(self.base_url)
         return data
+
+    def scope(self) -> dict[str, str]:
+        """The cache scope the model this spec builds will have (`model_scope`)."""
+        if self.backend == "hf":
+            return model_scope(dtype=self.resolved().dtype)
+        return model_scope(server=self.base_url)
 
     def resolved(self) -> ModelSpec:
         """This spec with `auto` replaced by the dtype it means on this machine.

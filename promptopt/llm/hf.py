@@ -21,6 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from promptopt.errors import ConfigError, ModelError, PromptoptError
+from promptopt.llm.base import model_scope
 from promptopt.llm.dtype_choice import AUTO, DtypeChoice, check_dtype_name, resolve_dtype
 from promptopt.llm.load_progress import loading_phase
 from promptopt.llm.models import EMBEDDED_MODEL_NAME, embedded_gguf_path
@@ -159,6 +160,7 @@ class HFLLM:
         )
         self.dtype_choice: DtypeChoice = resolve_dtype(dtype, device)
         self.dtype = DTYPES[self.dtype_choice.dtype]
+        self.cache_scope = model_scope(dtype=self.dtype_choice.dtype)
         self.batch_size = batch_size
         try:
             with loading_phase(f"loaded {self.model_id} ({self.dtype_choice.dtype})"):

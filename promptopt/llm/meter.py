@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from promptopt.errors import BudgetExhausted
-from promptopt.llm.base import LLM, generate_with_progress, logprob_scope
+from promptopt.llm.base import LLM, cache_scope, generate_with_progress, logprob_scope
 from promptopt.llm.tokens import logprob_tokens, projected_tokens
 from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 
@@ -60,6 +60,7 @@ class MeteredLLM:
         self.also = also
         self.kind = inner.kind
         self.model_id = inner.model_id
+        self.cache_scope = cache_scope(inner)
         self.supports_logprobs = inner.supports_logprobs
         self.supports_embeddings_input = inner.supports_embeddings_input
         self.logprob_scope = logprob_scope(inner)

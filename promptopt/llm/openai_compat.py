@@ -38,7 +38,7 @@ from typing import Any, Literal, TypeVar
 import openai
 
 from promptopt.errors import ModelError
-from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS
+from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS, model_scope
 from promptopt.types import Completion, GenerationRequest, LogprobRequest, Message
 
 ChatTemplateFn = Callable[[tuple[Message, ...]], str]
@@ -167,6 +167,7 @@ class OpenAICompatLLM:
             raise ModelError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.model_id = model
         self.base_url = base_url
+        self.cache_scope = model_scope(server=base_url)
         self.api_key_env = api_key_env
         self.api = api
         self.max_concurrency = max_concurrency

@@ -3,8 +3,10 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+from promptopt.llm.base import describe, model_scope
 from promptopt.llm.cache import CachedLLM, cache_key, open_cache
 from promptopt.llm.meter import MeteredLLM
+from promptopt.llm.openai_compat import OpenAICompatLLM
 from promptopt.types import GenerationRequest, LogprobRequest, Usage
 from tests.fakes import ScriptedLLM
 
@@ -159,3 +161,33 @@ def test_first_token_logprobs_never_share_entries_with_full_ones(tmp_path: Path)
     assert layered.logprob_scope == "first_token"
     assert layered.logprobs([request]) == [[-2.0]]
     assert first.logprob_calls == 1
+
+
+def test_scope_separates_dtypes_and_servers_and_keeps_old_keys() -> None:
+    base = {"messages": [["user", "hi"]], "seed": 0}
+    old = cache_key("hf", "m", "generate", base)
+    assert cache_key("hf", "m", "generate", base, model_scope(dtype="bfloat16")) == old
+    assert cache_key("hf", "m", "generate", base, model_scope(dtype="float32")) != old
+    one = cache_key("openai", "m", "generate", base, model_scope(server="http://a:1/v1"))
+    two = cache_key("openai", "m", "generate", base, model_scope(server="http://b:1/v1"))
+    assert len({one, two, cache_key("openai", "m", "generate", base)}) == 3
+
+
+def test_two_servers_serving_one_model_name_do_not_share_answers(tmp_path: Path) -> None:
+    cache = open_cache(tmp_path / "c")
+    request = GenerationRequest.chat("hi")
+    answers = []
+    for server in ("http://127.0.0.1:8001/v1", "http://127.0.0.1:8002/v1"):
+        fake = ScriptedLLM(lambda r, s, server=server: server)
+        fake.cache_scope = model_scope(server=server)  # type: ignore[attr-defined]
+        usage = Usage()
+        answers.append(CachedLLM(MeteredLLM(fake, usage), cache, usage).generate([request]))
+        assert fake.generate_calls == 1
+    assert answers[0][0].texts != answers[1][0].texts
+
+
+def test_server_scope_and_exports_never_carry_credentials() -> None:
+    llm = OpenAICompatLLM("served", base_url="http://user:SECRET@127.0.0.1:9/v1")
+    assert llm.cache_scope == {"server": "http://127.0.0.1:9/v1"}
+    assert describe(llm)["server"] == "http://127.0.0.1:9/v1"
+    assert "SECRET" not in repr(describe(llm))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.paths import read_prompt_template
 from promptopt.prompting import render_demonstration
-from promptopt.strategies.base import SearchContext, SearchResult, knob
+from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
 from promptopt.strategies.proposals import (
     ProposalFilter,
     filter_proposals,
@@ -82,11 +82,27 @@ class APEConfig:
             )
         if self.selection not in {"halving", "ucb"}:
             raise ConfigError(f"selection must be 'halving' or 'ucb', not '{self.selection}'")
-        if self.halving_eta < 2:
-            raise ConfigError("halving_eta must be at least 2")
-        for name in ("num_subsamples", "demos_per_subsample", "proposals_per_subsample"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
+        # Every knob, also those the chosen selection does not read: a typo'd value
+        # should fail the same whichever selection it is combined with.
+        check_range(
+            self,
+            (
+                "num_subsamples",
+                "demos_per_subsample",
+                "proposals_per_subsample",
+                "proposal_max_tokens",
+                "halving_start",
+                "ucb_rounds",
+                "ucb_top_k",
+                "ucb_batch",
+                "resample_top_k",
+                "resample_per_candidate",
+            ),
+            at_least=1,
+        )
+        check_range(self, "halving_eta", at_least=2)
+        check_range(self, "resample_rounds", at_least=0)
+        check_range(self, ("proposal_temperature", "ucb_c"), at_least=0)
 
 
 class Scoreboard:
@@ -299,8 +315,18 @@ class APE:
             )
             if m >= len(dev):
                 return alive
+            before = (len(alive), m)
             alive = alive[: max(1, math.ceil(len(alive) / config.halving_eta))]
             m = min(m * config.halving_eta, len(dev))
+            if len(alive) >= before[0] and m <= before[1]:
+                # Neither fewer candidates nor more examples: the next round would
+                # be this one again, forever (halving_start=0 once filled a disk).
+                raise ConfigError(
+                    f"successive halving made no progress in round {round_index} "
+                    f"({len(alive)} candidates x {m} dev examples, halving_start="
+                    f"{config.halving_start}, halving_eta={config.halving_eta}): pass "
+                    "-p halving_start=1 or more and -p halving_eta=2 or more"
+                )
             round_index += 1
 
     def _ucb(

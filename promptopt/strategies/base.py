@@ -8,8 +8,9 @@ hold everywhere.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -143,11 +144,72 @@ def _parse_value(key: str, raw: str, default: Any) -> Any:
             if raw.lower() not in {"true", "false", "1", "0", "yes", "no"}:
                 raise ValueError
             return raw.lower() in {"true", "1", "yes"}
-        return kind(raw)
+        value = kind(raw)
     except ValueError:
         raise ConfigError(
             f"parameter '{key}' expects {type(default).__name__}, got '{raw}'"
         ) from None
+    if isinstance(value, float) and not math.isfinite(value):
+        # float() reads 'nan' and 'inf'; no knob means anything by them, and a NaN
+        # slips through every range check written as `value < low`.
+        raise ConfigError(
+            f"{key} must be a finite number, got '{raw}': "
+            f"pass e.g. -p {key}={default} (the default)"
+        )
+    return value
+
+
+def check_range(
+    config: Any,
+    names: str | Sequence[str],
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+) -> None:
+    """Refuse knobs outside their range when the config is made, in one line naming
+    the knob, its value and the range.
+
+    Caught later, a bad value is a traceback deep in a search, or a search that
+    never ends (`halving_start=0` never grew its subset and filled the disk with
+    events). NaN and infinity are refused here too, for configs built in Python,
+    which `build_config`'s finite check does not see. With no bounds given it only
+    checks that a float is finite.
+    """
+    for name in [names] if isinstance(names, str) else names:
+        value = getattr(config, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(
+                f"{name} must be a finite number, got {value!r}: {_range_fix(config, name)}"
+            )
+        inside = (
+            (at_least is None or value >= at_least)
+            and (above is None or value > above)
+            and (at_most is None or value <= at_most)
+        )
+        if not inside:
+            allowed = _describe_range(at_least, above, at_most)
+            raise ConfigError(
+                f"{name} must be {allowed}, got {value!r}: {_range_fix(config, name)}"
+            )
+
+
+def _describe_range(at_least: float | None, above: float | None, at_most: float | None) -> str:
+    low = f"at least {at_least:g}" if at_least is not None else None
+    low = f"above {above:g}" if above is not None else low
+    if low is not None and at_most is not None:
+        if at_least is not None:
+            return f"between {at_least:g} and {at_most:g}"
+        return f"{low} and at most {at_most:g}"
+    if at_most is not None:
+        return f"at most {at_most:g}"
+    return low or "a finite number"
+
+
+def _range_fix(config: Any, name: str) -> str:
+    """The fix: a value that is known to work, the knob's default."""
+    default = next(f.default for f in dataclasses.fields(config) if f.name == name)
+    return f"pass e.g. -p {name}={default} (the default)"
 
 
 def config_table(config_cls: type) -> list[tuple[str, str, str]]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from promptopt.ensemble import plurality, vote_key
 from promptopt.errors import BudgetExhausted, ConfigError
-from promptopt.strategies.base import SearchContext, SearchResult, knob
+from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
 from promptopt.types import VOTE_RULES, Candidate, Ensemble, Example, Prompt
 
 VERSIONS = ("train", "test", "bagged")
@@ -89,13 +89,16 @@ class BoostedConfig:
             raise ConfigError(
                 f"demo_source must be one of {', '.join(DEMO_SOURCES)}, not '{self.demo_source}'"
             )
-        for name in ("num_prompts", "samples_per_prompt", "shots", "pool_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
+        check_range(self, ("num_prompts", "samples_per_prompt", "shots", "pool_size"), at_least=1)
+        check_range(self, "temperature", at_least=0)
         if self.temperature <= 0 and self.samples_per_prompt > 1:
-            raise ConfigError("several samples per prompt need a temperature above 0")
-        if not 0 <= self.confidence_floor <= 1:
-            raise ConfigError("confidence_floor must be between 0 and 1")
+            raise ConfigError(
+                f"temperature must be above 0 with samples_per_prompt="
+                f"{self.samples_per_prompt}, got {self.temperature!r}: several samples per "
+                "prompt need a temperature above 0; pass e.g. -p temperature=0.5 (the default) "
+                "or -p samples_per_prompt=1"
+            )
+        check_range(self, "confidence_floor", at_least=0, at_most=1)
 
 
 @dataclass

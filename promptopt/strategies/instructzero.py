@@ -45,7 +45,7 @@ from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.paths import read_prompt_template
 from promptopt.prompting import render_demonstration
 from promptopt.strategies.ape import clean_instruction
-from promptopt.strategies.base import SearchContext, SearchResult, knob, rank
+from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
 from promptopt.task import Task
 from promptopt.types import Candidate, Completion, Message, Prompt
 
@@ -98,20 +98,25 @@ class InstructZeroConfig:
             raise ConfigError(f"kernel must be 'coupled' or 'matern', not '{self.kernel}'")
         if self.optimizer not in {"bo", "random"}:
             raise ConfigError(f"optimizer must be 'bo' or 'random', not '{self.optimizer}'")
-        if self.initial_points < 2:
-            raise ConfigError("initial_points must be at least 2 (a GP needs data)")
-        if self.rounds < 0:
-            raise ConfigError("rounds must be 0 (until the budget is spent) or more")
-        for name in (
-            "intrinsic_dim",
-            "n_tokens",
-            "batch_per_round",
-            "dev_subset",
-            "max_rounds",
-            "patience",
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
+        check_range(self, "initial_points", at_least=2)  # a GP needs data
+        check_range(self, "rounds", at_least=0)  # 0: until the budget is spent
+        check_range(
+            self,
+            (
+                "intrinsic_dim",
+                "n_tokens",
+                "batch_per_round",
+                "dev_subset",
+                "max_rounds",
+                "patience",
+                "max_instruction_tokens",
+                "acq_restarts",
+            ),
+            at_least=1,
+        )
+        # botorch keeps the best `acq_restarts` of the raw samples: it needs as many.
+        check_range(self, "acq_raw_samples", at_least=self.acq_restarts)
+        check_range(self, "projection_scale", above=0)
 
 
 class InstructZero:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.paths import read_prompt_template
 from promptopt.scoring import first_line
-from promptopt.strategies.base import SearchContext, SearchResult, knob, rank
+from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
 from promptopt.types import (
     Candidate,
     EvalResult,
@@ -67,11 +67,22 @@ class ReflexionConfig:
             raise ConfigError(
                 f"continue_from must be 'best' or 'latest', not '{self.continue_from}'"
             )
-        for name in ("max_trials", "patience", "minibatch", "memory_size", "revisions"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
-        if self.failures_shown < 1:
-            raise ConfigError("failures_shown must be at least 1")
+        check_range(
+            self,
+            (
+                "max_trials",
+                "patience",
+                "minibatch",
+                "memory_size",
+                "revisions",
+                "failures_shown",
+                "reflect_max_tokens",
+                "revise_max_tokens",
+                "output_chars",
+            ),
+            at_least=1,
+        )
+        check_range(self, ("reflect_temperature", "revise_temperature"), at_least=0)
 
 
 # --------------------------------------------------------------------------- shared pieces

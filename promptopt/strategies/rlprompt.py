@@ -33,7 +33,7 @@ import torch
 
 from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.rl_policy import PromptPolicy, Rollout
-from promptopt.strategies.base import SearchContext, SearchResult, knob, rank
+from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
 from promptopt.types import Candidate, Example, Message, Prompt
 
 POLICY_PREFIX = "Write a short instruction for a classifier."
@@ -45,7 +45,7 @@ class RLPromptConfig:
     steps: int = knob(30, "training steps")
     prompts_per_step: int = knob(8, "prompts sampled per step (K)")
     examples_per_step: int = knob(8, "train inputs each prompt is rewarded on (B)")
-    top_k: int = knob(50, "top-k sampling of prompt tokens")
+    top_k: int = knob(50, "top-k sampling of prompt tokens (0 = all tokens)")
     learning_rate: float = knob(1e-3, "Adam learning rate of the MLP")
     mlp_hidden: int = knob(2048, "hidden units of the MLP (paper: 2048)")
     right_scale: float = knob(200.0, "reward scale when the prediction is right (paper: 200)")
@@ -57,11 +57,24 @@ class RLPromptConfig:
     checkpoint_every: int = knob(5, "save the policy to the run directory every N steps")
 
     def __post_init__(self) -> None:
-        for name in ("prompt_length", "steps", "prompts_per_step", "examples_per_step"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
-        if self.prompts_per_step < 2:
-            raise ConfigError("prompts_per_step must be at least 2 (rewards are z-scored)")
+        check_range(
+            self,
+            (
+                "prompt_length",
+                "steps",
+                "examples_per_step",
+                "mlp_hidden",
+                "eval_every",
+                "checkpoint_every",
+            ),
+            at_least=1,
+        )
+        check_range(self, "prompts_per_step", at_least=2)  # rewards are z-scored per input
+        check_range(self, ("top_k", "top_sampled"), at_least=0)
+        # A zero or negative scale zeroes or inverts the reward: training would
+        # then push the policy away from the prompts that work.
+        check_range(self, ("learning_rate", "right_scale", "wrong_scale", "reward_scale"), above=0)
+        check_range(self, "reward_shift")  # any finite shift
 
 
 # -- reward ---------------------------------------------------------------------------

@@ -151,6 +151,44 @@ def test_build_config_parses_and_rejects() -> None:
         build_config(APEConfig, {"selection": "greedy"})
 
 
+@pytest.mark.parametrize(
+    ("knob", "value", "allowed"),
+    [
+        ("halving_start", "0", "at least 1"),
+        ("halving_start", "-3", "at least 1"),
+        ("halving_eta", "1", "at least 2"),
+        ("proposal_temperature", "-1", "at least 0"),
+        ("ucb_c", "-1", "at least 0"),
+        ("ucb_rounds", "0", "at least 1"),
+        ("ucb_top_k", "0", "at least 1"),
+        ("ucb_batch", "0", "at least 1"),
+        ("proposal_max_tokens", "0", "at least 1"),
+        ("num_subsamples", "0", "at least 1"),
+        ("demos_per_subsample", "0", "at least 1"),
+        ("proposals_per_subsample", "0", "at least 1"),
+        ("resample_rounds", "-1", "at least 0"),
+        ("resample_top_k", "0", "at least 1"),
+        ("resample_per_candidate", "0", "at least 1"),
+    ],
+)
+def test_every_knob_is_range_checked(knob: str, value: str, allowed: str) -> None:
+    with pytest.raises(ConfigError, match=f"{knob} must be {allowed}, got {value}"):
+        build_config(APEConfig, {knob: value})
+
+
+def test_the_halving_loop_refuses_a_round_that_makes_no_progress(tmp_path: Path) -> None:
+    """Defence in depth behind the config check: halving_start=0 once never grew its
+    subset and wrote events until the disk was full."""
+    ctx, _, _ = context(tmp_path)
+    config = APEConfig(num_subsamples=1, proposals_per_subsample=2)
+    config.halving_start = 0  # past __post_init__, as a caller mutating a config could
+    with pytest.raises(ConfigError, match="successive halving made no progress in round"):
+        APE().search(ctx, config)
+    # Rounds still end while they drop candidates; once one is left, the next stops it.
+    rounds = [e for e in read_events(tmp_path / "run") if e["event"] == "halving_round"]
+    assert 1 <= len(rounds) <= 5 and len(rounds[-1]["ranking"]) == 1
+
+
 def test_likelihood_objective_uses_log_probabilities(tmp_path: Path) -> None:
     usage = Usage()
 

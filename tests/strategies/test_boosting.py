@@ -376,6 +376,29 @@ def test_config_knobs_parse_and_reject() -> None:
         build_config(BoostedConfig, {"shot": "2"})
 
 
+@pytest.mark.parametrize(
+    ("knob", "value", "allowed"),
+    [
+        ("num_prompts", "0", "at least 1"),
+        ("samples_per_prompt", "0", "at least 1"),
+        ("shots", "-1", "at least 1"),
+        ("pool_size", "0", "at least 1"),
+        ("temperature", "-1", "at least 0"),
+        ("confidence_floor", "1.5", "between 0 and 1"),
+        ("confidence_floor", "-0.1", "between 0 and 1"),
+    ],
+)
+def test_every_knob_is_range_checked(knob: str, value: str, allowed: str) -> None:
+    with pytest.raises(ConfigError, match=f"{knob} must be {allowed}, got {value}"):
+        build_config(BoostedConfig, {knob: value})
+
+
+def test_greedy_answers_are_fine_with_one_sample_only() -> None:
+    assert build_config(BoostedConfig, {"temperature": "0", "samples_per_prompt": "1"})
+    with pytest.raises(ConfigError, match="or -p samples_per_prompt=1"):
+        build_config(BoostedConfig, {"temperature": "0"})
+
+
 # --------------------------------------------------------------------------- scoring, export
 
 

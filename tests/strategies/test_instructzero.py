@@ -218,6 +218,26 @@ def test_new_knobs_are_validated() -> None:
             InstructZeroConfig(**{name: 0})
 
 
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"intrinsic_dim": 0}, "intrinsic_dim must be at least 1, got 0"),
+        ({"n_tokens": 0}, "n_tokens must be at least 1, got 0"),
+        ({"initial_points": 1}, "initial_points must be at least 2, got 1"),
+        ({"batch_per_round": 0}, "batch_per_round must be at least 1, got 0"),
+        ({"dev_subset": 0}, "dev_subset must be at least 1, got 0"),
+        ({"max_instruction_tokens": 0}, "max_instruction_tokens must be at least 1, got 0"),
+        ({"acq_restarts": 0}, "acq_restarts must be at least 1, got 0"),
+        ({"acq_raw_samples": 3, "acq_restarts": 4}, "acq_raw_samples must be at least 4, got 3"),
+        ({"projection_scale": 0.0}, "projection_scale must be above 0, got 0.0"),
+        ({"projection_scale": float("nan")}, "projection_scale must be a finite number"),
+    ],
+)
+def test_every_knob_is_range_checked(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        InstructZeroConfig(**values)
+
+
 def test_empty_replies_are_not_scored_and_never_beat_a_scored_instruction(
     tmp_path: Path,
 ) -> None:

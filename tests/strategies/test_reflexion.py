@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.errors import BudgetExhausted
+from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.evaluate import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.store import RunStore, read_events
@@ -210,6 +210,26 @@ def test_config_is_validated() -> None:
         build_config(ReflexionConfig, {"continue_from": "worst"})
     with pytest.raises(Exception, match="memory_size must be at least 1"):
         build_config(ReflexionConfig, {"memory_size": "0"})
+
+
+@pytest.mark.parametrize(
+    ("knob", "value", "allowed"),
+    [
+        ("max_trials", "0", "at least 1"),
+        ("patience", "0", "at least 1"),
+        ("minibatch", "-1", "at least 1"),
+        ("failures_shown", "0", "at least 1"),
+        ("revisions", "0", "at least 1"),
+        ("reflect_temperature", "-0.5", "at least 0"),
+        ("revise_temperature", "-1", "at least 0"),
+        ("reflect_max_tokens", "0", "at least 1"),
+        ("revise_max_tokens", "0", "at least 1"),
+        ("output_chars", "0", "at least 1"),
+    ],
+)
+def test_every_knob_is_range_checked(knob: str, value: str, allowed: str) -> None:
+    with pytest.raises(ConfigError, match=f"{knob} must be {allowed}, got {value}"):
+        build_config(ReflexionConfig, {knob: value})
 
 
 # --------------------------------------------------------------------------- the search

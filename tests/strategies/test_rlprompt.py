@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from promptopt.errors import ConfigError
 from promptopt.rl_policy import PromptPolicy
 from promptopt.strategies.rlprompt import (
     RLPromptConfig,
@@ -89,6 +90,29 @@ def test_learns_a_rewarded_token_sequence_far_above_chance() -> None:
 def test_config_validation() -> None:
     with pytest.raises(Exception, match="prompts_per_step"):
         RLPromptConfig(prompts_per_step=1)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"prompt_length": 0}, "prompt_length must be at least 1, got 0"),
+        ({"steps": 0}, "steps must be at least 1, got 0"),
+        ({"examples_per_step": 0}, "examples_per_step must be at least 1, got 0"),
+        ({"mlp_hidden": 0}, "mlp_hidden must be at least 1, got 0"),
+        ({"eval_every": 0}, "eval_every must be at least 1, got 0"),
+        ({"checkpoint_every": 0}, "checkpoint_every must be at least 1, got 0"),
+        ({"top_k": -1}, "top_k must be at least 0, got -1"),
+        ({"top_sampled": -1}, "top_sampled must be at least 0, got -1"),
+        ({"learning_rate": 0.0}, "learning_rate must be above 0, got 0.0"),
+        ({"right_scale": -200.0}, "right_scale must be above 0, got -200.0"),
+        ({"wrong_scale": 0.0}, "wrong_scale must be above 0, got 0.0"),
+        ({"reward_scale": -1.0}, "reward_scale must be above 0, got -1.0"),
+        ({"reward_shift": float("inf")}, "reward_shift must be a finite number, got inf"),
+    ],
+)
+def test_every_knob_is_range_checked(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RLPromptConfig(**values)
 
 
 def test_banned_tokens_are_never_sampled() -> None:

@@ -195,17 +195,27 @@ def main() -> None:
         "parallel) into --out, with --gepa-rows, and print the table",
     )
     parser.add_argument(
-        "--gepa-rows", type=Path, help="per-seed rows written by bench/gepa_peer.py, to merge"
+        "--gepa-rows",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="per-seed rows written by bench/gepa_peer.py (one or more files), to merge",
     )
     args = parser.parse_args()
     if args.merge:
-        rows = [r for f in args.merge.split(",") for r in json.loads(Path(f).read_text())]
+        # A later file's row for the same task and strategy replaces an earlier one
+        # (a rerun after a change), keeping the table's order.
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
+        for f in args.merge.split(","):
+            for r in json.loads(Path(f).read_text()):
+                merged[(r["task"], r["strategy"])] = r
         if args.gepa_rows:
-            peer = json.loads(args.gepa_rows.read_text())
+            peer = [r for f in args.gepa_rows for r in json.loads(f.read_text())]
             for task in dict.fromkeys(r["task"] for r in peer):
                 mine = [r for r in peer if r["task"] == task and r["budget"] == args.budget]
                 if mine:
-                    rows.append(aggregate_gepa(task, mine, args.budget))
+                    merged[(task, "gepa")] = aggregate_gepa(task, mine, args.budget)
+        rows = list(merged.values())
         save(args.out, rows, args.budget)
         print(markdown(rows, args.budget))
         return

@@ -33,10 +33,17 @@ from promptopt.errors import ConfigError
 from promptopt.llm.factory import ModelSpec
 from promptopt.pricing import load_prices
 from promptopt.registry import get_strategy
-from promptopt.search import TEST_EXAMPLES_FILE, SearchSpec, run_search
+from promptopt.search import (
+    TEST_EXAMPLES_FILE,
+    SearchSpec,
+    check_budget,
+    check_search_inputs,
+    run_search,
+)
 from promptopt.stats import compare_paired
 from promptopt.store import load_run_config, write_json_atomic
-from promptopt.strategies.base import Reporter, SilentReporter
+from promptopt.strategies.base import Reporter, SilentReporter, build_config
+from promptopt.task import check_requested_sizes
 from promptopt.types import Budget
 
 COMPARE_FILE = "compare.json"
@@ -453,9 +460,13 @@ def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str
     """Run what is missing, then write and return DIR/compare.json."""
     reporter = reporter or SilentReporter()
     for strategy in spec.strategies:
-        get_strategy(strategy)  # unknown names fail before any run
+        # Unknown names and bad parameters fail before any run, not after the
+        # strategies listed before them have run.
+        build_config(get_strategy(strategy).Config, spec.params.get(strategy, {}))
     if not spec.seeds:
         raise ConfigError("--seeds must be at least 1")
+    check_budget(spec.budget)
+    check_requested_sizes(spec.sizes)
     load_prices(spec.prices)
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     saved = load_compare(spec.out_dir)
@@ -479,16 +490,25 @@ def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str
         data["runs"] = list(saved.get("runs", []))
         data["seeds"] = sorted(set(saved.get("seeds") or []) | set(spec.seeds))
     order = list(dict.fromkeys([r["strategy"] for r in data["runs"]] + spec.strategies))
-    for strategy in spec.strategies:
-        for seed in spec.seeds:
-            if any(r["strategy"] == strategy and r["seed"] == seed for r in data["runs"]):
-                continue
-            reporter.phase(f"== {strategy}, seed {seed} ==")
-            export = _run_one(spec, strategy, seed, reporter)
-            rel = str(Path("runs") / run_dir_name(strategy, seed))
-            data["runs"].append(run_row(export, strategy, seed, rel))
-            data["runs"].sort(key=lambda r: (order.index(r["strategy"]), r["seed"]))
-            _save(spec.out_dir, data)  # progress survives an interrupted comparison
+    todo = [
+        (strategy, seed)
+        for strategy in spec.strategies
+        for seed in spec.seeds
+        if not any(r["strategy"] == strategy and r["seed"] == seed for r in data["runs"])
+    ]
+    if todo:
+        # Data and inputs once, before the first search loads a model; every run
+        # shares the task, its sizes and the target, so one check holds for all.
+        first = spec.search_spec(todo[0][0], todo[0][1], spec.out_dir / "runs")
+        task = first.load_task()
+        check_search_inputs(first, task, first.resolve_start(task))
+    for strategy, seed in todo:
+        reporter.phase(f"== {strategy}, seed {seed} ==")
+        export = _run_one(spec, strategy, seed, reporter)
+        rel = str(Path("runs") / run_dir_name(strategy, seed))
+        data["runs"].append(run_row(export, strategy, seed, rel))
+        data["runs"].sort(key=lambda r: (order.index(r["strategy"]), r["seed"]))
+        _save(spec.out_dir, data)  # progress survives an interrupted comparison
     _backfill_improved(spec.out_dir, data["runs"])
     start, data["warnings"] = pick_start_scores(
         data["runs"], lambda run: start_example_scores(spec.out_dir, run)

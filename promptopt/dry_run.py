@@ -36,16 +36,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promptopt.context_window import (
+    UNKNOWN_WINDOW_WARNING,
+    answer_tokens,
+    oversized_examples,
+    window_on_disk,
+)
 from promptopt.errors import BudgetExhausted
 from promptopt.evaluate import Evaluator
 from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS
 from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec
 from promptopt.llm.hf import local_tokenizer, render_prompt
-from promptopt.llm.tokens import estimate_prompt_tokens
+from promptopt.llm.tokens import estimate_prompt_tokens, estimate_text_tokens
 from promptopt.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
+from promptopt.prompting import render_user_message
 from promptopt.registry import get_strategy
 from promptopt.search import (
+    SEARCH_SPLITS,
     SearchSpec,
     layered,
     score_ensemble_on_test,
@@ -55,7 +63,7 @@ from promptopt.search import (
 )
 from promptopt.store import RunStore
 from promptopt.strategies.base import SilentReporter, build_config
-from promptopt.task import Task
+from promptopt.task import Task, require_examples
 from promptopt.types import (
     Budget,
     Completion,
@@ -131,6 +139,8 @@ class Projection:
     stopped_by_budget: bool
     cost: CostEstimate
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What would make the real run fail or mislead (a prompt over the context window)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,6 +152,7 @@ class Projection:
             "stopped_by_budget": self.stopped_by_budget,
             "cost": {**self.cost.to_dict(), "summary": self.cost.describe()},
             "notes": self.notes,
+            "warnings": self.warnings,
         }
 
     def lines(self) -> list[str]:
@@ -163,6 +174,7 @@ class Projection:
         if self.stopped_by_budget:
             cap = _budget_text(self.budget)
             out.append(f"  the search would stop at its budget ({cap}), keeping its best so far")
+        out.extend(f"  warning: {w}" for w in self.warnings)
         out.extend(f"  note: {n}" for n in self.notes)
         out.append(
             "This is a projection: the real run may use fewer calls (duplicate proposals, "
@@ -184,11 +196,52 @@ def project_search(spec: SearchSpec, prices: PriceTable | None = None) -> Projec
     """Project a search's model use without loading or calling any model."""
     strategy = get_strategy(spec.strategy)
     config = build_config(strategy.Config, spec.params)
+    spec.check()
     table = prices or load_prices(spec.prices)
     task = spec.load_task()
+    require_examples(task, SEARCH_SPLITS)
     if spec.strategy in FORMULA_STRATEGIES:
-        return _formula(spec, config, task, table)
-    return _simulate(spec, strategy, config, task, table)
+        projection = _formula(spec, config, task, table)
+    else:
+        projection = _simulate(spec, strategy, config, task, table)
+    projection.warnings += context_warnings(spec, task)
+    return projection
+
+
+def context_warnings(spec: SearchSpec, task: Task) -> list[str]:
+    """Warnings for prompts the target cannot read: against its context window when
+    its files are on disk, else when a prompt is estimated above what many models
+    read. A real run refuses the first case before any call (`context_window`)."""
+    start = spec.resolve_start(task)
+    window = window_on_disk(spec.target)
+    if window is not None:
+        found = oversized_examples(window, task, [start], SEARCH_SPLITS)
+        if not found:
+            return []
+        worst = max(found, key=lambda o: o.tokens)
+        return [
+            f"{len(found)} example(s) make a prompt longer than {window.model}'s context "
+            f"window ({window.tokens} tokens, less {answer_tokens(window, task)} for the "
+            f"answer), the longest '{worst.example_id}' ({worst.split} split, "
+            f"{worst.describe()}): the real search would refuse to start; shorten or "
+            "remove them in the data, or use a model with a longer context window"
+        ]
+    longest = max(
+        (
+            (estimate_text_tokens(render_user_message(start, e.input)), split, e.id)
+            for split in SEARCH_SPLITS
+            for e in task.examples(split)
+        ),
+        default=None,
+    )
+    if longest is None or longest[0] <= UNKNOWN_WINDOW_WARNING:
+        return []
+    tokens, split, example_id = longest
+    return [
+        f"example '{example_id}' ({split} split) makes a prompt of ~{tokens} "
+        f"tokens (estimated), more than many models' context window: check "
+        f"{spec.target.model}'s before a real run, or shorten that example"
+    ]
 
 
 def _cost(

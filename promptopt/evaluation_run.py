@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promptopt.context_window import refuse_oversized, window_of, window_on_disk
 from promptopt.ensemble import evaluate_ensemble
 from promptopt.evaluate import Evaluator
 from promptopt.export import read_export
@@ -22,7 +23,13 @@ from promptopt.llm.factory import ModelSpec, build_llm
 from promptopt.paths import cache_root
 from promptopt.search import layered
 from promptopt.strategies.base import Reporter, SilentReporter
-from promptopt.task import Task, load_task, task_from_data_file
+from promptopt.task import (
+    Task,
+    check_requested_sizes,
+    load_task,
+    require_examples,
+    task_from_data_file,
+)
 from promptopt.types import Ensemble, Example, Prompt, Usage
 
 
@@ -35,6 +42,9 @@ class PreparedEval:
     task: Task
     test: list[Example]
     model: ModelSpec
+    window_checked: bool = False
+    """Whether every test example was found to fit the model's context window from
+    its files on disk; if not, `score_prepared` checks once the model is loaded."""
 
     @property
     def example_ids(self) -> list[str]:
@@ -48,7 +58,12 @@ def prepare_eval(
     model: ModelSpec | None = None,
     test_size: int | None = None,
 ) -> PreparedEval:
-    """Use the split sizes and data seed the prompt was found with, so scores compare."""
+    """Use the split sizes and data seed the prompt was found with, so scores compare.
+
+    Refuses, before any model is loaded, a test split of no examples and (when the
+    model's files are on disk) a test example too long for its context window.
+    """
+    check_requested_sizes({"test": test_size})
     export = read_export(prompt_path)
     task_info = export.get("task", {})
     sizes = dict(task_info.get("sizes") or {})
@@ -71,7 +86,20 @@ def prepare_eval(
     if model is None:
         spec = export.get("models", {}).get("target", {}).get("spec")
         model = ModelSpec(**spec) if spec else ModelSpec("hf", "embedded")
-    return PreparedEval(prompt_path, export, loaded, loaded.examples("test"), model)
+    require_examples(loaded, ("test",))
+    window = window_on_disk(model)
+    if window is not None:
+        refuse_oversized(window, loaded, exported_prompts(export), ("test",), "the exported prompt")
+    return PreparedEval(
+        prompt_path, export, loaded, loaded.examples("test"), model, window is not None
+    )
+
+
+def exported_prompts(export: dict[str, Any]) -> list[Prompt]:
+    """The prompts an export sends to the model: its prompt, or its ensemble's members."""
+    if export.get("kind") == "ensemble":
+        return list(Ensemble.from_dict(export["ensemble"]).members)
+    return [Prompt.from_dict(export["prompt"])]
 
 
 def score_prepared(
@@ -85,6 +113,8 @@ def score_prepared(
     export, loaded, test = prepared.export, prepared.task, prepared.test
     reporter.phase(f"Loading model {prepared.model.model}")
     base = build_llm(prepared.model)
+    if not prepared.window_checked and (window := window_of(base)) is not None:
+        refuse_oversized(window, loaded, exported_prompts(export), ("test",), "the exported prompt")
     usage = Usage()
     shared = open_cache(cache_root() / "calls") if use_cache else None
     llm = layered(base, usage, None, shared, None)

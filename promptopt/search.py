@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt import __version__
+from promptopt.context_window import refuse_oversized, window_of, window_on_disk
 from promptopt.ensemble import EnsembleResult, evaluate_ensemble
 from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.evaluate import Evaluator
@@ -33,7 +34,14 @@ from promptopt.strategies.base import (
     SilentReporter,
     build_config,
 )
-from promptopt.task import Task, load_task, task_from_data_file
+from promptopt.task import (
+    Split,
+    Task,
+    check_requested_sizes,
+    load_task,
+    require_examples,
+    task_from_data_file,
+)
 from promptopt.types import DEMO_FORMATS, Budget, Candidate, Ensemble, EvalResult, Prompt, Usage
 
 
@@ -92,6 +100,12 @@ class SearchSpec:
             demo_format=config.get("demo_format"),
         )
 
+    def check(self) -> None:
+        """Refuse options that make a search meaningless, before data or models are
+        read: a budget below one call or token, a split asked to hold no examples."""
+        check_budget(self.budget)
+        check_requested_sizes(self.sizes)
+
     def load_task(self) -> Task:
         task = self._load_task()
         if self.demo_format is not None:
@@ -146,6 +160,36 @@ class SearchSpec:
             "demo_format": self.demo_format,
             "promptopt_version": __version__,
         }
+
+
+SEARCH_SPLITS: tuple[Split, ...] = ("train", "dev", "test")
+"""A search proposes from train, selects on dev and reports on test: none may be empty."""
+
+
+def check_budget(budget: Budget) -> None:
+    """A budget must allow something: a negative or zero cap was accepted, and the
+    search found out only after loading its models (exit 5, budget exhausted)."""
+    if budget.max_calls is not None and budget.max_calls < 1:
+        raise ConfigError(
+            f"--budget must be at least 1 model call, got {budget.max_calls}: pass e.g. "
+            "--budget 200, or leave it out for no cap"
+        )
+    if budget.max_tokens is not None and budget.max_tokens < 1:
+        raise ConfigError(
+            f"--budget-tokens must be at least 1 token, got {budget.max_tokens}: pass e.g. "
+            "--budget-tokens 100000, or leave it out for no cap"
+        )
+
+
+def check_search_inputs(spec: SearchSpec, task: Task, start: Prompt) -> bool:
+    """Every split holds examples, and each example fits the target's context window
+    with the starting prompt, if that window can be read from disk without loading
+    the model. Returns whether the window was checked (else check the loaded model)."""
+    require_examples(task, SEARCH_SPLITS)
+    window = window_on_disk(spec.target)
+    if window is not None:
+        refuse_oversized(window, task, [start], SEARCH_SPLITS)
+    return window is not None
 
 
 TEST_EXAMPLES_FILE = "test_examples.json"
@@ -246,15 +290,19 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
     reporter = reporter or SilentReporter()
     strategy = get_strategy(spec.strategy)
     config = build_config(strategy.Config, spec.params)
+    spec.check()
     load_prices(spec.prices)  # a broken price table fails now, not after the search
     task = spec.load_task()
     start = spec.resolve_start(task)
+    window_checked = check_search_inputs(spec, task, start)
     run_dir = spec.run_dir or default_run_dir(spec.task, spec.strategy)
     run_dir.mkdir(parents=True, exist_ok=True)
     store = RunStore(run_dir, spec.run_config(config), resume=spec.resume)
     try:
         reporter.phase(f"Loading models ({spec.target.model}, {spec.proposer.model})")
         target_base = build_llm(spec.target)
+        if not window_checked and (window := window_of(target_base)) is not None:
+            refuse_oversized(window, task, [start], SEARCH_SPLITS)  # before any call
         proposer_base = build_llm(spec.proposer)
         shared = open_cache(cache_root() / "calls") if spec.use_cache else None
         journal = store.journal()

@@ -297,6 +297,59 @@ class _DataReader:
         return pools
 
 
+# --------------------------------------------------------------------------- split checks
+
+SIZE_OPTIONS: dict[str, str] = {"train": "--train-size", "dev": "--dev-size", "test": "--test-size"}
+SPLIT_ROLES: dict[str, str] = {
+    "train": "strategies propose and learn from train examples",
+    "dev": "candidates are chosen by their dev score",
+    "test": "the result is each prompt's score on test",
+}
+
+
+def check_requested_sizes(sizes: dict[str, int | None] | None) -> None:
+    """Split sizes a user asked for must be at least 1, before any data or model is
+    touched: a dev split of 0 picks a prompt on no data, a test split of 0
+    reports "0.000 vs 0.000 (n=0)" and exits 0. (A task file may still say 0:
+    `require_examples` refuses the empty split it gives.)"""
+    for split, n in (sizes or {}).items():
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            option = SIZE_OPTIONS.get(split, split)
+            raise ConfigError(
+                f"{option} must be at least 1, got {n}: {SPLIT_ROLES.get(split, '')}; pass "
+                f"e.g. {option} 20, or leave it out for the task's default"
+            )
+
+
+def require_examples(task: Task, splits: Sequence[Split]) -> None:
+    """Each of `splits` must hold an example once the data is read; else one line
+    saying which split is empty and what to change, instead of a result over none.
+
+    Reads the data (never a model). A split can come out empty without a size of
+    0: test drops every input that is also in train or dev, so a task whose test
+    file repeats its training file has no test examples left.
+    """
+    for split in splits:
+        if task.examples(split):
+            continue
+        sized = task.sizes.get(split)
+        if sized is not None and sized < 1:
+            fix = (
+                f"its sizes give {split} {sized} examples: set it to 1 or more in the task "
+                f"file, or pass {SIZE_OPTIONS[split]} 20"
+            )
+        elif split == "test":
+            fix = (
+                "test keeps only inputs that are not in train or dev: give the task a "
+                "held-out test file with other inputs"
+            )
+        else:
+            fix = f"give the task more data, or a larger {SIZE_OPTIONS[split]}"
+        raise ConfigError(
+            f"task '{task.name}' has no {split} examples ({SPLIT_ROLES[split]}): {fix}"
+        )
+
+
 # --------------------------------------------------------------------------- task files
 
 _TOP_KEYS = (

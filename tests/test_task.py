@@ -10,7 +10,15 @@ import yaml
 
 from promptopt.errors import ConfigError, DataError
 from promptopt.paths import builtin_tasks_dir
-from promptopt.task import GenerationSettings, Task, list_tasks, load_task, task_from_data_file
+from promptopt.task import (
+    GenerationSettings,
+    Task,
+    check_requested_sizes,
+    list_tasks,
+    load_task,
+    require_examples,
+    task_from_data_file,
+)
 from promptopt.types import Example, Prompt
 
 INSTRUCTION_INDUCTION = [
@@ -391,3 +399,43 @@ def test_task_from_examples() -> None:
     task = Task.from_examples("t", train, [Example("2", "c", "d")], [], scorer="contains")
     assert task.examples("train") == train and task.examples("test") == []
     assert task.scorer.name == "contains" and task.scoring_mode == "generate"
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ({"test": 0}, "--test-size must be at least 1, got 0: the result is each prompt's"),
+        ({"dev": 0}, "--dev-size must be at least 1, got 0: candidates are chosen by their dev"),
+        ({"train": -2}, "--train-size must be at least 1, got -2: strategies propose"),
+    ],
+)
+def test_requested_sizes_must_hold_an_example(sizes: dict[str, int], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_requested_sizes(sizes)
+    check_requested_sizes({"train": 1, "dev": 1, "test": None})
+    check_requested_sizes(None)
+
+
+def test_an_empty_split_is_refused_with_why_and_what_to_change(tmp_path: Path) -> None:
+    examples = [Example(id=str(i), input=f"w{i}", target="t") for i in range(4)]
+    require_examples(Task.from_examples("t", examples, examples, examples), SPLITS)
+    no_test = Task.from_examples("t", examples, examples, [])
+    require_examples(no_test, ("train", "dev"))
+    with pytest.raises(ConfigError, match="task 't' has no test examples .*held-out test file"):
+        require_examples(no_test, SPLITS)
+
+    # A task file whose test data repeats its train data: test drops every input.
+    rows = "".join(json.dumps({"input": f"w{i}", "target": "t"}) + "\n" for i in range(8))
+    (tmp_path / "same.jsonl").write_text(rows)
+    path = tmp_path / "same.yaml"
+    path.write_text(
+        "name: same\nsource: {kind: jsonl, train: same.jsonl, test: same.jsonl}\n"
+        'template: "Input: {input}\\nOutput:"\nbaseline_instruction: Copy.\n'
+    )
+    with pytest.raises(ConfigError, match="task 'same' has no test examples"):
+        require_examples(load_task(path), SPLITS)
+
+    # A task whose sizes give dev 0 examples is told where to change that.
+    sized = Task.from_examples("t", examples, [], examples, sizes={"dev": 0})
+    with pytest.raises(ConfigError, match="its sizes give dev 0 examples: set it to 1 or more"):
+        require_examples(sized, SPLITS)

@@ -315,6 +315,7 @@ def eval_command(
     """
     from promptopt import ci_report, gate
     from promptopt.llm.factory import parse_model_spec
+    from promptopt.task import check_requested_sizes
 
     if quiet or plain_output():
         # transformers reads this when first imported: no weight-loading bars in CI logs.
@@ -323,6 +324,7 @@ def eval_command(
     try:
         if not 0.0 < alpha < 1.0:
             raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}: e.g. --alpha 0.05")
+        check_requested_sizes({"test": test_size})
         min_scores = gate.parse_min_scores(min_score)
         _check_outputs(json_out, junit_out, markdown_out)
         model_spec = (

@@ -136,6 +136,10 @@ def read_export(path: Path) -> dict[str, Any]:
         )
     try:
         Prompt.from_dict(data["prompt"])
-    except (KeyError, TypeError) as exc:
+    except KeyError as exc:
         raise ConfigError(f"{path} has a malformed prompt (missing {exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{path} has a malformed prompt ({exc}): re-export it with `promptopt search`"
+        ) from None
     return data

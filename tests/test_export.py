@@ -27,6 +27,14 @@ def test_prompt_round_trips_through_the_export(tmp_path: Path) -> None:
         ({"format": FORMAT, "format_version": 99, "prompt": {}}, "newer promptopt"),
         ({"format": FORMAT, "format_version": 1, "prompt": {"template": "x"}}, "malformed"),
         ([1, 2], "not a promptopt prompt export"),
+        (
+            {
+                "format": FORMAT,
+                "format_version": 1,
+                "prompt": {"instruction": "x", "template": "{input}", "calibration": ["high"]},
+            },
+            "malformed prompt .*could not convert",
+        ),
     ],
 )
 def test_bad_exports(tmp_path: Path, content: object, message: str) -> None:

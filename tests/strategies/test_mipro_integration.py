@@ -68,3 +68,29 @@ def test_mipro_resumes_after_an_interruption(
     straight, _ = search_via_cli(tmp_path, "straight", *TINY, "--no-cache")
     assert export["prompt"] == straight["prompt"]
     assert export["usage"]["search"]["calls"] == straight["usage"]["search"]["calls"]
+
+
+def test_calibration_on_a_label_log_probability_task_reaches_eval(tmp_path: Path) -> None:
+    from promptopt.task import load_task
+
+    export, run_dir = search_via_cli(
+        tmp_path,
+        "sst2",
+        *["--task", "sst2", "--strategy", "mipro", "--dev-size", "4", "--test-size", "6"],
+        *["--budget", "40", "-p", "num_instructions=2", "-p", "proposals=0"],
+        *["-p", "num_demo_sets=2", "-p", "minibatch=2", "-p", "calibration_inputs=2"],
+    )
+    trials = [e for e in read_events(run_dir) if e["event"] == "trial"]
+    assert {e["calibrated"] for e in trials} == {True, False}
+    result = runner.invoke(app, ["eval", "--prompt", str(tmp_path / "sst2.json"), "--json"])
+    assert json.loads(result.stdout)["score"] == pytest.approx(export["scores"]["test"]["score"])
+    # A prior that all but forbids 'positive' makes every answer 'negative': eval
+    # applies the prompt's calibration, it does not just carry it.
+    export["prompt"]["calibration"] = [0.0, 50.0]
+    forced = tmp_path / "forced.json"
+    forced.write_text(json.dumps(export))
+    result = runner.invoke(app, ["eval", "--prompt", str(forced), "--json"])
+    assert result.exit_code == 0, result.output
+    test = load_task("sst2", sizes={"dev": 4, "test": 6}).examples("test")
+    negative = sum(e.target == "negative" for e in test) / len(test)
+    assert json.loads(result.stdout)["score"] == pytest.approx(negative)

@@ -8,9 +8,10 @@ starts from, against the target model's window before the first call, and
 refuses the first one that does not fit in one line that says what to do. A
 dry run reports the same as a warning.
 
-Measured with the starting prompt: candidates add instructions or
-demonstrations, so an example that does not fit now never fits; one that fits
-now may still be pushed over by a long candidate, which this does not catch.
+Measured with the starting prompt, the one prompt known before the search: an
+oversized example is too long with any candidate, whose instruction is short
+next to it; an example that only just fits may still be pushed over by a
+candidate with a long instruction or demonstrations, which this does not catch.
 
 The window is the model config's number of positions (`max_position_embeddings`
 and its other names), which transformers models are trained up to; the
@@ -31,7 +32,7 @@ from promptopt.types import Message, Prompt
 
 WINDOW_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 """Config attributes that hold a transformers model's number of positions."""
-CHARS_PER_TOKEN_AT_MOST = 64
+HEAD_CHARS_PER_TOKEN = 64
 """A prompt longer than `room x 64` characters is first counted on that head: the
 head's tokens bound the whole's from below, so a head already over `room` proves the
 prompt too long without tokenizing the rest (a 5 MB example took 4 s whole). Only
@@ -59,7 +60,7 @@ class ContextWindow:
         from promptopt.llm.hf import render_prompt
 
         text = render_prompt(self.tokenizer, messages, None)
-        head = room * CHARS_PER_TOKEN_AT_MOST
+        head = room * HEAD_CHARS_PER_TOKEN
         if len(text) > head:
             tokens = self._count(text[:head])
             if tokens > room:

@@ -2,7 +2,9 @@
 
 On a CPU, batching is the lever (batch 32 is ~10x one-at-a-time), so requests
 are grouped by sampling settings, sorted by length to limit padding, and run in
-left-padded batches.
+left-padded batches. Within a batch, a row that hits EOS or a stop string leaves
+it (transformers' `generate` keeps computing finished rows until the longest
+ends), and a request's `n` samples share one prefill of its prompt.
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    Cache,
+    GenerationConfig,
+    LogitsProcessorList,
+    PreTrainedTokenizerBase,
+    StoppingCriteriaList,
+    StopStringCriteria,
+)
 
 from promptopt.errors import ConfigError, ModelError, PromptoptError
 from promptopt.llm.base import model_scope
@@ -222,6 +233,13 @@ class HFLLM:
         n: int,
         seed: int,
     ) -> list[Completion]:
+        """One left-padded batch of prompts, `n` samples each.
+
+        The batch, its padding and its seed are what fix each output (padding
+        moves low-order bits; samples are drawn from one seeded stream for the
+        whole batch), so `generate` forms batches exactly as it always has and
+        cached outputs stay valid.
+        """
         tok = self.tokenizer
         tok.padding_side = "left"
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -230,27 +248,22 @@ class HFLLM:
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_tokens,
             "do_sample": sampling,
-            "num_return_sequences": n,
             "pad_token_id": tok.pad_token_id,
         }
         if sampling:
             kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        if stop:
-            kwargs.update(stop_strings=list(stop), tokenizer=tok)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            out = self.model.generate(**enc, **kwargs)
-        new_tokens = out[:, enc["input_ids"].shape[1] :]
+            rows = self._decode(enc, kwargs, stop, n)
         prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
         eos = self._eos_ids()
         completions = []
         for row in range(len(prompts)):
             texts, generated = [], 0
             for sample in range(n):
-                ids = new_tokens[row * n + sample]
-                kept = _strip_after_eos(ids.tolist(), eos)
+                kept = _strip_after_eos(rows[row * n + sample], eos)
                 generated += len(kept)
                 texts.append(truncate_at_stop(tok.decode(kept, skip_special_tokens=True), stop))
             completions.append(
@@ -261,6 +274,29 @@ class HFLLM:
                 )
             )
         return completions
+
+    def _decode(
+        self, enc: Any, kwargs: dict[str, Any], stop: tuple[str, ...], n: int
+    ) -> list[list[int]]:
+        """New token ids of every row, prompt-major (prompt i's samples are rows
+        i*n to i*n+n-1), each ending at its EOS or stop string or at max_new_tokens.
+
+        transformers prepares everything (processors, stopping criteria, cache,
+        masks, positions) and `decode_dropping_finished` runs the loop. The
+        stop-string criterion is the one `stop_strings=` builds, passed ready-made:
+        generate drops its `tokenizer` argument when the loop is a callable.
+        """
+        criteria = StoppingCriteriaList()
+        if stop:
+            criteria.append(StopStringCriteria(tokenizer=self.tokenizer, stop_strings=list(stop)))
+        out = self.model.generate(
+            **enc,
+            **kwargs,
+            stopping_criteria=criteria,
+            samples=n,
+            custom_generate=decode_dropping_finished,
+        )
+        return cast(list[list[int]], out)
 
     def _eos_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
@@ -387,6 +423,98 @@ class HFLLM:
             targets = torch.tensor(ids[n_ctx:])
             values.append(float(logp[b, positions - 1, targets].sum()))
         return values
+
+
+def decode_dropping_finished(
+    model: Any,
+    input_ids: torch.Tensor,
+    logits_processor: LogitsProcessorList,
+    stopping_criteria: StoppingCriteriaList,
+    generation_config: GenerationConfig,
+    samples: int = 1,
+    **model_kwargs: Any,
+) -> list[list[int]]:
+    """transformers' sampling loop (`GenerationMixin._sample`) for
+    `generate(custom_generate=...)`, with two savings that leave every output as
+    it was:
+
+    - A row that meets a stopping criterion (EOS, a stop string) leaves the
+      batch: cache, mask and positions of the rows still running are kept, so
+      the batch shrinks instead of decoding padding to the longest row's end.
+    - The prompts are prefilled once and their cache copied to `samples` rows,
+      instead of prefilling each sample's copy of the prompt
+      (`num_return_sequences` expands the inputs before the prefill).
+
+    Samples are drawn as `torch.multinomial` draws them, from the same global
+    generator and with the same draw for the full batch at every step (one
+    exponential per row and vocabulary entry, argmax of probs / draw), so each
+    row gets the token it got before rows left. Returns the new token ids of
+    each row, prompt-major.
+    """
+    prompt_length = input_ids.shape[1]
+    model_inputs = model.prepare_inputs_for_generation(
+        input_ids, is_first_iteration=True, **model_kwargs
+    )
+    outputs = model(**model_inputs, return_dict=True)
+    model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs)
+    logits = outputs.logits[:, -1].to(copy=True, dtype=torch.float32, device=input_ids.device)
+    del outputs
+    if samples > 1:
+        input_ids = input_ids.repeat_interleave(samples, dim=0)
+        logits = logits.repeat_interleave(samples, dim=0)
+        model_kwargs = _batch_rows(model_kwargs, input_ids.shape[0] // samples, samples=samples)
+    total_rows = input_ids.shape[0]
+    live = torch.arange(total_rows, device=input_ids.device)  # batch row -> output row
+    done: list[list[int]] = [[] for _ in range(total_rows)]
+    while True:
+        scores = logits_processor(input_ids, logits)
+        if generation_config.do_sample:
+            probs = torch.nn.functional.softmax(scores, dim=-1)
+            draw = torch.empty(
+                (total_rows, probs.shape[1]), dtype=probs.dtype, device=probs.device
+            ).exponential_(1)
+            next_tokens = torch.argmax(probs / draw[live], dim=-1)
+        else:
+            next_tokens = torch.argmax(scores, dim=-1)
+        input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
+        finished = stopping_criteria(input_ids, scores)
+        if bool(finished.any()):
+            for row in finished.nonzero().flatten().tolist():
+                done[int(live[row])] = input_ids[row, prompt_length:].tolist()
+            if bool(finished.all()):
+                return done
+            keep = (~finished).nonzero().flatten()
+            input_ids, live = input_ids[keep], live[keep]
+            model_kwargs = _batch_rows(model_kwargs, len(finished), keep=keep)
+        model_inputs = model.prepare_inputs_for_generation(
+            input_ids, next_sequence_length=1, **model_kwargs
+        )
+        outputs = model(**model_inputs, return_dict=True)
+        model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs)
+        logits = outputs.logits[:, -1].to(copy=True, dtype=torch.float32, device=input_ids.device)
+        del outputs
+
+
+def _batch_rows(
+    model_kwargs: dict[str, Any],
+    rows: int,
+    *,
+    keep: torch.Tensor | None = None,
+    samples: int = 1,
+) -> dict[str, Any]:
+    """Keep the `keep` rows, or repeat each row `samples` times, in every
+    per-row input of the decoding loop (cache, mask, positions)."""
+    selected: dict[str, Any] = {}
+    for key, value in model_kwargs.items():
+        if isinstance(value, Cache):
+            if keep is not None:
+                value.batch_select_indices(keep)
+            else:
+                value.batch_repeat_interleave(samples)
+        elif isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == rows:
+            value = value[keep] if keep is not None else value.repeat_interleave(samples, dim=0)
+        selected[key] = value
+    return selected
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> str:

@@ -54,7 +54,9 @@ def test_models_list_says_which_dtype_auto_picks_here_and_why(
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     code, out = run("models", "list")
     assert "dtype auto on cpu: float32 (cpu lacks native bfloat16: float32)" in out
-    assert "torch threads 1 (OMP_NUM_THREADS=1 set by the user)" in out
+    # torch read its thread count when it was imported, before this test set the
+    # variable, so only the reason is certain here.
+    assert "(OMP_NUM_THREADS=1 set by the user)" in out
 
 
 def test_help_teaches_the_main_commands() -> None:

@@ -32,6 +32,7 @@ def test_search_and_eval_with_openai_target(
     assert export["models"]["target"] == {
         "kind": "openai",
         "model": "smollm2",
+        "server": llama_server,
         "spec": export["models"]["target"]["spec"],
     }
     assert export["models"]["target"]["spec"]["base_url"] == llama_server

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError
+from promptopt.files import read_utf8, require_writable
 from promptopt.llm.factory import ModelSpec
 from promptopt.pricing import load_prices
 from promptopt.registry import get_strategy
@@ -192,11 +193,12 @@ def load_compare(out_dir: Path) -> dict[str, Any] | None:
     path = out_dir / COMPARE_FILE
     if not path.is_file():
         return None
+    fix = "delete it (runs are kept) and rerun"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_utf8(path, "comparison", fix))
     except json.JSONDecodeError:
-        raise ConfigError(f"{path} is corrupt: delete it (runs are kept) and rerun") from None
-    if data.get("format") != FORMAT:
+        raise ConfigError(f"{path} is corrupt: {fix}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigError(f"{path} is not a promptopt comparison: pick another --out-dir")
     return data
 
@@ -468,7 +470,13 @@ def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str
     check_budget(spec.budget)
     check_requested_sizes(spec.sizes)
     load_prices(spec.prices)
-    spec.out_dir.mkdir(parents=True, exist_ok=True)
+    require_writable(spec.out_dir, "--out-dir", directory=True)
+    try:
+        spec.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create --out-dir {spec.out_dir} ({exc.strerror}): choose another --out-dir"
+        ) from None
     saved = load_compare(spec.out_dir)
     data: dict[str, Any] = {
         "format": FORMAT,

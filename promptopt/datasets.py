@@ -9,6 +9,7 @@ and what to do.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError, DataError, did_you_mean
+from promptopt.files import read_utf8
 from promptopt.types import Example
 
 TargetTransform = Callable[[str], tuple[str, str | None]]
@@ -69,31 +71,35 @@ def _require_file(path: Path) -> None:
         raise DataError(f"data file {path} not found: check the path")
 
 
+def _read_data_text(path: Path) -> str:
+    """A data file's text: one that is not UTF-8 is a DataError naming the byte and line."""
+    return read_utf8(path, "data file", error=DataError)
+
+
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"data file {path} line {number} is not valid JSON: {exc}") from exc
-            if not isinstance(record, dict):
-                raise DataError(f"data file {path} line {number} is not a JSON object")
-            yield number, record
+    for number, line in enumerate(_read_data_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"data file {path} line {number} is not valid JSON: {exc}") from exc
+        if not isinstance(record, dict):
+            raise DataError(f"data file {path} line {number} is not a JSON object")
+        yield number, record
 
 
 def _iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line or item number, record) from .jsonl, .json (a list), .csv or .tsv with a header."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-            for number, row in enumerate(reader, start=2):
-                yield number, dict(row)
+        handle = io.StringIO(_read_data_text(path), newline="")
+        reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+        for number, row in enumerate(reader, start=2):
+            yield number, dict(row)
     elif suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(_read_data_text(path))
         except json.JSONDecodeError as exc:
             raise DataError(f"data file {path} is not valid JSON: {exc}") from exc
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
@@ -208,8 +214,7 @@ def load_tsv_classification(
     path = Path(path)
     _require_file(path)
     prefix = id_prefix or path.stem
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))
+    rows = list(csv.reader(io.StringIO(_read_data_text(path), newline=""), delimiter="\t"))
     if not rows or "label" not in rows[0] or len(rows[0]) != 2:
         raise DataError(
             f"data file {path} needs a header of two tab-separated columns, "
@@ -318,7 +323,7 @@ def load_instruction_induction(
             f"{did_you_mean(adapter, list(ADAPTERS))}: choose one of {', '.join(ADAPTERS)}"
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_read_data_text(path))
         items = data["examples"]
         if not isinstance(items, dict):
             raise TypeError

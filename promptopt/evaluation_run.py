@@ -15,8 +15,9 @@ from typing import Any
 
 from promptopt.context_window import refuse_oversized, window_of, window_on_disk
 from promptopt.ensemble import evaluate_ensemble
+from promptopt.errors import ConfigError, DataError, PromptoptError
 from promptopt.evaluate import Evaluator
-from promptopt.export import read_export
+from promptopt.export import locate_recorded, read_export
 from promptopt.llm.base import describe
 from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
@@ -27,6 +28,7 @@ from promptopt.task import (
     Task,
     check_requested_sizes,
     load_task,
+    looks_like_path,
     require_examples,
     task_from_data_file,
 )
@@ -65,16 +67,18 @@ def prepare_eval(
     """
     check_requested_sizes({"test": test_size})
     export = read_export(prompt_path)
-    task_info = export.get("task", {})
+    task_info = export.get("task") or {}
     sizes = dict(task_info.get("sizes") or {})
     if test_size is not None:
         sizes["test"] = test_size
     data_seed = task_info.get("data_seed", 0)
     task_ref = task or task_info.get("ref") or task_info.get("name")
+    if task_ref is None:
+        raise ConfigError(f"{prompt_path} names no task: pass --task NAME or --task FILE.yaml")
     data_file = task_info.get("data_file")
     if task is None and data_file:
         loaded = task_from_data_file(
-            Path(data_file["path"]),
+            _recorded_file(data_file["path"], prompt_path, "data file", DataError),
             input_field=data_file["input_field"],
             target_field=data_file["target_field"],
             scorer=data_file["metric"],
@@ -82,9 +86,11 @@ def prepare_eval(
             seed=data_seed,
         )
     else:
+        if task is None and looks_like_path(task_ref):
+            task_ref = str(_recorded_file(task_ref, prompt_path, "task file", ConfigError))
         loaded = load_task(task_ref, sizes=sizes or None, seed=data_seed)
     if model is None:
-        spec = export.get("models", {}).get("target", {}).get("spec")
+        spec = ((export.get("models") or {}).get("target") or {}).get("spec")
         model = ModelSpec(**spec) if spec else ModelSpec("hf", "embedded")
     require_examples(loaded, ("test",))
     window = window_on_disk(model)
@@ -93,6 +99,22 @@ def prepare_eval(
     return PreparedEval(
         prompt_path, export, loaded, loaded.examples("test"), model, window is not None
     )
+
+
+def _recorded_file(
+    recorded: str, export_path: Path, what: str, error: type[PromptoptError]
+) -> Path:
+    """A task or data file the export names, found from any directory (`locate_recorded`)."""
+    path = locate_recorded(recorded, export_path)
+    if path.exists():
+        return path
+    looked = "" if path.is_absolute() else f" (looked in {Path.cwd()} and {export_path.parent})"
+    fixes = [] if path.is_absolute() else ["run eval from the directory the search ran in"]
+    fixes.append("put the file back")
+    if what == "task file":
+        fixes.append("pass --task with its path")
+    fix = ", ".join(fixes[:-1]) + f" or {fixes[-1]}" if len(fixes) > 1 else fixes[0]
+    raise error(f"{what} {recorded} named by {export_path} not found{looked}: {fix}")
 
 
 def exported_prompts(export: dict[str, Any]) -> list[Prompt]:
@@ -111,12 +133,12 @@ def score_prepared(
     """Score on test through the shared call cache: an unchanged rerun makes no calls."""
     reporter = reporter or SilentReporter()
     export, loaded, test = prepared.export, prepared.task, prepared.test
+    shared = open_cache(cache_root() / "calls") if use_cache else None  # corrupt: fail now
     reporter.phase(f"Loading model {prepared.model.model}")
     base = build_llm(prepared.model)
     if not prepared.window_checked and (window := window_of(base)) is not None:
         refuse_oversized(window, loaded, exported_prompts(export), ("test",), "the exported prompt")
     usage = Usage()
-    shared = open_cache(cache_root() / "calls") if use_cache else None
     llm = layered(base, usage, None, shared, None)
     started = time.perf_counter()
     extra: dict[str, Any] = {}
@@ -130,7 +152,7 @@ def score_prepared(
         scored = evaluate_ensemble(Evaluator(llm, loaded), ensemble, test, reporter.advance)
         result = scored.result
         members = scored.to_dict()["members"]
-        exported_members = export.get("scores", {}).get("members_test") or []
+        exported_members = (export.get("scores") or {}).get("members_test") or []
         for row, before in zip(members, exported_members, strict=False):
             row["exported_score"] = before.get("score")
         extra = {"kind": "ensemble", "members": members}
@@ -143,7 +165,7 @@ def score_prepared(
         "task": loaded.name,
         "score": result.score,
         "n": result.n,
-        "exported_score": export.get("scores", {}).get("test", {}).get("score"),
+        "exported_score": ((export.get("scores") or {}).get("test") or {}).get("score"),
         "model": describe(base),
         "usage": usage.to_dict(),
         "seconds": round(time.perf_counter() - started, 2),

@@ -17,7 +17,8 @@ from promptopt.context_window import refuse_oversized, window_of, window_on_disk
 from promptopt.ensemble import EnsembleResult, evaluate_ensemble
 from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.evaluate import Evaluator
-from promptopt.export import ensemble_export, prompt_export
+from promptopt.export import ensemble_export, prompt_export, recorded_task
+from promptopt.files import require_writable
 from promptopt.llm.base import LLM, describe
 from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
@@ -181,6 +182,14 @@ def check_budget(budget: Budget) -> None:
         )
 
 
+def check_outputs(run_dir: Path, out: str | None, *, resume: bool = False) -> None:
+    """The run directory and the export can be written: found out only when the
+    result was written, after the whole search, this cost every model call of it."""
+    require_writable(run_dir, "--resume" if resume else "--run-dir", directory=True)
+    if out is not None:
+        require_writable(Path(out), "--out")
+
+
 def check_search_inputs(spec: SearchSpec, task: Task, start: Prompt) -> bool:
     """Every split holds examples, and each example fits the target's context window
     with the starting prompt, if that window can be read from disk without loading
@@ -291,21 +300,28 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
     strategy = get_strategy(spec.strategy)
     config = build_config(strategy.Config, spec.params)
     spec.check()
+    run_dir = spec.run_dir or default_run_dir(spec.task, spec.strategy)
+    check_outputs(run_dir, spec.out, resume=spec.resume)
     load_prices(spec.prices)  # a broken price table fails now, not after the search
     task = spec.load_task()
     start = spec.resolve_start(task)
     window_checked = check_search_inputs(spec, task, start)
-    run_dir = spec.run_dir or default_run_dir(spec.task, spec.strategy)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create --run-dir {run_dir} ({exc.strerror}): choose another --run-dir"
+        ) from None
     store = RunStore(run_dir, spec.run_config(config), resume=spec.resume)
     try:
+        # A corrupt cache or journal fails here, before any model is loaded.
+        shared = open_cache(cache_root() / "calls") if spec.use_cache else None
+        journal = store.journal()
         reporter.phase(f"Loading models ({spec.target.model}, {spec.proposer.model})")
         target_base = build_llm(spec.target)
         if not window_checked and (window := window_of(target_base)) is not None:
             refuse_oversized(window, task, [start], SEARCH_SPLITS)  # before any call
         proposer_base = build_llm(spec.proposer)
-        shared = open_cache(cache_root() / "calls") if spec.use_cache else None
-        journal = store.journal()
 
         ctx, target_usage = search_context(
             spec, task, store, target_base, proposer_base, shared, journal, reporter
@@ -337,12 +353,13 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
             },
         )
 
+        task_ref, data_file = recorded_task(spec.task, spec.data_file)
         fields: dict[str, Any] = dict(
             task=task,
-            task_ref=spec.task,
+            task_ref=task_ref,
             sizes=spec.sizes,
             data_seed=spec.data_seed,
-            data_file=spec.data_file,
+            data_file=data_file,
             baseline_test=baseline_test,
             models={
                 "target": {**describe(target_base), "spec": spec.target.to_dict()},

@@ -17,13 +17,15 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import diskcache
 
 from promptopt.errors import ConfigError
-from promptopt.llm.cache import open_cache
+from promptopt.files import read_utf8
+from promptopt.llm.cache import open_cache, run_cache_role
 from promptopt.types import Usage
 
 RESUME_KEYS = (
@@ -64,7 +66,7 @@ class RunStore:
                     f"{run_dir} is not a promptopt run directory (no config.json): "
                     "pass the folder a search printed as its run directory"
                 )
-            saved = json.loads(config_path.read_text(encoding="utf-8"))
+            saved = load_run_config(run_dir)
             for key in RESUME_KEYS:
                 if saved.get(key) != config.get(key):
                     raise ConfigError(
@@ -82,11 +84,13 @@ class RunStore:
         self.event("resumed" if resume else "started")
 
     def journal(self) -> diskcache.Cache:
-        return open_cache(self.run_dir / "calls")
+        directory = self.run_dir / "calls"
+        return open_cache(directory, run_cache_role(directory))
 
     def aux_cache(self, name: str) -> diskcache.Cache:
         """A strategy's own memo inside the run (e.g. InstructZero's writer outputs)."""
-        return open_cache(self.run_dir / name)
+        directory = self.run_dir / name
+        return open_cache(directory, run_cache_role(directory, f"run's {name} memo"))
 
     def event(self, kind: str, **data: Any) -> None:
         record: dict[str, Any] = {"t": round(time.time(), 3), "event": kind}
@@ -114,21 +118,63 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} is not a promptopt run directory (no config.json): "
             "pass the folder a search printed as its run directory"
         )
+    text = read_utf8(path, "run configuration", "start a new run")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(text)
     except json.JSONDecodeError:
         raise ConfigError(f"{path} is corrupt: start a new run") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} is corrupt (not a JSON object): start a new run")
+    return config
+
+
+@dataclass
+class EventLog:
+    """A run's events, and the lines of events.jsonl that could not be read."""
+
+    events: list[dict[str, Any]]
+    unreadable: list[int]
+    """1-based line numbers: not UTF-8, not JSON, or not an event object."""
+
+    def describe(self, path: Path) -> str:
+        """One line for a warning or a report note; empty when every line was read."""
+        if not self.unreadable:
+            return ""
+        lines = ", ".join(map(str, self.unreadable[:5])) + (
+            ", ..." if len(self.unreadable) > 5 else ""
+        )
+        return (
+            f"skipped {len(self.unreadable)} unreadable line(s) of {path} (line {lines}; "
+            "a process killed mid-write leaves one torn line): the other events are used"
+        )
+
+
+def load_events(run_dir: Path) -> EventLog:
+    """Every readable event of a run. events.jsonl is only appended to, so a killed
+    process leaves at most a torn line, but a damaged file (bad bytes, a garbled
+    line) must not cost the report the rest of the run: such lines are skipped and
+    listed, never an error."""
+    path = run_dir / "events.jsonl"
+    try:
+        data = path.read_bytes() if path.is_file() else b""
+    except OSError:
+        data = b""
+    log = EventLog(events=[], unreadable=[])
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("event"), str):
+            log.events.append(record)
+        else:
+            log.unreadable.append(number)
+    return log
 
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:
-    """Events of a run; a torn last line from a killed process is skipped."""
-    events = []
-    path = run_dir / "events.jsonl"
-    if not path.is_file():
-        return events
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return events
+    """Events of a run; unreadable lines (a torn last line from a killed process, a
+    garbled one) are skipped (`load_events` lists them)."""
+    return load_events(run_dir).events

@@ -22,6 +22,7 @@ import yaml
 
 from promptopt import datasets
 from promptopt.errors import ConfigError, DataError, did_you_mean
+from promptopt.files import read_utf8
 from promptopt.paths import builtin_tasks_dir
 from promptopt.paths import data_dir as default_data_dir
 from promptopt.scoring import Scorer, get_scorer
@@ -538,12 +539,9 @@ def _build_task(
 
 
 def _read_task_file(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"task file {path} not found: check the path") from exc
-    except OSError as exc:
-        raise ConfigError(f"task file {path} cannot be read: {exc.strerror}") from exc
+    if not path.exists():
+        raise ConfigError(f"task file {path} not found: check the path")
+    text = read_utf8(path, "task file")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -567,7 +565,8 @@ def list_tasks() -> list[tuple[str, str]]:
     return tasks
 
 
-def _looks_like_path(name_or_path: str) -> bool:
+def looks_like_path(name_or_path: str) -> bool:
+    """Whether `--task` names a YAML file rather than a built-in task."""
     return name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path or "/" in name_or_path
 
 
@@ -585,7 +584,7 @@ def load_task(
     (e.g. "16-13"). Missing data files raise `DataError` right away.
     """
     text = str(name_or_path)
-    if isinstance(name_or_path, Path) or _looks_like_path(text):
+    if isinstance(name_or_path, Path) or looks_like_path(text):
         path, builtin = Path(text).expanduser(), False
     else:
         files = _builtin_files()

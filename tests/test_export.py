@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from promptopt.errors import ConfigError
-from promptopt.export import FORMAT, read_export
+from promptopt.export import FORMAT, locate_recorded, read_export, recorded_task
 from promptopt.types import Example, Prompt
 
 
@@ -42,3 +42,28 @@ def test_bad_exports(tmp_path: Path, content: object, message: str) -> None:
     path.write_text(json.dumps(content))
     with pytest.raises(ConfigError, match=message):
         read_export(path)
+
+
+def test_exports_record_task_and_data_paths_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert recorded_task("antonyms", None) == ("antonyms", None)
+    assert recorded_task("tasks/mine.yaml", None) == (str(tmp_path / "tasks/mine.yaml"), None)
+    data_file = {"path": "d.jsonl", "input_field": "q", "target_field": "a", "metric": "exact"}
+    ref, recorded = recorded_task("d.jsonl", data_file)
+    assert ref == str(tmp_path / "d.jsonl") and recorded == {**data_file, "path": ref}
+    assert data_file["path"] == "d.jsonl"  # the search's own spec is left alone
+
+
+def test_an_old_relative_path_is_found_beside_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project" / "tasks").mkdir(parents=True)
+    (tmp_path / "project" / "tasks" / "mine.yaml").write_text("name: mine\n")
+    export = tmp_path / "project" / "best.json"
+    monkeypatch.chdir(tmp_path)
+    assert locate_recorded("tasks/mine.yaml", export) == tmp_path / "project/tasks/mine.yaml"
+    assert locate_recorded("tasks/gone.yaml", export) == Path("tasks/gone.yaml")
+    monkeypatch.chdir(tmp_path / "project")  # as recorded, from where the search ran
+    assert locate_recorded("tasks/mine.yaml", export) == Path("tasks/mine.yaml")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from promptopt.errors import ConfigError
-from promptopt.store import RunStore, load_run_config, read_events
+from promptopt.store import RunStore, load_events, load_run_config, read_events
 
 CONFIG = {"task": "antonyms", "strategy": "ape", "params": {}, "seed": 0, "sizes": {}}
 
@@ -43,3 +43,22 @@ def test_resume_checks_the_config(tmp_path: Path) -> None:
         RunStore(tmp_path / "run", {**CONFIG, "seed": 1}, resume=True)
     with pytest.raises(ConfigError, match="not a promptopt run directory"):
         RunStore(tmp_path / "elsewhere", CONFIG, resume=True)
+
+
+def test_garbled_event_lines_are_skipped_and_listed(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", CONFIG)
+    store.event("scored", score=1.0)
+    store.close()
+    with (tmp_path / "run" / "events.jsonl").open("ab") as handle:
+        handle.write(b'\xff{"event": "x"}\n[1, 2]\n{"no_event": 1}\n{"event": "later"}\n')
+    log = load_events(tmp_path / "run")
+    assert [e["event"] for e in log.events] == ["started", "scored", "later"]
+    assert log.unreadable == [3, 4, 5]
+    assert "skipped 3 unreadable line(s)" in log.describe(Path("events.jsonl"))
+
+
+def test_a_run_config_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    RunStore(tmp_path / "run", CONFIG).close()
+    (tmp_path / "run" / "config.json").write_bytes(b'{"task": "\xff"}')
+    with pytest.raises(ConfigError, match="not UTF-8 text .*: start a new run"):
+        load_run_config(tmp_path / "run")

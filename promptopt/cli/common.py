@@ -187,12 +187,21 @@ ReportOpt = Annotated[
 
 
 def write_report_after(path: Path) -> None:
-    """The report closes a search or compare; its failure must not lose their results."""
+    """The report closes a search or compare whose results are already written, so
+    no failure of it may turn their success into a traceback and exit 1: it is a
+    warning with the command that retries it."""
     from promptopt.report import write_report
 
     try:
         html = write_report(path)
-    except PromptoptError as error:
-        err_console.print(f"[yellow]no report written: {error}[/]", soft_wrap=True)
+    except Exception as error:  # any: see the docstring
+        detail = str(error) if isinstance(error, PromptoptError) else repr(error)
+        err_console.print(
+            f"no report written ({detail}): the results above are saved; "
+            f"retry with `promptopt report {path}`",
+            style="yellow",
+            markup=False,
+            soft_wrap=True,
+        )
         return
     console.print(f"Report: {html}", soft_wrap=True)

@@ -202,11 +202,14 @@ def _code_eval(
     return {**report, "kind": "code", "prompt_file": None, "examples": examples}
 
 
-def _check_outputs(*paths: Path | None) -> None:
-    """Fail before the model runs, not after, when a report could not be written."""
-    for path in paths:
-        if path is not None and path.is_dir():
-            raise ConfigError(f"{path} is a directory: give a file name for the report")
+def _check_outputs(**paths: Path | None) -> None:
+    """Fail before the model runs, not after, when a report could not be written
+    (a directory, a path under a regular file, a folder nobody may write to)."""
+    from promptopt.files import require_writable
+
+    for option, path in paths.items():
+        if path is not None:
+            require_writable(path, "--" + option.replace("_", "-"))
 
 
 def eval_command(
@@ -326,7 +329,7 @@ def eval_command(
             raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}: e.g. --alpha 0.05")
         check_requested_sizes({"test": test_size})
         min_scores = gate.parse_min_scores(min_score)
-        _check_outputs(json_out, junit_out, markdown_out)
+        _check_outputs(json_out=json_out, junit_out=junit_out, markdown_out=markdown_out)
         model_spec = (
             parse_model_spec(
                 model,

@@ -104,18 +104,32 @@ def cache_stats() -> None:
     from promptopt.paths import cache_root
 
     path = cache_root() / "calls"
-    cache = open_cache(path)
-    console.print(f"cache {path}: {len(cache)} entries, {cache.volume() / 1e6:.1f} MB")
+    try:
+        cache = open_cache(path)
+        console.print(f"cache {path}: {len(cache)} entries, {cache.volume() / 1e6:.1f} MB")
+    except PromptoptError as error:
+        raise fail(error) from None
 
 
 def cache_clear() -> None:
-    """Delete every cached model call (converted models are kept)."""
-    from promptopt.llm.cache import open_cache
+    """Delete every cached model call (converted models are kept).
+
+    A corrupt cache database cannot clear itself, and clearing is the fix every
+    corrupt-cache error names, so then its folder is removed instead.
+    """
+    from promptopt.llm.cache import CacheUnusable, discard_cache, open_cache
     from promptopt.paths import cache_root
 
     path = cache_root() / "calls"
-    cache = open_cache(path)
-    removed = cache.clear()
+    try:
+        cache = open_cache(path)
+        removed = cache.clear()
+    except CacheUnusable as error:
+        if not error.corrupt:
+            raise fail(error) from None
+        discard_cache(path)
+        console.print(f"removed the corrupt cache {path}; converted models are kept")
+        return
     console.print(f"removed {removed} entries from {path}")
 
 

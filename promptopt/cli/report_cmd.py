@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from promptopt.cli.common import console, fail
+from promptopt.cli.common import console, fail, setup_logging
 from promptopt.errors import PromptoptError
 
 
@@ -42,6 +42,7 @@ def report(
     """
     from promptopt.report import write_report
 
+    setup_logging()  # warnings, e.g. unreadable lines of events.jsonl that were skipped
     try:
         written = write_report(path, out)
     except PromptoptError as error:

@@ -121,7 +121,6 @@ def search(
     estimated cost (API models) a search would use, e.g.
     promptopt search --task antonyms --model openai:gpt-4o-mini --budget 200 --dry-run
     """
-    from promptopt.export import write_export
     from promptopt.llm.factory import parse_model_spec
     from promptopt.search import SearchSpec, run_search
     from promptopt.store import load_run_config
@@ -174,12 +173,27 @@ def search(
         with RichReporter() as reporter:
             export = run_search(spec, reporter)
         if out is not None:
-            write_export(out, export)
+            _write_out(out, export)
     except PromptoptError as error:
         raise fail(error) from None
     _print_search_summary(export, out)
     if report:
         write_report_after(Path(export["run_dir"]))
+
+
+def _write_out(out: Path, export: dict[str, Any]) -> None:
+    """`--out` was checked before the search; should it fail anyway (disk full, a
+    permission changed), the result is not lost: the run directory holds it."""
+    from promptopt.export import write_export
+
+    try:
+        write_export(out, export)
+    except OSError as exc:
+        saved = Path(export["run_dir"]) / "result.json"
+        raise ConfigError(
+            f"cannot write --out {out} ({exc.strerror or exc}): the export is saved as "
+            f"{saved}; copy it from there"
+        ) from None
 
 
 def _refuse_code_task(task: str | None) -> None:

@@ -10,12 +10,16 @@ that is neither kind of folder is an error.
 from __future__ import annotations
 
 import json
+import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError
-from promptopt.store import read_events
+from promptopt.store import load_events
+
+logger = logging.getLogger(__name__)
 
 COMPARE_FILE = "compare.json"
 COMPARE_FORMAT = "promptopt.compare"
@@ -89,7 +93,12 @@ def load_run(path: Path) -> RunData:
     if examples is not None and not _valid_examples(examples):
         notes.append(f"{TEST_EXAMPLES_FILE} is not in the expected shape; it was ignored.")
         examples = None
-    candidates, skipped = _candidate_points(read_events(path))
+    log = load_events(path)
+    if log.unreadable:
+        note = log.describe(path / "events.jsonl")
+        logger.warning("warning: %s", note)
+        notes.append(note[0].upper() + note[1:] + ".")
+    candidates, skipped = _candidate_points(log.events)
     if skipped:
         notes.append(f"{skipped} candidate event(s) carry no call count and are not plotted.")
     return RunData(
@@ -142,7 +151,7 @@ def _candidate_points(events: list[dict[str, Any]]) -> tuple[list[CandidatePoint
             continue
         calls = event.get("calls")
         score = event.get("dev_score")
-        if not isinstance(calls, int | float) or not isinstance(score, int | float):
+        if not _finite(calls) or not _finite(score):
             skipped += 1
             continue
         points.append(
@@ -175,10 +184,13 @@ def _valid_examples(data: Any) -> bool:
     )
 
 
+def _finite(value: Any) -> bool:
+    """A number JSON can hold that int() and float() take (not NaN, not Infinity)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _number(value: Any, default: float) -> float:
-    return (
-        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
-    )
+    return float(value) if _finite(value) else default
 
 
 def _get(data: dict[str, Any] | None, *keys: str) -> Any:

@@ -1,10 +1,21 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
+import diskcache
+import pytest
+
 from promptopt.llm.base import describe, model_scope
-from promptopt.llm.cache import CachedLLM, cache_key, open_cache
+from promptopt.llm.cache import (
+    SHARED_CACHE,
+    CachedLLM,
+    CacheUnusable,
+    cache_key,
+    open_cache,
+    unusable,
+)
 from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.openai_compat import OpenAICompatLLM
 from promptopt.types import GenerationRequest, LogprobRequest, Usage
@@ -191,3 +202,32 @@ def test_server_scope_and_exports_never_carry_credentials() -> None:
     assert llm.cache_scope == {"server": "http://127.0.0.1:9/v1"}
     assert describe(llm)["server"] == "http://127.0.0.1:9/v1"
     assert "SECRET" not in repr(describe(llm))
+
+
+def test_a_failure_inside_a_cache_in_use_is_one_line_and_deletes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Damage found after opening (a page read mid-search) is the same one-line error."""
+    fake, usage = ScriptedLLM(echo), Usage()
+    llm = stack(tmp_path, fake, usage)
+    llm.generate([GenerationRequest.chat("a")])
+
+    def damaged(*args: object, **kwargs: object) -> None:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(diskcache.Cache, "get", damaged)
+    with pytest.raises(CacheUnusable, match=r"call cache at .* is corrupt or truncated \(data"):
+        llm.generate([GenerationRequest.chat("b")])
+    monkeypatch.undo()
+    assert len(llm.cache) == 1 and fake.generate_calls == 1
+
+
+def test_an_unwritable_cache_is_not_called_corrupt(tmp_path: Path) -> None:
+    error = unusable(
+        tmp_path, SHARED_CACHE, sqlite3.OperationalError("attempt to write a readonly database")
+    )
+    assert not error.corrupt and "cannot be used (attempt to write a readonly" in str(error)
+    assert "set PROMPTOPT_CACHE_DIR to another folder, or pass --no-cache" in str(error)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CacheUnusable, match="cannot be used"):
+        open_cache(tmp_path / "file" / "calls")

@@ -33,6 +33,11 @@ class ModelSpec:
     batch_size: int = 16
     max_concurrency: int = 8
 
+    def __repr__(self) -> str:
+        """Without a credential in the base URL, wherever a spec ends up printed."""
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"ModelSpec({fields})"
+
     def to_dict(self) -> dict[str, Any]:
         """What a run records: no credentials (base URLs are stripped of them)."""
         data = asdict(self)

@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
 import openai
 
 from promptopt.errors import ModelError
-from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS, model_scope
+from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS, model_scope, public_url
 from promptopt.types import Completion, GenerationRequest, LogprobRequest, Message
 
 ChatTemplateFn = Callable[[tuple[Message, ...]], str]
@@ -213,14 +214,36 @@ class OpenAICompatLLM:
         self._client = self._make_client()
 
     def __repr__(self) -> str:
-        return (
-            f"OpenAICompatLLM(model={self.model_id!r}, base_url={self.base_url!r}, "
-            f"api={self.api!r})"
-        )
+        base_url = public_url(self.base_url) if self.base_url else None
+        return f"OpenAICompatLLM(model={self.model_id!r}, base_url={base_url!r}, api={self.api!r})"
 
     @property
     def _where(self) -> str:
-        return self.base_url or "the OpenAI API"
+        """The server, as every message names it: without a credential in the URL."""
+        return public_url(self.base_url) if self.base_url else "the OpenAI API"
+
+    def _scrub(self, text: str) -> str:
+        """`text` (a server's or the SDK's message) without the URL's credential."""
+        if self.base_url and self.base_url != public_url(self.base_url):
+            text = text.replace(self.base_url, public_url(self.base_url))
+            userinfo = self.base_url.partition("://")[2].partition("@")[0]
+            for secret in {userinfo, userinfo.partition(":")[2]} - {""}:
+                text = text.replace(secret, "***")
+        return text
+
+    @contextmanager
+    def _reading(self, endpoint: str) -> Iterator[None]:
+        """Interpret a response: one the SDK parsed into the wrong shape (a server
+        that answers 200 with something other than the OpenAI schema) is a
+        ModelError, not an AttributeError from deep in the parsing."""
+        try:
+            yield
+        except (AttributeError, TypeError, IndexError, KeyError, ValueError) as exc:
+            raise ModelError(
+                f"the model server at {self._where} sent a {endpoint} response that is not "
+                f"in the OpenAI format ({self._scrub(_one_line(exc, 120))}): check that "
+                "--base-url points at an OpenAI-compatible API (usually ending in /v1)"
+            ) from None
 
     # -- protocol -------------------------------------------------------------
 
@@ -272,14 +295,19 @@ class OpenAICompatLLM:
         if prompt_text is None:
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
             response = self._call(self._client.chat.completions.create, messages=messages, **params)
-            text = (response.choices[0].message.content or "") if response.choices else ""
+            with self._reading("chat completion"):
+                text = (response.choices[0].message.content or "") if response.choices else ""
         else:
             response = self._call(self._client.completions.create, prompt=prompt_text, **params)
-            text = (response.choices[0].text or "") if response.choices else ""
-        usage = getattr(response, "usage", None)
-        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        return _cut_at_stop(text, request.stop), prompt_tokens, completion_tokens
+            with self._reading("completion"):
+                text = (response.choices[0].text or "") if response.choices else ""
+        with self._reading("completion"):
+            usage = getattr(response, "usage", None)
+            prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+            completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+            if not isinstance(text, str):
+                raise TypeError(f"the reply text is {type(text).__name__}, not a string")
+            return _cut_at_stop(text, request.stop), prompt_tokens, completion_tokens
 
     def _first_token_scores(self, request: LogprobRequest) -> list[float]:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
@@ -292,10 +320,11 @@ class OpenAICompatLLM:
             logprobs=True,
             top_logprobs=TOP_LOGPROBS,
         )
-        choice = response.choices[0] if response.choices else None
-        content = getattr(getattr(choice, "logprobs", None), "content", None) or []
-        listed = (getattr(content[0], "top_logprobs", None) or []) if content else []
-        top = [(str(t.token), float(t.logprob)) for t in listed]
+        with self._reading("chat completion"):
+            choice = response.choices[0] if response.choices else None
+            content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+            listed = (getattr(content[0], "top_logprobs", None) or []) if content else []
+            top = [(str(t.token), float(t.logprob)) for t in listed]
         if not top:
             raise ModelError(
                 f"the server at {self._where} returned no top log-probabilities for "
@@ -326,11 +355,13 @@ class OpenAICompatLLM:
             max_tokens=1,  # 0 means "unlimited" on llama.cpp; the generated token is skipped
             temperature=0.0,
         )
-        choice = response.choices[0] if response.choices else None
-        logprobs = getattr(choice, "logprobs", None)
-        token_logprobs = list(getattr(logprobs, "token_logprobs", None) or [])
-        tokens = list(getattr(logprobs, "tokens", None) or [])
-        offsets = list(getattr(logprobs, "text_offset", None) or [])
+        with self._reading("completion"):
+            choice = response.choices[0] if response.choices else None
+            logprobs = getattr(choice, "logprobs", None)
+            token_logprobs = list(getattr(logprobs, "token_logprobs", None) or [])
+            tokens = [str(t) for t in getattr(logprobs, "tokens", None) or []]
+            offsets = [int(o) for o in getattr(logprobs, "text_offset", None) or []]
+            echoed = str(getattr(choice, "text", None) or "")
         if not token_logprobs:
             raise ModelError(
                 f"the server at {self._where} returned no prompt log-probabilities for "
@@ -338,10 +369,9 @@ class OpenAICompatLLM:
             )
         if not offsets:
             offsets = _offsets_from_tokens(tokens)
-        start, end = self._continuation_window(
-            getattr(choice, "text", None) or "", prompt, continuation, tokens, offsets
-        )
-        score = sum_continuation_logprobs(token_logprobs, offsets, start, end)
+        start, end = self._continuation_window(echoed, prompt, continuation, tokens, offsets)
+        with self._reading("completion"):
+            score = sum_continuation_logprobs(token_logprobs, offsets, start, end)
         if math.isnan(score):
             raise ModelError(f"the server at {self._where} returned NaN log-probabilities")
         return score
@@ -396,9 +426,30 @@ class OpenAICompatLLM:
                 raise
 
     def _call(self, create: Callable[..., Any], **params: Any) -> Any:
-        """One API call (the SDK retries with backoff); SDK errors become ModelError."""
+        """One API call (the SDK retries with backoff); SDK errors, a body that is not
+        JSON and one that is not an object become ModelError, without credentials."""
+        try:
+            response = self._create(create, **params)
+        except ModelError as exc:
+            raise ModelError(self._scrub(str(exc))) from exc.__cause__
+        if isinstance(response, str | bytes) or not hasattr(response, "choices"):
+            # The SDK hands back the body as text when it is not JSON.
+            raise ModelError(
+                f"the model server at {self._where} answered with something other than an "
+                f"OpenAI JSON response ({self._scrub(_one_line(response, 80))}): check that "
+                "--base-url points at an OpenAI-compatible API (usually ending in /v1)"
+            )
+        return response
+
+    def _create(self, create: Callable[..., Any], **params: Any) -> Any:
         try:
             return create(**params)
+        except ValueError as exc:  # json.JSONDecodeError: a body that claims JSON but is not
+            raise ModelError(
+                f"the model server at {self._where} sent a response that cannot be parsed "
+                f"as JSON ({_one_line(exc, 120)}): check that --base-url points at an "
+                "OpenAI-compatible API (usually ending in /v1)"
+            ) from exc
         except openai.APITimeoutError as exc:
             raise ModelError(
                 f"the model server at {self._where} did not answer within {self.timeout:g} s "

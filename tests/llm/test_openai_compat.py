@@ -387,3 +387,12 @@ def test_many_requests_come_back_in_order(llm: OpenAICompatLLM) -> None:
     assert together == one_by_one
     assert len(set(together)) == len(requests)  # distinct answers, so order is visible
     assert together[0].strip() == "13" and together[-1].strip() == "63"
+
+
+def test_a_credential_in_the_base_url_is_never_shown() -> None:
+    secret = "sk-CANARY-77"
+    llm = OpenAICompatLLM("m", base_url=f"http://user:{secret}@127.0.0.1:9/v1")
+    assert secret not in repr(llm) and "http://127.0.0.1:9/v1" in repr(llm)
+    assert llm._where == "http://127.0.0.1:9/v1"
+    leaked = f"GET http://user:{secret}@127.0.0.1:9/v1/models failed; auth user:{secret}"
+    assert secret not in llm._scrub(leaked) and "http://127.0.0.1:9/v1/models" in llm._scrub(leaked)

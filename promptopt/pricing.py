@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from promptopt.errors import ConfigError
+from promptopt.files import read_utf8
 
 PRICES_ENV = "PROMPTOPT_PRICES"
 LOCAL_BACKENDS = ("hf",)
@@ -84,7 +85,7 @@ def load_prices(extra: Path | str | None = None) -> PriceTable:
                 f"price table {path} not found: pass an existing YAML file to --prices "
                 f"or {PRICES_ENV}"
             )
-        more = _read_table(path, path.read_text(encoding="utf-8"))
+        more = _read_table(path, read_utf8(path, "price table"))
         table.models.update(more.models)
         table.sources.append(str(path))
         table.read_on = more.read_on or table.read_on

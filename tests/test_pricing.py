@@ -62,3 +62,12 @@ def test_bad_tables_are_config_errors(tmp_path: Path, text: str, message: str) -
         load_prices(path)
     with pytest.raises(ConfigError, match="not found"):
         load_prices(tmp_path / "missing.yaml")
+
+
+def test_a_price_table_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_bytes(b"models:\n  openai:caf\xe9: {input: 1, output: 2}\n")
+    with pytest.raises(
+        ConfigError, match=r"price table .* is not UTF-8 text \(byte 0xe9 on line 2"
+    ):
+        load_prices(path)

@@ -468,7 +468,7 @@ def test_ensemble_export_round_trips_and_old_exports_still_read(tmp_path: Path) 
         read_export(odd)
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({"format": FORMAT, "kind": "ensemble", "ensemble": {}}))
-    with pytest.raises(ConfigError, match="ensemble must be an object with a \"members\" list"):
+    with pytest.raises(ConfigError, match='ensemble must be an object with a "members" list'):
         read_export(broken)
 
 

@@ -29,7 +29,7 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def llm() -> HFLLM:
-    return HFLLM(batch_size=4)
+    return HFLLM(batch_size=8)
 
 
 def plain_generate_decode(
@@ -113,8 +113,8 @@ def test_sampled_outputs_are_unchanged_and_samples_share_the_prefill(
     new, old, new_rows, old_rows = run_both(llm, requests, monkeypatch)
     same_outputs(new, old)
     assert any(len(set(c.texts)) > 1 for c in new)  # really sampled
-    # batch_size 4 // n=3: one request per batch, prefilled once rather than 3 times.
-    assert new_rows[0] == 1 and old_rows[0] == 3
+    # batch_size 8 // n=3: two requests per batch, each prefilled once rather than 3 times.
+    assert new_rows[0] == 2 and old_rows[0] == 6
 
 
 def test_reproducible_from_seed_whatever_else_is_decoded(llm: HFLLM) -> None:

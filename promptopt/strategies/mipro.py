@@ -260,8 +260,11 @@ class Trials:
             self.ctx.store.event("bo_failed", trial=trial, error=str(failure))
             return pool[self.rng.randrange(len(pool))], "explore"
 
+    def _uncalibrated(self, pair: choice_bo.Pair) -> Prompt:
+        return self.ctx.task.prompt(self.instructions[pair[0]], self.demo_sets[pair[1]].demos)
+
     def prompt(self, pair: choice_bo.Pair) -> Prompt:
-        base = self.ctx.task.prompt(self.instructions[pair[0]], self.demo_sets[pair[1]].demos)
+        base = self._uncalibrated(pair)
         if self._calibrated(pair):
             return replace(base, calibration=self.priors[(pair[0], pair[1])])
         return base
@@ -284,8 +287,7 @@ class Trials:
             inputs = [e for e in self.calibration_pool if e not in demos]
             inputs = inputs[: self.config.calibration_inputs]
             self.ctx.reporter.phase(f"Calibrating on {len(inputs)} train inputs", total=None)
-            base = self.ctx.task.prompt(self.instructions[pair[0]], self.demo_sets[pair[1]].demos)
-            self.priors[key] = label_prior(self.ctx.evaluator, base, inputs)
+            self.priors[key] = label_prior(self.ctx.evaluator, self._uncalibrated(pair), inputs)
         return [key + (0,), key + (1,)]
 
     def score(

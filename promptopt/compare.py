@@ -44,6 +44,7 @@ from promptopt.search import (
 from promptopt.stats import compare_paired
 from promptopt.store import load_run_config, write_json_atomic
 from promptopt.strategies.base import Reporter, SilentReporter, build_config
+from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 from promptopt.task import check_requested_sizes
 from promptopt.types import Budget
 
@@ -61,6 +62,7 @@ FIXED_SETTINGS = (
     "proposer",
     "start",
     "demo_format",
+    "demo_sets",
 )
 """What must match for a later compare in the same DIR (params are checked per strategy).
 Seeds may grow: `--seeds 5` after `--seeds 3` runs seeds 3 and 4 of the strategies given."""
@@ -84,6 +86,7 @@ class CompareSpec:
     start: str | None = None
     """`--start` for every run: an export, a text file or an instruction."""
     demo_format: str | None = None
+    demo_sets: int = DEFAULT_DEMO_SETS
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -95,6 +98,7 @@ class CompareSpec:
             "use_cache": self.use_cache,
             "start": self.start,
             "demo_format": self.demo_format,
+            "demo_sets": self.demo_sets,
         }
 
     def search_spec(self, strategy: str, seed: int, run_dir: Path) -> SearchSpec:
@@ -114,6 +118,7 @@ class CompareSpec:
             prices=self.prices,
             start=self.start,
             demo_format=self.demo_format,
+            demo_sets=self.demo_sets,
         )
 
 
@@ -152,6 +157,8 @@ def _fixed(data: dict[str, Any]) -> dict[str, Any]:
         **{k: settings.get(k) for k in ("sizes", "data_seed", "target", "proposer")},
         "start": settings.get("start"),
         "demo_format": settings.get("demo_format"),
+        # Compares saved before the demonstration stage existed ran without it.
+        "demo_sets": settings.get("demo_sets", 0),
     }
 
 
@@ -164,6 +171,7 @@ OPTION_OF = {
     "proposer": "--proposer",
     "start": "--start",
     "demo_format": "--demo-format",
+    "demo_sets": "--demo-sets",
 }
 
 

@@ -284,7 +284,7 @@ def _simulate(
             usage, eval_usage = ctx.usage, Usage()
             ctx.start = spec.resolve_start(task)
             try:
-                result, choice = search_from_start(ctx, strategy, config)
+                result, choice = search_from_start(ctx, strategy, config, spec.demo_sets)
             except BudgetExhausted as stop:
                 notes.append(f"{stop}; the real search would exit 5")
                 result = None

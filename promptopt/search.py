@@ -35,6 +35,7 @@ from promptopt.strategies.base import (
     SilentReporter,
     build_config,
 )
+from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS, add_demonstrations, reserve
 from promptopt.task import (
     Split,
     Task,
@@ -74,6 +75,10 @@ class SearchSpec:
     start_source: str = "task baseline"
     demo_format: str | None = None
     """How demonstrations reach the model; None = the task's own setting."""
+    demo_sets: int = DEFAULT_DEMO_SETS
+    """Demonstration sets tried with the best instructions of a strategy that only
+    writes instructions (`strategies.demo_stage`); 0 = the instructions alone. A run
+    config without the key was started before the stage existed: 0."""
 
     @classmethod
     def from_run_config(cls, config: dict[str, Any], run_dir: Path) -> SearchSpec:
@@ -99,6 +104,7 @@ class SearchSpec:
             start_prompt=config.get("start_prompt"),
             start_source=config.get("start_source", "task baseline"),
             demo_format=config.get("demo_format"),
+            demo_sets=config.get("demo_sets", 0),
         )
 
     def check(self) -> None:
@@ -106,6 +112,11 @@ class SearchSpec:
         read: a budget below one call or token, a split asked to hold no examples."""
         check_budget(self.budget)
         check_requested_sizes(self.sizes)
+        if self.demo_sets < 0:
+            raise ConfigError(
+                f"--demo-sets must be 0 or more, got {self.demo_sets}: pass e.g. "
+                f"--demo-sets {DEFAULT_DEMO_SETS}, or 0 for instructions alone"
+            )
 
     def load_task(self) -> Task:
         task = self._load_task()
@@ -159,6 +170,7 @@ class SearchSpec:
             "start_prompt": self.start_prompt,
             "start_source": self.start_source,
             "demo_format": self.demo_format,
+            **({"demo_sets": self.demo_sets} if self.demo_sets else {}),
             "promptopt_version": __version__,
         }
 
@@ -329,7 +341,7 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
         ctx.start = start
         search_usage = ctx.usage
         started = time.perf_counter()
-        result, choice = search_from_start(ctx, strategy, config)
+        result, choice = search_from_start(ctx, strategy, config, spec.demo_sets)
         search_seconds = time.perf_counter() - started
 
         eval_usage = Usage()
@@ -428,9 +440,13 @@ class Choice:
 
 
 def search_from_start(
-    ctx: SearchContext, strategy: Any, config: Any
+    ctx: SearchContext, strategy: Any, config: Any, demo_sets: int = 0
 ) -> tuple[SearchResult, Choice]:
     """Score the start on all of dev, run the strategy, and keep the start unless beaten.
+
+    A strategy that only writes instructions is followed by the demonstration
+    stage (`demo_sets` sets; 0 = none), which gets a share of the call budget
+    held back from the strategy.
 
     The start's dev calls come out of the search budget, first, so the start is
     always measured; the check of the strategy's best reuses the scores the
@@ -448,12 +464,18 @@ def search_from_start(
         ) from None
     ctx.record_candidate(start.instruction, start_dev.score, start_dev.n, "start")
     start_row = Candidate(start, start_dev.score, start_dev.n, "start")
+    stage = 0 if getattr(strategy, "chooses_demonstrations", False) else demo_sets
+    ctx.usage.held_back_calls = reserve(ctx, stage)
     try:
         result = strategy.search(ctx, config)
     except BudgetExhausted as stop:
         ctx.store.event("budget_exhausted", message=str(stop))
         ctx.reporter.note(f"stopped at the budget before any candidate was scored: {stop}")
         result = SearchResult(candidates=[], stopped_by_budget=True)
+    finally:
+        ctx.usage.held_back_calls = 0
+    if stage and result.ensemble is None:
+        result.candidates = add_demonstrations(ctx, result.candidates, stage)
     keep = Choice(start, start_dev, start_dev, improved=False, reason="")
     candidates = [c for c in result.candidates if c.prompt != start]
     result.candidates = [start_row, *candidates]

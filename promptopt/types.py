@@ -105,6 +105,9 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cache_hits: int = 0
+    held_back_calls: int = 0
+    """Calls of the budget kept for a later phase of the same search (the
+    demonstration stage): the budget counts them as spent until they are released."""
 
     @property
     def tokens(self) -> int:

@@ -136,6 +136,16 @@ DemoFormatOpt = Annotated[
         "each demonstration a user/assistant turn; the default) or 'text' (one block)."
     ),
 ]
+DemoSetsOpt = Annotated[
+    int,
+    typer.Option(
+        help="For strategies that write instructions only (ape, instructzero, rlprompt, "
+        "reflexion): after the strategy, its best instruction and the start are tried with "
+        "this many demonstration sets drawn from train (the instruction alone counts as "
+        "one), on a share of the budget held back for it. 0 = instructions alone. mipro "
+        "and boosted choose demonstrations themselves."
+    ),
+]
 DtypeOpt = Annotated[
     str,
     typer.Option(

@@ -15,6 +15,7 @@ from promptopt.cli.common import (
     BatchOpt,
     DataSeedOpt,
     DemoFormatOpt,
+    DemoSetsOpt,
     DeviceOpt,
     DevSizeOpt,
     DtypeOpt,
@@ -38,12 +39,14 @@ from promptopt.cli.common import (
     write_report_after,
 )
 from promptopt.errors import ConfigError, PromptoptError
+from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 
 def compare(
     task: TaskOpt = None,
     start: StartOpt = None,
     demo_format: DemoFormatOpt = None,
+    demo_sets: DemoSetsOpt = DEFAULT_DEMO_SETS,
     strategies: Annotated[
         str, typer.Option(help="Comma-separated strategies, e.g. ape,reflexion,instructzero.")
     ] = "ape,reflexion",
@@ -131,6 +134,7 @@ def compare(
             prices=str(prices) if prices else None,
             start=start,
             demo_format=demo_format,
+            demo_sets=demo_sets,
         )
         with RichReporter() as reporter:
             data = run_compare(spec, reporter)

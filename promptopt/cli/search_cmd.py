@@ -15,6 +15,7 @@ from promptopt.cli.common import (
     BatchOpt,
     DataSeedOpt,
     DemoFormatOpt,
+    DemoSetsOpt,
     DeviceOpt,
     DevSizeOpt,
     DtypeOpt,
@@ -38,6 +39,7 @@ from promptopt.cli.common import (
     write_report_after,
 )
 from promptopt.errors import ConfigError, PromptoptError
+from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 
 def search(
@@ -46,6 +48,7 @@ def search(
     out: Annotated[Path | None, typer.Option(help="Write the best prompt's JSON here.")] = None,
     start: StartOpt = None,
     demo_format: DemoFormatOpt = None,
+    demo_sets: DemoSetsOpt = DEFAULT_DEMO_SETS,
     model: ModelOpt = "embedded",
     proposer: ProposerOpt = "embedded",
     base_url: BaseUrlOpt = None,
@@ -161,6 +164,7 @@ def search(
                 out=str(out) if out else None,
                 start=start,
                 demo_format=demo_format,
+                demo_sets=demo_sets,
             )
         if prices is not None:
             spec.prices = str(prices)

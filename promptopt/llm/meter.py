@@ -30,9 +30,13 @@ def check_budget(usage: Usage, budget: Budget, calls: int, tokens: int = 0) -> N
 
     With no token projection (tokens=0) the token cap refuses only once it is used up.
     """
-    if budget.max_calls is not None and usage.calls + calls > budget.max_calls:
+    if (
+        budget.max_calls is not None
+        and usage.calls + usage.held_back_calls + calls > budget.max_calls
+    ):
+        held = f", {usage.held_back_calls} kept for a later phase" if usage.held_back_calls else ""
         raise BudgetExhausted(
-            f"call budget of {budget.max_calls} reached ({usage.calls} used, "
+            f"call budget of {budget.max_calls} reached ({usage.calls} used{held}, "
             f"{calls} more needed): raise --budget to continue"
         )
     if budget.max_tokens is None:

@@ -66,6 +66,12 @@ class SearchContext:
     def start_prompt(self) -> Prompt:
         return self.start if self.start is not None else self.task.baseline_prompt()
 
+    def calls_left(self) -> int | None:
+        """Calls the budget still allows this phase (None: no call cap)."""
+        if self.budget.max_calls is None:
+            return None
+        return max(0, self.budget.max_calls - self.usage.calls - self.usage.held_back_calls)
+
     def charge(self, calls: int, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         """Account for model calls made outside the LLM layers, within the budget."""
         check_budget(self.usage, self.budget, calls)
@@ -112,6 +118,10 @@ class SearchResult:
 
 
 class Strategy(Protocol):
+    """A search method. One that picks demonstrations itself sets
+    `chooses_demonstrations = True`; the others are followed by the demonstration
+    stage (`demo_stage`), which crosses their best instructions with demo sets."""
+
     name: str
     Config: type
 

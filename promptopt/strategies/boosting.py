@@ -201,6 +201,7 @@ class Member:
 
 class Boosted:
     name = "boosted"
+    chooses_demonstrations = True  # no demonstration stage after it
     Config = BoostedConfig
 
     def search(self, ctx: SearchContext, config: BoostedConfig) -> SearchResult:

@@ -22,6 +22,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from promptopt.strategies.base import SearchContext
 from promptopt.types import EvalResult, Example
 
 
@@ -115,4 +116,35 @@ def candidate_sets(
             continue
         seen.add(key)
         sets.append(DemoSet(tuple(picked), source))
+    return sets
+
+
+def draw_demo_sets(
+    ctx: SearchContext, count: int, max_demos: int, bootstrap_pool: int, stream: str
+) -> list[DemoSet]:
+    """`count` demo sets for the search, the empty set first; bootstrapping costs up to
+    `bootstrap_pool` target calls (the starting prompt on train examples), and is
+    skipped for classification (see `candidate_sets`). `stream` names the seeded
+    random streams, so each caller draws its own sets reproducibly."""
+    train = ctx.task.examples("train")
+    start = ctx.start_prompt
+    pool = ctx.rng(f"{stream}-bootstrap").sample(train, min(bootstrap_pool, len(train)))
+    bootstrapped: list[Example] = []
+    if pool and count > 1 and not ctx.task.label_words:
+        ctx.reporter.phase(f"Bootstrapping demonstrations ({len(pool)})", total=len(pool))
+        scored = ctx.evaluator.evaluate(start, pool, progress=ctx.reporter.advance)
+        reasoning = any(e.demo_output is not None for e in train)
+        bootstrapped = bootstrapped_examples(pool, scored, reasoning)
+        ctx.store.event("bootstrapped", pool=len(pool), right=[e.id for e in bootstrapped])
+    sets = candidate_sets(
+        train,
+        bootstrapped,
+        count,
+        max_demos,
+        labels=len(ctx.task.label_words or ()),
+        rng=ctx.rng(f"{stream}-demo-sets"),
+    )
+    if start.demonstrations:  # a start from an export keeps its own demos as a choice
+        sets.insert(1, DemoSet(start.demonstrations, "start"))
+        sets = sets[: max(2, count)]
     return sets

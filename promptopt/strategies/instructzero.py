@@ -213,11 +213,11 @@ class _Run:
         so this errs on the safe side.
         """
         q = self.config.batch_per_round
-        budget = self.ctx.budget.max_calls
-        if budget is None:
+        left = self.ctx.calls_left()
+        if left is None:
             return q
         per_point = 1 + len(self.dev)
-        return max(0, min(q, (budget - self.ctx.usage.calls) // per_point))
+        return max(0, min(q, left // per_point))
 
     def stop(self, reason: str, message: str) -> None:
         self.ctx.store.event("stopped", reason=reason, message=message)

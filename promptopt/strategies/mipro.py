@@ -40,7 +40,7 @@ from promptopt.calibration import calibration_inputs, label_prior
 from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.strategies import choice_bo
 from promptopt.strategies.base import SearchContext, SearchResult, knob
-from promptopt.strategies.demo_sets import DemoSet, bootstrapped_examples, candidate_sets
+from promptopt.strategies.demo_sets import DemoSet, draw_demo_sets
 from promptopt.strategies.instruction_candidates import propose_instructions
 from promptopt.types import Candidate, Example, ExampleResult, Prompt
 
@@ -115,6 +115,7 @@ class _Board:
 
 class Mipro:
     name = "mipro"
+    chooses_demonstrations = True  # no demonstration stage after it
     Config = MiproConfig
 
     def search(self, ctx: SearchContext, config: MiproConfig) -> SearchResult:
@@ -161,28 +162,9 @@ class Mipro:
         return calibration_inputs(train, words, len(train), ctx.rng("mipro-calibration"))
 
     def _demo_sets(self, ctx: SearchContext, config: MiproConfig) -> list[DemoSet]:
-        train = ctx.task.examples("train")
-        start = ctx.start_prompt
-        pool = ctx.rng("mipro-bootstrap").sample(train, min(config.bootstrap_pool, len(train)))
-        bootstrapped: list[Example] = []
-        if pool and config.num_demo_sets > 1 and not ctx.task.label_words:
-            ctx.reporter.phase(f"Bootstrapping demonstrations ({len(pool)})", total=len(pool))
-            scored = ctx.evaluator.evaluate(start, pool, progress=ctx.reporter.advance)
-            reasoning = any(e.demo_output is not None for e in train)
-            bootstrapped = bootstrapped_examples(pool, scored, reasoning)
-            ctx.store.event("bootstrapped", pool=len(pool), right=[e.id for e in bootstrapped])
-        sets = candidate_sets(
-            train,
-            bootstrapped,
-            config.num_demo_sets,
-            config.max_demos,
-            labels=len(ctx.task.label_words or ()),
-            rng=ctx.rng("mipro-demo-sets"),
+        return draw_demo_sets(
+            ctx, config.num_demo_sets, config.max_demos, config.bootstrap_pool, stream="mipro"
         )
-        if start.demonstrations:  # a start from an export keeps its own demos as a choice
-            sets.insert(1, DemoSet(start.demonstrations, "start"))
-            sets = sets[: max(2, config.num_demo_sets)]
-        return sets
 
 
 class Trials:

@@ -127,7 +127,10 @@ def markdown(rows: list[dict[str, Any]], budget: int) -> str:
         f"Test accuracy, mean ± sd over seeds, at {budget} model calls per search "
         "(embedded SmolLM2-135M as target and proposer). p: paired two-sided test "
         "against the starting prompt (the task's baseline), pooled over seeds x examples; "
-        "**bold**: p < 0.05 better, _italic_: p < 0.05 worse.",
+        "**bold**: p < 0.05 better, _italic_: p < 0.05 worse. ape, reflexion, "
+        "instructzero and rlprompt run with the demonstration stage after them "
+        "(`--demo-sets 4`, the default); bench/results/quality_before_stage.md has them "
+        "without it.",
         "",
         "| task | n test | start | " + " | ".join(strategies) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in strategies) + " |",

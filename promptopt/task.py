@@ -163,7 +163,7 @@ def _assemble(pools: dict[str, list[Example]], source: Source, sizes: dict, seed
     stratify = source.kind == "tsv_classification"
     if source.dev_from == "test":
         dev_n = sizes["dev"] if sizes["dev"] is not None else len(test_pool) // 2
-        dev, test = datasets.split_dev_test(test_pool, dev_n, seed, sizes["test"])
+        dev, test = datasets.split_dev_test(test_pool, dev_n, seed, sizes["test"], stratify)
         train = datasets.sample(_without_inputs(train_pool, test_pool), sizes["train"], seed)
         return {"train": train, "dev": dev, "test": test}
     dev_pool = _without_inputs(pools.get("dev", []), train_pool)

@@ -11,6 +11,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`slow` is one name for the inner loop to skip: every test that runs the real
+    model or starts the server (`pytest -m "not slow"`, about 3 minutes)."""
+    for item in items:
+        if item.get_closest_marker("integration") or item.get_closest_marker("server"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def data_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
     """The real benchmark data, exported as PROMPTOPT_DATA_DIR.

@@ -31,7 +31,7 @@ from typing import Any
 
 from promptopt.errors import ConfigError
 from promptopt.files import read_utf8, require_writable
-from promptopt.llm.factory import ModelSpec
+from promptopt.llm.factory import ModelSpec, model_identity
 from promptopt.pricing import load_prices
 from promptopt.registry import get_strategy
 from promptopt.search import (
@@ -154,7 +154,9 @@ def _fixed(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "task": data.get("task"),
         "budget": data.get("budget"),
-        **{k: settings.get(k) for k in ("sizes", "data_seed", "target", "proposer")},
+        **{k: settings.get(k) for k in ("sizes", "data_seed")},
+        # A model's timeout and concurrency may differ between compares: not its identity.
+        **{k: model_identity(settings.get(k)) for k in ("target", "proposer")},
         "start": settings.get("start"),
         "demo_format": settings.get("demo_format"),
         # Compares saved before the demonstration stage existed ran without it.

@@ -31,6 +31,16 @@ class ModelError(PromptoptError):
     exit_code = 4
 
 
+class AuthError(ModelError):
+    """The server rejected the API key (HTTP 401/403).
+
+    Its own exit code because the fix differs from "server down" or "rate-limited"
+    (both 4, worth retrying later): a CI job should fail loudly and not retry.
+    """
+
+    exit_code = 6
+
+
 class BudgetExhausted(PromptoptError):
     """Raised inside a search when the next model call would exceed the budget.
 
@@ -45,6 +55,10 @@ class GateFailed(PromptoptError):
     """An `eval` gate failed: a score below --min-score, or significantly below --baseline."""
 
     exit_code = 10
+
+
+INTERRUPTED_EXIT_CODE = 130
+"""Ctrl-C (128 + SIGINT, as shells report it); a search says how to resume."""
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:

@@ -262,10 +262,13 @@ def _check_eval_fields(path: Path, data: dict[str, Any]) -> None:
         for key, value in spec.items():
             if key not in defaults:
                 raise _bad_field(path, "models.target.spec", f"keyed by {', '.join(defaults)}", key)
-            want = int if key in ("batch_size", "max_concurrency") else str
-            ok = _is_int(value) if want is int else isinstance(value, str)
+            if key in ("batch_size", "max_concurrency"):
+                ok, expected = _is_int(value), "a whole number"
+            elif key == "timeout":
+                ok, expected = _is_number(value) and 0 < value < float("inf"), "a positive number"
+            else:
+                ok, expected = isinstance(value, str), "a string"
             if not ok and not (value is None and defaults[key] is None):
-                expected = "a whole number" if want is int else "a string"
                 raise _bad_field(path, f"models.target.spec.{key}", expected, value)
         for key in ("backend", "model"):
             if key not in spec:

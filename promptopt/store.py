@@ -26,6 +26,7 @@ import diskcache
 from promptopt.errors import ConfigError
 from promptopt.files import read_utf8
 from promptopt.llm.cache import open_cache, run_cache_role
+from promptopt.llm.factory import model_identity
 from promptopt.types import Usage
 
 RESUME_KEYS = (
@@ -68,7 +69,8 @@ class RunStore:
                 )
             saved = load_run_config(run_dir)
             for key in RESUME_KEYS:
-                if saved.get(key) != config.get(key):
+                # A model's timeout and concurrency may change on resume: not its identity.
+                if model_identity(saved.get(key)) != model_identity(config.get(key)):
                     raise ConfigError(
                         f"run {run_dir} was started with {key}={saved.get(key)!r}, not "
                         f"{config.get(key)!r}: resume with the same options or start a new run"

@@ -7,7 +7,9 @@ Exit codes (also in README):
   3  data error (data files missing or lacking fields)
   4  model error (cannot load a model, reach a server, or no API key)
   5  budget exhausted before anything could be scored
+  6  the server rejected the API key (HTTP 401/403)
   10 `eval` gate failed (--min-score or a significant regression against --baseline)
+  130 interrupted (Ctrl-C); a search prints the command that resumes it
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ app = typer.Typer(
         "Start: promptopt search --task gsm8k --strategy ape --out best.json\n\n"
         "Then:  promptopt eval --task gsm8k --prompt best.json --min-score 0.4\n\n"
         "Exit codes: 0 ok, 2 usage/config error, 3 data error, 4 model error, "
-        "5 budget exhausted, 10 score gate failed."
+        "5 budget exhausted, 6 API key rejected, 10 score gate failed, 130 interrupted."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -160,6 +160,20 @@ VerboseOpt = Annotated[
     ),
 ]
 BatchOpt = Annotated[int, typer.Option(help="hf models: sequences per forward batch.")]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="openai models: seconds a server gets per request (default 60); a request "
+        "that times out is tried once more, then the command fails."
+    ),
+]
+MaxConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="openai models: requests in flight at once (default 8); lower it for a "
+        "server that rate-limits."
+    ),
+]
 DeviceOpt = Annotated[str, typer.Option(help="hf models: torch device, e.g. cpu or cuda.")]
 
 

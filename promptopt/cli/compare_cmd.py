@@ -19,6 +19,7 @@ from promptopt.cli.common import (
     DeviceOpt,
     DevSizeOpt,
     DtypeOpt,
+    MaxConcurrencyOpt,
     ModelOpt,
     NoCacheOpt,
     PricesOpt,
@@ -29,16 +30,18 @@ from promptopt.cli.common import (
     StartOpt,
     TaskOpt,
     TestSizeOpt,
+    TimeoutOpt,
     TrainSizeOpt,
     VerboseOpt,
     console,
+    err_console,
     fail,
     parse_params,
     setup_logging,
     split_sizes,
     write_report_after,
 )
-from promptopt.errors import ConfigError, PromptoptError
+from promptopt.errors import INTERRUPTED_EXIT_CODE, ConfigError, PromptoptError
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 
@@ -81,6 +84,8 @@ def compare(
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
+    timeout: TimeoutOpt = None,
+    max_concurrency: MaxConcurrencyOpt = None,
     data_seed: DataSeedOpt = 0,
     train_size: TrainSizeOpt = None,
     dev_size: DevSizeOpt = None,
@@ -118,7 +123,13 @@ def compare(
             raise ConfigError("no strategy given: pass --strategies ape,reflexion")
         if seeds < 1:
             raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-        hf_opts = {"dtype": dtype, "device": device, "batch_size": batch_size}
+        model_opts = {
+            "dtype": dtype,
+            "device": device,
+            "batch_size": batch_size,
+            "timeout": timeout,
+            "max_concurrency": max_concurrency,
+        }
         spec = CompareSpec(
             task=task,
             strategies=list(dict.fromkeys(names)),
@@ -126,8 +137,8 @@ def compare(
             seeds=list(range(seeds)),
             budget=Budget(max_calls=budget, max_tokens=budget_tokens),
             params=parse_strategy_params(parse_params(param), names),
-            target=parse_model_spec(model, base_url=base_url, api=api, **hf_opts),
-            proposer=parse_model_spec(proposer, base_url=proposer_base_url, api=api, **hf_opts),
+            target=parse_model_spec(model, base_url=base_url, api=api, **model_opts),
+            proposer=parse_model_spec(proposer, base_url=proposer_base_url, api=api, **model_opts),
             sizes=split_sizes(train_size, dev_size, test_size),
             data_seed=data_seed,
             use_cache=not no_cache,
@@ -136,8 +147,18 @@ def compare(
             demo_format=demo_format,
             demo_sets=demo_sets,
         )
-        with RichReporter() as reporter:
-            data = run_compare(spec, reporter)
+        try:
+            with RichReporter() as reporter:
+                data = run_compare(spec, reporter)
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted: the runs so far are saved in {out_dir}; rerun the same "
+                "`promptopt compare` command to continue them",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=INTERRUPTED_EXIT_CODE) from None
     except PromptoptError as error:
         raise fail(error) from None
     print_leaderboard(data, out_dir)

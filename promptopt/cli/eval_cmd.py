@@ -16,9 +16,11 @@ from promptopt.cli.common import (
     BatchOpt,
     DeviceOpt,
     DtypeOpt,
+    MaxConcurrencyOpt,
     ModelOpt,
     NoCacheOpt,
     RichReporter,
+    TimeoutOpt,
     VerboseOpt,
     console,
     err_console,
@@ -280,6 +282,8 @@ def eval_command(
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
+    timeout: TimeoutOpt = None,
+    max_concurrency: MaxConcurrencyOpt = None,
     test_size: Annotated[
         int | None, typer.Option(help="Test examples (default: as in the export).")
     ] = None,
@@ -317,7 +321,7 @@ def eval_command(
     other test examples); 3 data missing; 4 model unavailable.
     """
     from promptopt import ci_report, gate
-    from promptopt.llm.factory import parse_model_spec
+    from promptopt.llm.factory import parse_model_spec, with_call_settings
     from promptopt.task import check_requested_sizes
 
     if quiet or plain_output():
@@ -338,6 +342,8 @@ def eval_command(
                 dtype=dtype,
                 device=device,
                 batch_size=batch_size,
+                timeout=timeout,
+                max_concurrency=max_concurrency,
             )
             if model
             else None
@@ -351,6 +357,9 @@ def eval_command(
             reflexion_attempts,
             allow_code_execution,
         )
+        for prepared in (c.prepared for c in cases if c.prepared is not None):
+            # Also an export's own model (no --model) takes --timeout and --max-concurrency.
+            prepared.model = with_call_settings(prepared.model, timeout, max_concurrency)
         gate.check_min_score_tasks(min_scores, [c.task for c in cases] + list(task or []))
         base = gate.read_baseline(baseline) if baseline is not None else None
         if base is not None:

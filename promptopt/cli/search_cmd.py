@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from promptopt.cli.common import (
     DeviceOpt,
     DevSizeOpt,
     DtypeOpt,
+    MaxConcurrencyOpt,
     ModelOpt,
     NoCacheOpt,
     PricesOpt,
@@ -29,16 +31,18 @@ from promptopt.cli.common import (
     StartOpt,
     TaskOpt,
     TestSizeOpt,
+    TimeoutOpt,
     TrainSizeOpt,
     VerboseOpt,
     console,
+    err_console,
     fail,
     parse_params,
     setup_logging,
     split_sizes,
     write_report_after,
 )
-from promptopt.errors import ConfigError, PromptoptError
+from promptopt.errors import INTERRUPTED_EXIT_CODE, ConfigError, PromptoptError
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 
@@ -57,6 +61,8 @@ def search(
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 16,
+    timeout: TimeoutOpt = None,
+    max_concurrency: MaxConcurrencyOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the search (sampling, subsets).")] = 0,
     data_seed: DataSeedOpt = 0,
     train_size: TrainSizeOpt = None,
@@ -120,12 +126,15 @@ def search(
     call journal) so `--resume RUN_DIR` continues an interrupted search without
     repeating model calls.
 
+    Ctrl-C stops a search within seconds and prints the command that resumes it;
+    with --resume, --timeout and --max-concurrency replace the run's own.
+
     Check the cost first: add --dry-run to see the model calls, tokens and
     estimated cost (API models) a search would use, e.g.
     promptopt search --task antonyms --model openai:gpt-4o-mini --budget 200 --dry-run
     """
-    from promptopt.llm.factory import parse_model_spec
-    from promptopt.search import SearchSpec, run_search
+    from promptopt.llm.factory import parse_model_spec, with_call_settings
+    from promptopt.search import SearchSpec, default_run_dir, run_search
     from promptopt.store import load_run_config
     from promptopt.types import Budget
 
@@ -134,19 +143,24 @@ def search(
         if resume is not None:
             spec = SearchSpec.from_run_config(load_run_config(resume), run_dir=resume)
             out = out or (Path(spec.out) if spec.out else None)
+            spec.target = with_call_settings(spec.target, timeout, max_concurrency)
+            spec.proposer = with_call_settings(spec.proposer, timeout, max_concurrency)
         else:
             if task is None and data is None:
                 raise ConfigError("no task given: pass --task NAME (see `promptopt tasks list`)")
             _refuse_code_task(task)
             hf_opts = {"dtype": dtype, "device": device, "batch_size": batch_size}
+            call_opts = {"timeout": timeout, "max_concurrency": max_concurrency}
             spec = SearchSpec(
                 task=task or str(data),
                 strategy=strategy,
                 params=parse_params(param),
                 seed=seed,
                 data_seed=data_seed,
-                target=parse_model_spec(model, base_url=base_url, api=api, **hf_opts),
-                proposer=parse_model_spec(proposer, base_url=proposer_base_url, api=api, **hf_opts),
+                target=parse_model_spec(model, base_url=base_url, api=api, **hf_opts, **call_opts),
+                proposer=parse_model_spec(
+                    proposer, base_url=proposer_base_url, api=api, **hf_opts, **call_opts
+                ),
                 sizes=split_sizes(train_size, dev_size, test_size),
                 budget=Budget(max_calls=budget, max_tokens=budget_tokens),
                 run_dir=run_dir,
@@ -174,8 +188,13 @@ def search(
             for line in project_search(spec).lines():
                 console.print(line, soft_wrap=True)
             return
-        with RichReporter() as reporter:
-            export = run_search(spec, reporter)
+        # Named here, not inside run_search, so that Ctrl-C can say what to resume.
+        spec.run_dir = spec.run_dir or default_run_dir(spec.task, spec.strategy)
+        try:
+            with RichReporter() as reporter:
+                export = run_search(spec, reporter)
+        except KeyboardInterrupt:
+            raise _interrupted(spec.run_dir) from None
         if out is not None:
             _write_out(out, export)
     except PromptoptError as error:
@@ -183,6 +202,21 @@ def search(
     _print_search_summary(export, out)
     if report:
         write_report_after(Path(export["run_dir"]))
+
+
+def _interrupted(run_dir: Path) -> typer.Exit:
+    """Ctrl-C: one line saying what was kept and the exact command that continues.
+
+    The run directory holds every finished model call (the journal), so resuming
+    repeats none of them; a search stopped before it wrote its config left nothing.
+    """
+    if (run_dir / "config.json").is_file():
+        command = f"promptopt search --resume {shlex.quote(str(run_dir))}"
+        message = f"interrupted: the run is saved in {run_dir}; resume it with `{command}`"
+    else:
+        message = "interrupted before the search started: nothing was saved"
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code=INTERRUPTED_EXIT_CODE)
 
 
 def _write_out(out: Path, export: dict[str, Any]) -> None:

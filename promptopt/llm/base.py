@@ -46,6 +46,12 @@ DEFAULT_DTYPE = "bfloat16"
 keep the keys they had, so caches written then stay valid."""
 
 
+DEFAULT_TIMEOUT = 60.0
+"""Seconds an OpenAI-compatible server gets per request (`--timeout`)."""
+DEFAULT_MAX_CONCURRENCY = 8
+"""Requests to an OpenAI-compatible server in flight at once (`--max-concurrency`)."""
+
+
 def public_url(url: str) -> str:
     """A server URL without the credentials it may carry (`http://user:KEY@host`)."""
     scheme, sep, rest = url.partition("://")

@@ -6,16 +6,29 @@
                                    OpenAI-compatible server (vLLM, llama.cpp, Ollama)
 
 A bare path to a folder or .gguf file means hf.
+
+openai models also take `timeout` (seconds per request) and `max_concurrency`
+(requests in flight). They say how a model is called, not what it answers: a
+spec records them, but they are not part of its identity (`model_identity`), so
+a run resumes and a comparison extends with other values, and they never enter
+a cache key.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError
-from promptopt.llm.base import LLM, model_scope, public_url
+from promptopt.llm.base import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    LLM,
+    model_scope,
+    public_url,
+)
 from promptopt.llm.dtype_choice import AUTO, resolve_dtype
 from promptopt.registry import BACKENDS, get_backend_class
 
@@ -31,7 +44,11 @@ class ModelSpec:
     fastest here)."""
     device: str = "cpu"
     batch_size: int = 16
-    max_concurrency: int = 8
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    """openai models: requests in flight at once."""
+    timeout: float = DEFAULT_TIMEOUT
+    """openai models: seconds each request may take (a run recorded before the
+    option existed has no such key and gets this default)."""
 
     def __repr__(self) -> str:
         """Without a credential in the base URL, wherever a spec ends up printed."""
@@ -64,7 +81,50 @@ class ModelSpec:
         return replace(self, dtype=resolve_dtype(AUTO, self.device).dtype)
 
 
-def parse_model_spec(text: str, **options: Any) -> ModelSpec:
+CALL_SETTINGS = ("timeout", "max_concurrency")
+"""ModelSpec fields that say how a model is called, not which model answers."""
+
+
+def model_identity(spec: Any) -> Any:
+    """A recorded spec (`ModelSpec.to_dict`) without `CALL_SETTINGS`: what must
+    match to resume a run or extend a comparison. Anything else comes back as is."""
+    if not isinstance(spec, dict):
+        return spec
+    return {k: v for k, v in spec.items() if k not in CALL_SETTINGS}
+
+
+def with_call_settings(
+    spec: ModelSpec, timeout: float | None = None, max_concurrency: int | None = None
+) -> ModelSpec:
+    """`spec` with the `--timeout` and `--max-concurrency` given (None keeps its own),
+    checked: a bad value is a one-line ConfigError before anything runs."""
+    if timeout is not None:
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ConfigError(
+                f"--timeout must be a positive number of seconds, got {timeout:g}: "
+                f"e.g. --timeout {DEFAULT_TIMEOUT:g}"
+            )
+        spec = replace(spec, timeout=float(timeout))
+    if max_concurrency is not None:
+        if max_concurrency < 1:
+            raise ConfigError(
+                f"--max-concurrency must be at least 1, got {max_concurrency}: "
+                "e.g. --max-concurrency 1 for one request at a time"
+            )
+        spec = replace(spec, max_concurrency=max_concurrency)
+    return spec
+
+
+def parse_model_spec(
+    text: str, timeout: float | None = None, max_concurrency: int | None = None, **options: Any
+) -> ModelSpec:
+    """A `--model` or `--proposer` value with its options; `timeout` and
+    `max_concurrency` are checked (`with_call_settings`), None means the default."""
+    spec = _parse_model_spec(text, **options)
+    return with_call_settings(spec, timeout, max_concurrency)
+
+
+def _parse_model_spec(text: str, **options: Any) -> ModelSpec:
     text = text.strip()
     if text == "embedded":
         return ModelSpec(backend="hf", model="embedded", **options)
@@ -95,6 +155,7 @@ def build_llm(spec: ModelSpec) -> LLM:
             base_url=spec.base_url,
             api=spec.api,
             max_concurrency=spec.max_concurrency,
+            timeout=spec.timeout,
         )
     _LOADED[spec] = llm
     return llm

@@ -1,7 +1,9 @@
 """Backend for the OpenAI API and any OpenAI-compatible server (vLLM, llama.cpp, Ollama).
 
-Requests run on a bounded thread pool (`max_concurrency` calls in flight) and
-come back in order. Every call sends `max_tokens` (llama.cpp ignores
+Requests run on at most `max_concurrency` threads and come back in order. Each
+request gets `timeout` seconds and is retried by this module, not the SDK (see
+`_create`): a server that hangs fails after about two timeouts, and Ctrl-C never
+waits for requests in flight (see `_run`). Every call sends `max_tokens` (llama.cpp ignores
 `max_completion_tokens`), and `n` samples are `n` separate calls with seeds
 `seed, seed + 1, ...` because many servers ignore `n`.
 
@@ -31,15 +33,25 @@ from __future__ import annotations
 
 import math
 import os
+import random
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
 import openai
 
-from promptopt.errors import ModelError
-from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS, model_scope, public_url
+from promptopt.errors import AuthError, ModelError
+from promptopt.llm.base import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    FIRST_TOKEN_LOGPROBS,
+    FULL_LOGPROBS,
+    model_scope,
+    public_url,
+)
 from promptopt.types import Completion, GenerationRequest, LogprobRequest, Message
 
 ChatTemplateFn = Callable[[tuple[Message, ...]], str]
@@ -48,6 +60,13 @@ T = TypeVar("T")
 LOCAL_PLACEHOLDER_KEY = "not-needed"
 TOP_LOGPROBS = 20
 """The most alternatives the OpenAI API lists per token."""
+TIMEOUT_RETRIES = 1
+"""A request that timed out is tried once more, not `max_retries` times: a stuck
+connection on a busy API is worth one retry, a hung server is not worth four."""
+RETRY_STATUSES = frozenset({408, 409, 429})
+"""Besides 5xx: the statuses the OpenAI SDK retries too."""
+MAX_RETRY_WAIT = 60.0
+"""The longest a server's Retry-After is obeyed before the next try."""
 
 
 def first_token_scores(
@@ -156,8 +175,8 @@ class OpenAICompatLLM:
         base_url: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
         api: Literal["chat", "completions"] = "chat",
-        max_concurrency: int = 8,
-        timeout: float = 60.0,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 3,
         chat_template_fn: ChatTemplateFn | None = None,
         logprob_prefix: str = "",
@@ -166,6 +185,8 @@ class OpenAICompatLLM:
             raise ModelError(f"unknown api '{api}': use 'chat' or 'completions'")
         if max_concurrency < 1:
             raise ModelError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ModelError(f"timeout must be a positive number of seconds, got {timeout}")
         self.model_id = model
         self.base_url = base_url
         self.cache_scope = model_scope(server=base_url)
@@ -198,7 +219,7 @@ class OpenAICompatLLM:
         kwargs: dict[str, Any] = {
             "api_key": key,
             "timeout": self.timeout,
-            "max_retries": self.max_retries,
+            "max_retries": 0,  # `_create` retries
         }
         if self.base_url is not None:
             kwargs["base_url"] = self.base_url
@@ -410,28 +431,53 @@ class OpenAICompatLLM:
     # -- plumbing -------------------------------------------------------------------
 
     def _run(self, fn: Callable[[T], Any], items: Sequence[T]) -> list[Any]:
-        """Apply `fn` to every item with at most `max_concurrency` in flight, in order."""
+        """Apply `fn` to every item with at most `max_concurrency` in flight, in order.
+
+        The workers are daemon threads that nobody waits for once the caller stops
+        waiting: on Ctrl-C or the first error the caller raises at once, items not
+        started are dropped, and requests in flight end in the background without
+        holding up the exit. (A ThreadPoolExecutor's workers are joined at exit, which
+        kept a Ctrl-C'd search alive until every request in flight had timed out.)
+        """
         if not items:
             return []
         if self.max_concurrency == 1 or len(items) == 1:
             return [fn(item) for item in items]
-        workers = min(self.max_concurrency, len(items))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="promptopt-openai") as pool:
-            futures: list[Future[Any]] = [pool.submit(fn, item) for item in items]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        futures: list[Future[Any]] = [Future() for _ in items]
+        queue = iter(range(len(items)))
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    index = next(queue, None)
+                if index is None:
+                    return
+                future = futures[index]
+                if not future.set_running_or_notify_cancel():
+                    continue  # the caller gave up
+                try:
+                    future.set_result(fn(items[index]))
+                except BaseException as exc:  # handed to the caller, whatever it is
+                    future.set_exception(exc)
+
+        for number in range(min(self.max_concurrency, len(items))):
+            name = f"promptopt-openai-{number}"
+            threading.Thread(target=work, name=name, daemon=True).start()
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
     def _call(self, create: Callable[..., Any], **params: Any) -> Any:
-        """One API call (the SDK retries with backoff); SDK errors, a body that is not
+        """One API call (retried by `_create`); SDK errors, a body that is not
         JSON and one that is not an object become ModelError, without credentials."""
         try:
             response = self._create(create, **params)
         except ModelError as exc:
-            raise ModelError(self._scrub(str(exc))) from exc.__cause__
+            raise type(exc)(self._scrub(str(exc))) from exc.__cause__
         if isinstance(response, str | bytes) or not hasattr(response, "choices"):
             # The SDK hands back the body as text when it is not JSON.
             raise ModelError(
@@ -442,44 +488,92 @@ class OpenAICompatLLM:
         return response
 
     def _create(self, create: Callable[..., Any], **params: Any) -> Any:
-        try:
-            return create(**params)
-        except ValueError as exc:  # json.JSONDecodeError: a body that claims JSON but is not
-            raise ModelError(
-                f"the model server at {self._where} sent a response that cannot be parsed "
-                f"as JSON ({_one_line(exc, 120)}): check that --base-url points at an "
-                "OpenAI-compatible API (usually ending in /v1)"
-            ) from exc
-        except openai.APITimeoutError as exc:
-            raise ModelError(
+        """One request, retried here rather than by the SDK: connection errors and
+        HTTP 408, 409, 429 and 5xx up to `max_retries` times, after the server's
+        Retry-After or an exponential backoff, but a timeout only `TIMEOUT_RETRIES`
+        times, so `--timeout` bounds how long a hung server holds a search."""
+        attempt = 0
+        while True:
+            try:
+                return create(**params)
+            except ValueError as exc:  # json.JSONDecodeError: a body that claims JSON but is not
+                raise ModelError(
+                    f"the model server at {self._where} sent a response that cannot be parsed "
+                    f"as JSON ({_one_line(exc, 120)}): check that --base-url points at an "
+                    "OpenAI-compatible API (usually ending in /v1)"
+                ) from exc
+            except openai.OpenAIError as exc:
+                wait = self._retry_wait(exc, attempt)
+                if wait is None:
+                    raise self._model_error(exc, tries=attempt + 1) from exc
+            time.sleep(wait)
+            attempt += 1
+
+    def _retry_wait(self, error: openai.OpenAIError, attempt: int) -> float | None:
+        """Seconds to wait before trying again after `error` on try `attempt` (from 0),
+        or None to give up."""
+        transient = isinstance(error, openai.APIConnectionError) or (
+            isinstance(error, openai.APIStatusError)
+            and (error.status_code in RETRY_STATUSES or error.status_code >= 500)
+        )
+        retries = self.max_retries if transient else 0
+        if isinstance(error, openai.APITimeoutError):  # a kind of APIConnectionError
+            retries = min(self.max_retries, TIMEOUT_RETRIES)
+        if attempt >= retries:
+            return None
+        asked = _retry_after(error)
+        if asked is not None:
+            return min(asked, MAX_RETRY_WAIT)
+        return min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random())
+
+    def _model_error(self, exc: openai.OpenAIError, tries: int) -> ModelError:
+        """The one-line error for a request that failed for good after `tries` tries."""
+        tried = "once" if tries == 1 else f"{tries} times"
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelError(
                 f"the model server at {self._where} did not answer within {self.timeout:g} s "
-                f"({self.max_retries} retries): raise --timeout or check the server"
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise ModelError(
+                f"(tried {tried}): raise --timeout or check the server"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return ModelError(
                 f"cannot reach the model server at {self._where}: start it or fix --base-url"
-            ) from exc
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise ModelError(
-                f"{self._where} rejected the API key from {self.api_key_env} "
-                f"(HTTP {exc.status_code}): export a valid key"
-            ) from exc
-        except openai.NotFoundError as exc:
-            raise ModelError(
+            )
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            if os.environ.get(self.api_key_env):
+                problem, fix = f"rejected the API key in {self.api_key_env}", "export a valid key"
+            else:
+                problem, fix = "wants an API key", f"export it as {self.api_key_env}"
+            return AuthError(f"{self._where} {problem} (HTTP {exc.status_code}): {fix}")
+        if isinstance(exc, openai.NotFoundError):
+            return ModelError(
                 f"model '{self.model_id}' (or its endpoint) was not found at {self._where}: "
                 f"check --model and --base-url ({_one_line(exc.message)})"
-            ) from exc
-        except openai.RateLimitError as exc:
-            raise ModelError(
-                f"{self._where} kept rate-limiting requests after {self.max_retries} retries: "
+            )
+        if isinstance(exc, openai.RateLimitError):
+            return ModelError(
+                f"{self._where} kept rate-limiting requests (HTTP 429, tried {tried}): "
                 f"lower --max-concurrency or wait ({_one_line(exc.message)})"
-            ) from exc
-        except openai.APIStatusError as exc:
-            raise ModelError(
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return ModelError(
                 f"the model server at {self._where} refused a request for '{self.model_id}' "
-                f"(HTTP {exc.status_code}): {_one_line(exc.message)}"
-            ) from exc
-        except openai.OpenAIError as exc:
-            raise ModelError(
-                f"the model server at {self._where} failed for '{self.model_id}': {_one_line(exc)}"
-            ) from exc
+                f"(HTTP {exc.status_code}, tried {tried}): {_one_line(exc.message)}"
+            )
+        return ModelError(
+            f"the model server at {self._where} failed for '{self.model_id}': {_one_line(exc)}"
+        )
+
+
+def _retry_after(error: openai.OpenAIError) -> float | None:
+    """The wait a response asked for (Retry-After or retry-after-ms), in seconds."""
+    headers = getattr(getattr(error, "response", None), "headers", None)
+    if headers is None:
+        return None
+    for header, unit in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            seconds = float(headers.get(header, "")) * unit
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None

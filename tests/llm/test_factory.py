@@ -39,3 +39,40 @@ def test_recorded_dtype_is_what_auto_means_here(monkeypatch: pytest.MonkeyPatch)
     assert explicit.resolved() is explicit
     api = ModelSpec("openai", "gpt-4o-mini")
     assert api.resolved() is api
+
+
+def test_timeout_and_concurrency_are_recorded_but_are_not_the_model() -> None:
+    """A run records how its openai models are called, resumes from that record
+    (a record from before the options existed gets the defaults), and a resume or
+    a later compare may call them differently: it is still the same model."""
+    from promptopt.llm.factory import build_llm, model_identity
+
+    spec = parse_model_spec(
+        "openai:m", base_url="http://127.0.0.1:9/v1", timeout=5, max_concurrency=2
+    )
+    recorded = spec.to_dict()
+    assert (recorded["timeout"], recorded["max_concurrency"]) == (5.0, 2)
+    assert ModelSpec(**recorded) == spec
+    old = {k: v for k, v in recorded.items() if k not in ("timeout", "max_concurrency")}
+    assert (ModelSpec(**old).timeout, ModelSpec(**old).max_concurrency) == (60.0, 8)
+    assert (
+        model_identity(old)
+        == model_identity(recorded)
+        == model_identity(ModelSpec(**old).to_dict())
+    )
+    assert model_identity(None) is None
+    llm = build_llm(spec)
+    assert (llm.timeout, llm.max_concurrency) == (5.0, 2)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": 0}, "--timeout must be a positive number of seconds, got 0"),
+        ({"timeout": float("inf")}, "--timeout must be a positive number of seconds, got inf"),
+        ({"max_concurrency": 0}, "--max-concurrency must be at least 1, got 0"),
+    ],
+)
+def test_bad_call_settings_are_config_errors(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_model_spec("openai:m", **options)

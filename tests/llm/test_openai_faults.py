@@ -1,0 +1,263 @@
+"""Faults of an OpenAI-compatible server, end to end (issue 14, item 4).
+
+A loopback fake server (`fake_openai_server`) hangs, rejects the key, rate-limits
+or fails; the backend and the CLI must fail fast with one line and the
+documented exit code, retry what is worth retrying, and stop on Ctrl-C within
+seconds leaving a run that resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from promptopt.cli import app
+from promptopt.errors import AuthError, ModelError
+from promptopt.llm.openai_compat import OpenAICompatLLM
+from promptopt.types import GenerationRequest
+from tests.llm.fake_openai_server import FakeOpenAIServer
+
+runner = CliRunner()
+KEY = "sk-CANARY-4f00d"
+SMALL_SEARCH = [
+    "search",
+    "--task",
+    "antonyms",
+    "--dev-size",
+    "2",
+    "--test-size",
+    "2",
+    "-p",
+    "num_subsamples=1",
+    "-p",
+    "proposals_per_subsample=1",
+    "--demo-sets",
+    "0",
+    "--no-report",
+]
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    fake = FakeOpenAIServer()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _env(data_dir: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+
+def search_args(server: FakeOpenAIServer, *extra: str) -> list[str]:
+    models = ["--model", "openai:fake", "--proposer", "openai:fake"]
+    urls = ["--base-url", server.url, "--proposer-base-url", server.url]
+    return [*SMALL_SEARCH, *models, *urls, *extra]
+
+
+def error_line(out: str) -> str:
+    """The one `error:` line of a failed command, which printed no traceback."""
+    assert "Traceback" not in out, out
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, out
+    return errors[0]
+
+
+def ask(llm: OpenAICompatLLM, text: str = "hi") -> list[str]:
+    return llm.generate([GenerationRequest.chat(text, max_tokens=4)])[0].texts
+
+
+# --- the CLI -------------------------------------------------------------------------
+
+
+def test_a_hung_server_fails_within_the_timeout(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    server.hang = True
+    result = runner.invoke(
+        app, search_args(server, "--run-dir", str(tmp_path / "run"), "--timeout", "1")
+    )
+    waited = time.monotonic() - server.times[0]
+    line = error_line(result.output)
+    assert result.exit_code == 4, result.output
+    assert f"the model server at {server.url} did not answer within 1 s (tried 2 times)" in line
+    assert line.endswith("raise --timeout or check the server")
+    assert waited < 6, f"took {waited:.1f} s after the first request"  # 2 x 1 s + a backoff
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_rejected_key_has_its_own_exit_code(
+    server: FakeOpenAIServer, tmp_path: Path, status: int
+) -> None:
+    server.status = status
+    args = search_args(server, "--run-dir", str(tmp_path / "run"), "--max-concurrency", "1")
+    result = runner.invoke(app, args)
+    line = error_line(result.output)
+    assert result.exit_code == AuthError.exit_code == 6, result.output
+    assert line == (
+        f"error: {server.url} rejected the API key in OPENAI_API_KEY (HTTP {status}): "
+        "export a valid key"
+    )
+    assert server.requests == 1  # a rejected key is not retried
+    assert KEY not in result.output
+
+
+def test_rate_limiting_is_retried_then_fails_with_exit_4(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.status, server.retry_after = 429, "0"
+    args = search_args(server, "--run-dir", str(tmp_path / "run"), "--max-concurrency", "1")
+    result = runner.invoke(app, args)
+    line = error_line(result.output)
+    assert result.exit_code == 4, result.output
+    assert f"{server.url} kept rate-limiting requests (HTTP 429, tried 4 times)" in line
+    assert "lower --max-concurrency or wait" in line
+    assert server.requests == 4  # one request, three retries
+
+
+def test_a_run_resumes_after_the_fault_with_other_call_settings(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """A run stopped by a fault resumes with --timeout and --max-concurrency changed,
+    also one recorded before those options existed (no such keys: the defaults)."""
+    run_dir = tmp_path / "run"
+    server.status = 401
+    assert runner.invoke(app, search_args(server, "--run-dir", str(run_dir))).exit_code == 6
+    config_path = run_dir / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    for role in ("target", "proposer"):
+        del config[role]["timeout"], config[role]["max_concurrency"]
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+
+    server.status = None
+    args = ["search", "--resume", str(run_dir), "--timeout", "5", "--max-concurrency", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    export = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+    spec = export["models"]["target"]["spec"]
+    assert (spec["timeout"], spec["max_concurrency"], spec["base_url"]) == (5.0, 2, server.url)
+    # The export's model, with its recorded timeout, is what eval calls.
+    result = runner.invoke(app, ["eval", "--prompt", str(run_dir / "result.json"), "--no-cache"])
+    assert result.exit_code == 0, result.output
+
+
+def test_bad_timeout_and_concurrency_are_usage_errors(tmp_path: Path) -> None:
+    for option, value in (("--timeout", "0"), ("--timeout", "nan"), ("--max-concurrency", "0")):
+        args = [*SMALL_SEARCH, "--model", "openai:x", option, value]
+        result = runner.invoke(app, [*args, "--run-dir", str(tmp_path / "run")])
+        line = error_line(result.output)
+        assert result.exit_code == 2 and f"{option} must be" in line, result.output
+        assert not (tmp_path / "run").exists()
+
+
+# --- the backend ---------------------------------------------------------------------
+
+
+def test_retry_after_is_obeyed_and_a_retried_request_succeeds(server: FakeOpenAIServer) -> None:
+    server.status, server.failures, server.retry_after = 429, 1, "1"
+    llm = OpenAICompatLLM("fake", base_url=server.url, max_retries=3)
+    assert ask(llm) == ["ok"]
+    assert server.requests == 2
+    assert server.times[1] - server.times[0] >= 0.9
+
+
+def test_server_errors_are_retried_with_backoff(server: FakeOpenAIServer) -> None:
+    server.status, server.failures = 500, 2
+    llm = OpenAICompatLLM("fake", base_url=server.url, max_retries=3)
+    assert ask(llm) == ["ok"]
+    assert server.requests == 3
+    with pytest.raises(ModelError, match=r"\(HTTP 500, tried 2 times\)"):
+        server.failures = None
+        ask(OpenAICompatLLM("fake", base_url=server.url, max_retries=1))
+
+
+def test_without_a_key_a_401_says_to_export_one(
+    server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    server.status = 401
+    with pytest.raises(AuthError) as info:
+        ask(OpenAICompatLLM("fake", base_url=server.url))
+    assert (
+        str(info.value) == f"{server.url} wants an API key (HTTP 401): export it as OPENAI_API_KEY"
+    )
+
+
+def test_a_failure_does_not_wait_for_requests_in_flight(server: FakeOpenAIServer) -> None:
+    """The first error is raised at once while another request still hangs (a
+    ThreadPoolExecutor would hold it until that request timed out: 30 s here)."""
+    server.hang = True
+    llm = OpenAICompatLLM("fake", base_url=server.url, timeout=30, max_retries=0)
+
+    def call(item: int) -> list[str]:
+        if item == 0:
+            assert server.wait_for_requests(1, timeout=10)
+            raise ModelError("the first request failed")
+        return ask(llm)
+
+    started = time.monotonic()
+    with pytest.raises(ModelError, match="the first request failed"):
+        llm._run(call, [0, 1])
+    assert time.monotonic() - started < 3
+
+
+# --- Ctrl-C ----------------------------------------------------------------------------
+
+
+def promptopt(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from promptopt.cli import main; main()", *args]
+
+
+def test_ctrl_c_stops_a_search_within_seconds_and_the_run_resumes(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.hang, server.hang_after = True, 2  # the start prompt's 2 dev answers, then hang
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(  # in the default run directory, without the shared cache
+        promptopt(*search_args(server, "--no-cache")),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.wait_for_requests(3, timeout=120), "the search never got past dev"
+        time.sleep(0.5)  # let the other requests of the batch start too
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        stopped = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert stopped < 5, f"took {stopped:.1f} s to stop"
+    assert process.returncode == 130, err
+    assert "Traceback" not in err, err
+    match = re.search(r"interrupted: the run is saved in (\S+); resume it with `([^`]+)`", err)
+    assert match, err
+    run_dir = tmp_path / match.group(1)
+    assert (run_dir / "config.json").is_file() and not (run_dir / "result.json").exists()
+    command = shlex.split(match.group(2))
+    assert command[:3] == ["promptopt", "search", "--resume"]
+
+    answered, before = server.bodies[:2], server.requests
+    server.release()  # the server answers now
+    resumed = subprocess.run(
+        promptopt(*command[1:]), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run_dir / "result.json").is_file()
+    assert "Test: best prompt" in resumed.stdout
+    # What was answered before Ctrl-C came from the run's journal, not the server.
+    assert not [body for body in server.bodies[before:] if body in answered]

@@ -31,6 +31,9 @@ def test_lists() -> None:
     assert code == 0 and "ape" in out
     code, out = run("strategies", "show", "ape")
     assert code == 0 and "halving_eta" in out and "resample_rounds" in out
+    assert "demonstration stage" in out and "--demo-sets" in out
+    code, out = run("strategies", "show", "mipro")
+    assert code == 0 and "demonstration stage" not in out
     code, out = run("models", "list")
     assert code == 0 and "openai" in out and "embedded" in out
     code, out = run("cache", "stats")

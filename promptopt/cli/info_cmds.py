@@ -41,6 +41,7 @@ def strategies_show(name: str) -> None:
     """A strategy's parameters, defaults and meaning (set with -p key=value)."""
     from promptopt.registry import get_strategy
     from promptopt.strategies.base import config_table
+    from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
     try:
         strategy = get_strategy(name)
@@ -53,6 +54,12 @@ def strategies_show(name: str) -> None:
     for row in config_table(strategy.Config):
         table.add_row(*row)
     console.print(table)
+    if not getattr(strategy, "chooses_demonstrations", False):
+        console.print(
+            f"After {name}, the demonstration stage tries its best instruction and the start "
+            "with demonstration sets from train (search --demo-sets N, default "
+            f"{DEFAULT_DEMO_SETS}; 0 turns it off)."
+        )
 
 
 def models_list() -> None:

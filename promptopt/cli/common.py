@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from promptopt.errors import ConfigError, PromptoptError
+from promptopt.errors import INTERRUPTED_EXIT_CODE, ConfigError, PromptoptError
 
 
 def plain_output() -> bool:
@@ -35,6 +35,13 @@ err_console = Console(
 def fail(error: PromptoptError) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {error}", soft_wrap=True, markup=True)
     return typer.Exit(code=error.exit_code)
+
+
+def interrupted(what_now: str) -> typer.Exit:
+    """Ctrl-C: one line saying what was kept and how to go on, and exit 130, instead
+    of click's bare "Aborted!" and exit 1."""
+    err_console.print(f"interrupted: {what_now}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code=INTERRUPTED_EXIT_CODE)
 
 
 class RichReporter:

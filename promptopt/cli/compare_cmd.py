@@ -34,14 +34,14 @@ from promptopt.cli.common import (
     TrainSizeOpt,
     VerboseOpt,
     console,
-    err_console,
     fail,
+    interrupted,
     parse_params,
     setup_logging,
     split_sizes,
     write_report_after,
 )
-from promptopt.errors import INTERRUPTED_EXIT_CODE, ConfigError, PromptoptError
+from promptopt.errors import ConfigError, PromptoptError
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 
@@ -151,14 +151,10 @@ def compare(
             with RichReporter() as reporter:
                 data = run_compare(spec, reporter)
         except KeyboardInterrupt:
-            err_console.print(
-                f"interrupted: the runs so far are saved in {out_dir}; rerun the same "
-                "`promptopt compare` command to continue them",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(code=INTERRUPTED_EXIT_CODE) from None
+            raise interrupted(
+                f"the runs so far are saved in {out_dir}; rerun the same "
+                "`promptopt compare` command to continue them"
+            ) from None
     except PromptoptError as error:
         raise fail(error) from None
     print_leaderboard(data, out_dir)

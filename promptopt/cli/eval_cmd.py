@@ -25,6 +25,7 @@ from promptopt.cli.common import (
     console,
     err_console,
     fail,
+    interrupted,
     plain_output,
     setup_logging,
 )
@@ -318,7 +319,8 @@ def eval_command(
     Exit codes: 0 every gate passed; 10 a gate failed (a score below
     --min-score, or significantly below --baseline); 2 usage or configuration
     error (bad option, unreadable prompt or baseline file, baseline scored on
-    other test examples); 3 data missing; 4 model unavailable.
+    other test examples); 3 data missing; 4 model unavailable; 6 API key
+    rejected (HTTP 401/403).
     """
     from promptopt import ci_report, gate
     from promptopt.llm.factory import parse_model_spec, with_call_settings
@@ -412,6 +414,8 @@ def eval_command(
             raise GateFailed(f"gate failed for {len(failed)} of {len(results)} case(s): {details}")
     except PromptoptError as error:
         raise fail(error) from None
+    except KeyboardInterrupt:
+        raise interrupted("no gate was checked; rerun the same command") from None
 
 
 class _Silent(SilentReporter):

@@ -35,14 +35,14 @@ from promptopt.cli.common import (
     TrainSizeOpt,
     VerboseOpt,
     console,
-    err_console,
     fail,
+    interrupted,
     parse_params,
     setup_logging,
     split_sizes,
     write_report_after,
 )
-from promptopt.errors import INTERRUPTED_EXIT_CODE, ConfigError, PromptoptError
+from promptopt.errors import ConfigError, PromptoptError
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 
@@ -194,7 +194,7 @@ def search(
             with RichReporter() as reporter:
                 export = run_search(spec, reporter)
         except KeyboardInterrupt:
-            raise _interrupted(spec.run_dir) from None
+            raise interrupted(_how_to_resume(spec.run_dir)) from None
         if out is not None:
             _write_out(out, export)
     except PromptoptError as error:
@@ -204,19 +204,16 @@ def search(
         write_report_after(Path(export["run_dir"]))
 
 
-def _interrupted(run_dir: Path) -> typer.Exit:
-    """Ctrl-C: one line saying what was kept and the exact command that continues.
+def _how_to_resume(run_dir: Path) -> str:
+    """After Ctrl-C: what was kept and the exact command that continues.
 
     The run directory holds every finished model call (the journal), so resuming
     repeats none of them; a search stopped before it wrote its config left nothing.
     """
-    if (run_dir / "config.json").is_file():
-        command = f"promptopt search --resume {shlex.quote(str(run_dir))}"
-        message = f"interrupted: the run is saved in {run_dir}; resume it with `{command}`"
-    else:
-        message = "interrupted before the search started: nothing was saved"
-    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code=INTERRUPTED_EXIT_CODE)
+    if not (run_dir / "config.json").is_file():
+        return "the search had not started, nothing was saved"
+    command = f"promptopt search --resume {shlex.quote(str(run_dir))}"
+    return f"the run is saved in {run_dir}; resume it with `{command}`"
 
 
 def _write_out(out: Path, export: dict[str, Any]) -> None:

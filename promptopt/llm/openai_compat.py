@@ -3,9 +3,9 @@
 Requests run on at most `max_concurrency` threads and come back in order. Each
 request gets `timeout` seconds and is retried by this module, not the SDK (see
 `_create`): a server that hangs fails after about two timeouts, and Ctrl-C never
-waits for requests in flight (see `_run`). Every call sends `max_tokens` (llama.cpp ignores
-`max_completion_tokens`), and `n` samples are `n` separate calls with seeds
-`seed, seed + 1, ...` because many servers ignore `n`.
+waits for requests in flight (see `_run`). Every call sends `max_tokens`
+(llama.cpp ignores `max_completion_tokens`), and `n` samples are `n` separate
+calls with seeds `seed, seed + 1, ...` because many servers ignore `n`.
 
 Log-probabilities use the completions endpoint with `echo=True`: the server
 scores context + continuation as one prompt, and the continuation's score is

@@ -50,6 +50,13 @@ def test_search_export_eval_and_cached_rerun(tmp_path: Path) -> None:
     assert first["models"]["target"]["model"] == "SmolLM2-135M-Instruct"
     assert first["leaderboard"][0]["instruction"] == first["prompt"]["instruction"]
     assert "api_key" not in json.dumps(first).lower()
+    # The demonstration stage ran after APE, with demonstrations from train only
+    # (antonyms' train comes from the induce file; dev and test from execute).
+    staged = [row for row in first["leaderboard"] if row["demonstrations"] > 0]
+    assert staged and all(" + " in row["origin"] for row in staged)
+    events = read_events(tmp_path / "first")
+    stage = next(e for e in events if e["event"] == "demo_stage")
+    assert all(i.startswith("induce-") for s in stage["demo_sets"] for i in s)
 
     # Same search again: everything from the cache, nothing charged, same answer.
     again = search(tmp_path, "again")

@@ -25,6 +25,7 @@ from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.paths import read_prompt_template
 from promptopt.prompting import render_demonstration
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
+from promptopt.strategies.halving import successive_halving
 from promptopt.strategies.proposals import (
     ProposalFilter,
     filter_proposals,
@@ -294,40 +295,33 @@ class APE:
         pool: list[str],
         dev: list[Example],
     ) -> list[str]:
-        alive = list(pool)
-        m = min(config.halving_start, len(dev))
-        round_index = 1
-        while True:
-            subset = dev[:m]
+        def score_round(alive: list[str], subset: list[Example], round_index: int) -> None:
             self._score(
                 ctx,
                 board,
                 {i: subset for i in alive},
-                f"Halving round {round_index}: {len(alive)} candidates x {m} dev examples",
+                f"Halving round {round_index}: {len(alive)} candidates x {len(subset)} "
+                "dev examples",
                 config.objective,
             )
-            alive.sort(key=lambda i: board.mean(i, subset), reverse=True)
+
+        def round_done(round_index: int, m: int, ranking: list[str]) -> None:
             ctx.store.event(
                 "halving_round",
                 round=round_index,
                 examples=m,
-                ranking=[[i, board.mean(i, subset)] for i in alive],
+                ranking=[[i, board.mean(i, dev[:m])] for i in ranking],
             )
-            if m >= len(dev):
-                return alive
-            before = (len(alive), m)
-            alive = alive[: max(1, math.ceil(len(alive) / config.halving_eta))]
-            m = min(m * config.halving_eta, len(dev))
-            if len(alive) >= before[0] and m <= before[1]:
-                # Neither fewer candidates nor more examples: the next round would
-                # be this one again, forever (halving_start=0 once filled a disk).
-                raise ConfigError(
-                    f"successive halving made no progress in round {round_index} "
-                    f"({len(alive)} candidates x {m} dev examples, halving_start="
-                    f"{config.halving_start}, halving_eta={config.halving_eta}): pass "
-                    "-p halving_start=1 or more and -p halving_eta=2 or more"
-                )
-            round_index += 1
+
+        return successive_halving(
+            pool,
+            dev,
+            config.halving_start,
+            config.halving_eta,
+            score_round,
+            board.mean,
+            round_done,
+        )
 
     def _ucb(
         self,

@@ -20,13 +20,13 @@ strategy that spends until the budget still leaves the stage its calls.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from promptopt.calibration import calibration_inputs, label_prior
 from promptopt.errors import BudgetExhausted
 from promptopt.strategies.base import SearchContext
 from promptopt.strategies.demo_sets import DemoSet, draw_demo_sets
+from promptopt.strategies.halving import halving_cost, successive_halving
 from promptopt.types import Candidate, Example, Prompt
 
 DEFAULT_DEMO_SETS = 4
@@ -176,42 +176,32 @@ def _calibrated_twins(ctx: SearchContext, pairs: list[_Pair], dev: list[Example]
 def _affordable(pairs: int, dev: int, calls_left: int | None) -> int:
     """The most pairs whose full halving (down to one pair scored on all of dev) the
     calls left pay for."""
-    while pairs and calls_left is not None and _halving_cost(pairs, dev) > calls_left:
+    while (
+        pairs
+        and calls_left is not None
+        and halving_cost(pairs, dev, HALVING_START, HALVING_ETA) > calls_left
+    ):
         pairs -= 1
     return pairs
-
-
-def _halving_cost(pairs: int, dev: int) -> int:
-    """Calls `_halving` spends on `pairs` fresh pairs and `dev` examples."""
-    total, alive, scored, m = 0, pairs, 0, min(HALVING_START, dev)
-    while True:
-        total += alive * (m - scored)
-        if m >= dev:
-            return total
-        alive, scored, m = max(1, math.ceil(alive / HALVING_ETA)), m, min(m * HALVING_ETA, dev)
 
 
 def _halving(ctx: SearchContext, pairs: list[_Pair], dev: list[Example]) -> None:
     """Successive halving over the pairs on growing prefixes of the shuffled dev set;
     the last survivor ends scored on all of dev."""
-    alive = list(pairs)
-    m = min(HALVING_START, len(dev))
-    round_index = 1
-    while alive:
-        subset = dev[:m]
-        _score(ctx, alive, subset, f"Demonstrations round {round_index}: {len(alive)} x {m}")
-        alive.sort(key=lambda p: p.mean(subset), reverse=True)
+
+    def score_round(alive: list[_Pair], subset: list[Example], round_index: int) -> None:
+        label = f"Demonstrations round {round_index}: {len(alive)} x {len(subset)}"
+        _score(ctx, alive, subset, label)
+
+    def round_done(round_index: int, m: int, ranking: list[_Pair]) -> None:
         ctx.store.event(
             "demo_stage_round",
             round=round_index,
             examples=m,
-            ranking=[[p.origin, p.mean(subset)] for p in alive],
+            ranking=[[p.origin, p.mean(dev[:m])] for p in ranking],
         )
-        if m >= len(dev):
-            return
-        alive = alive[: max(1, math.ceil(len(alive) / HALVING_ETA))]
-        m = min(m * HALVING_ETA, len(dev))
-        round_index += 1
+
+    successive_halving(pairs, dev, HALVING_START, HALVING_ETA, score_round, _Pair.mean, round_done)
 
 
 def _score(ctx: SearchContext, pairs: list[_Pair], examples: list[Example], label: str) -> None:

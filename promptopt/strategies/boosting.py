@@ -276,13 +276,14 @@ class Boosted:
         every member's samples on all of dev (`promptopt.search`). Without this
         reserve the ensemble a budget-capped search builds could never be checked,
         and the start would be kept whatever the ensemble was worth."""
-        if ctx.budget.max_calls is None:
+        left = ctx.calls_left()
+        if left is None:
             return True
         samples = config.samples_per_prompt
         pool_runs = 0 if config.version == "bagged" else 1 + (config.vote == "weighted")
         check = (members + 1) * samples * len(ctx.task.examples("dev"))
         needed = pool_runs * pool * samples + check
-        return ctx.usage.calls + needed <= ctx.budget.max_calls
+        return needed <= left
 
     # -- building prompts -----------------------------------------------------------
     def _prompt(self, ctx: SearchContext, instruction: str, demos: list[Example]) -> Prompt:

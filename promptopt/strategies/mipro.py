@@ -198,7 +198,7 @@ class Trials:
         self.board.confirmed.update(self.score(start_pair, self.dev, "start"))
         trial = 0
         while trial < self._trial_limit():
-            left = self._budget_left()
+            left = self.ctx.calls_left()
             if left is not None and left < len(self.dev):
                 break  # keep what a final confirmation costs
             available = [p for p in pairs if self.board.n(p) < len(self.dev)]
@@ -218,11 +218,6 @@ class Trials:
         if budget.max_calls is not None or budget.max_tokens is not None:
             return self.config.max_trials
         return min(self.config.trials, self.config.max_trials)
-
-    def _budget_left(self) -> int | None:
-        if self.ctx.budget.max_calls is None:
-            return None
-        return self.ctx.budget.max_calls - self.ctx.usage.calls
 
     def choose(self, available: list[choice_bo.Pair], trial: int) -> tuple[choice_bo.Pair, str]:
         untried = [p for p in available if self.board.n(p) == 0]
@@ -334,7 +329,7 @@ class Trials:
                 pass  # the observed means decide
         best = max(pending, key=lambda p: (score[p], board.n(p)))
         missing = [e for e in self.dev if e.id not in board.scores[best]]
-        left = self._budget_left()
+        left = self.ctx.calls_left()
         if left is not None and left < len(missing):
             return
         board.confirmed.update(self.score(best, missing, "confirm"))

@@ -16,14 +16,44 @@ fresh `python -I -B` subprocess with these layers, each independent of the other
   writes anywhere but world-writable places and the scratch directory).
 - Namespaces, where the platform allows (`unshare`, with a user namespace
   when not root): an empty network namespace (no network at all), and a mount
-  namespace in which every mount but the scratch directory is read-only.
+  namespace in which every mount but the scratch directory is read-only. Where
+  `setpriv` is there too, the user's files are hidden in it: an empty tmpfs
+  over /home, /root, the caller's home and working directory and promptopt's
+  cache and data directories, /dev/null over /etc's account files (the
+  interpreter's own directories are set back on top when they lie inside); a PID
+  namespace with its own /proc keeps other processes (the caller's environment,
+  its working directory) out of sight; and the program starts with no
+  capabilities, so it cannot undo a mount.
 - A guard inside the interpreter (a `sys.addaudithook` hook installed before
-  the program runs) refuses writes outside the scratch directory, starting
-  processes, sockets that connect or bind, ctypes and raising resource limits,
-  and reports each refusal. It is a second line against accidents, not a
-  boundary against code written to escape it; the OS layers above are.
+  the program runs) refuses writes outside the scratch directory, reads outside
+  it and the Python installation (and /proc/self, a few devices, zoneinfo),
+  starting processes, sockets that connect or bind, ctypes and raising
+  resource limits, and reports each refusal. It is a second line against
+  accidents, not a boundary against code written to escape it; the OS layers
+  above are.
 
 `Sandbox.protections()` says which layers are active on this machine.
+
+The verdict. stdout, argv and the whole process are the program's too, so none
+of them decides the status: stdout carries only the `sandbox_report` lines,
+which are informational. The harness writes its one outcome record to a pipe of
+its own (`pass_fds`), after a per-run token that the parent sends on a second
+pipe, read and closed by the harness before the program starts (never in argv,
+the environment or a file). The parent takes the record only when that pipe
+holds exactly one line, starting with the token, with exactly the harness's
+fields, and the process then exited with 0; otherwise the status comes from how
+the process ended (`crashed` when nothing else applies). Printing a fake
+record, writing one to every descriptor, exiting with 0 or raising afterwards
+never passes, and the harness in a forked copy of the process stays silent.
+
+What this cannot stop: the program runs in the harness's interpreter, so code
+written against this harness can find the token in the harness's frame and
+write the exact record itself, as it can skip its own asserts (a trace function
+that jumps over them) or return objects equal to anything. No channel fixes
+that: anything the harness does after the program returns, the program can do
+first, and a supervising process learns nothing from this one that the program
+could not fake (so there is none). Only running the tests outside the
+candidate's process would.
 """
 
 from __future__ import annotations
@@ -43,6 +73,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promptopt import paths
 from promptopt.errors import ConfigError
 
 OPT_IN_FLAG = "--allow-code-execution"
@@ -51,17 +82,20 @@ _REPORT_TAG = "__promptopt_sandbox__"
 _MAX_CAPTURE = 64_000
 
 # The first code the sandboxed interpreter runs. It installs the audit-hook
-# guard, runs program.py from the scratch directory in a fresh namespace, and
-# writes one tagged JSON line per report and a final one with the outcome.
+# guard, runs program.py from the scratch directory in a fresh namespace, writes
+# one tagged JSON line per report to stdout (informational only), and its one
+# outcome record to the verdict pipe (see "The verdict" in the module doc).
 _HARNESS = r"""
 import gc, json, os, sys
 scratch, nonce, guarded = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+verdict_fd, token_fd, harness_pid = int(sys.argv[4]), int(sys.argv[5]), os.getpid()
+os.set_inheritable(verdict_fd, False)
 os.chdir(scratch)
-_write, _violations = os.write, []
+_write, _dumps, _getpid, _violations = os.write, json.dumps, os.getpid, []
 
 
 def _emit(kind, data):
-    line = "\n" + nonce + json.dumps({"kind": kind, **data}, default=repr) + "\n"
+    line = "\n" + nonce + _dumps({"kind": kind, **data}, default=repr) + "\n"
     try:
         _write(1, line.encode("utf-8", "replace"))
     except OSError:
@@ -73,8 +107,14 @@ def sandbox_report(**data):
 
 
 def _install_guard():
-    realpath, isabs, join, fsdecode = os.path.realpath, os.path.isabs, os.path.join, os.fsdecode
+    realpath, isabs, join, fsdecode, sep = (
+        os.path.realpath, os.path.isabs, os.path.join, os.fsdecode, os.sep
+    )
     getpid = os.getpid
+    python = {realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                     sys.base_exec_prefix) if p}
+    readable = (scratch, "/proc/%d" % getpid(), "/usr/share/zoneinfo", *sorted(python))
+    devices = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
     writing_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     path_events = {
         "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.chmod": (0,),
@@ -89,12 +129,24 @@ def _install_guard():
     network_events = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"}
     busy = []
 
+    def resolve(path):
+        path = fsdecode(path)
+        return realpath(path if isabs(path) else join(os.getcwd(), path))
+
+    def within(full, roots):
+        return any(full == root or full.startswith(root.rstrip(sep) + sep) for root in roots)
+
     def inside(path):
         if isinstance(path, int) or path is None:
             return True
-        path = fsdecode(path)
-        full = realpath(path if isabs(path) else join(os.getcwd(), path))
-        return full == scratch or full.startswith(scratch + os.sep) or full == "/dev/null"
+        full = resolve(path)
+        return within(full, (scratch,)) or full == "/dev/null"
+
+    def may_read(path):
+        if isinstance(path, int) or path is None:
+            return True
+        full = resolve(path)
+        return within(full, readable) or full in devices
 
     def deny(what):
         _violations.append(what)
@@ -108,8 +160,17 @@ def _install_guard():
             if event == "open":
                 path, mode, flags = args
                 writes = isinstance(mode, str) and any(c in mode for c in "wax+")
-                if (writes or (flags or 0) & writing_flags) and not inside(path):
-                    deny("writing %r outside the working directory" % (path,))
+                if writes or (flags or 0) & writing_flags:
+                    if not inside(path):
+                        deny("writing %r outside the working directory" % (path,))
+                elif not may_read(path):
+                    deny("reading %r outside the working directory and Python" % (path,))
+            elif event == "sqlite3.connect":
+                database = fsdecode(args[0])
+                if database.startswith("file:"):
+                    database = database[5:].split("?")[0]
+                if not inside(database):
+                    deny("opening the database %r outside the working directory" % (args[0],))
             elif event in path_events:
                 for i in path_events[event]:
                     if not inside(args[i]):
@@ -130,36 +191,58 @@ def _install_guard():
     sys.addaudithook(hook)
 
 
-status, message = "passed", ""
-try:
-    with open("program.py", encoding="utf-8") as handle:
-        source = handle.read()
-    if guarded:
-        _install_guard()
-    namespace = {"__name__": "__sandbox__", "__builtins__": __builtins__}
-    namespace["sandbox_report"] = sandbox_report
-    exec(compile(source, "program.py", "exec"), namespace)
-except AssertionError as exc:
-    status, message = "failed", ("AssertionError: " + str(exc)).strip().rstrip(":")
-except MemoryError:
-    namespace = None
-    gc.collect()
-    status, message = "memory", "MemoryError: the memory limit was reached"
-except SystemExit as exc:
-    status, message = "error", "the program called exit(%s)" % (exc.code,)
-except BaseException as exc:
-    status, message = "error", (type(exc).__name__ + ": " + str(exc)).strip().rstrip(":")
-if _violations:
-    status = "blocked"
-    message = message or ("sandbox: " + _violations[0] + " is not allowed")
-for stream in (sys.stdout, sys.stderr):
+def _take_token():
+    # The parent's per-run token, read and the pipe closed before the program runs;
+    # from here on it is only a local of _main.
+    token = os.read(token_fd, 64)
+    os.close(token_fd)
+    return token
+
+
+def _main(token):
+    status, message = "passed", ""
     try:
-        stream.flush()
+        with open("program.py", encoding="utf-8") as handle:
+            source = handle.read()
+        if guarded:
+            _install_guard()
+        namespace = {"__name__": "__sandbox__", "__builtins__": __builtins__}
+        namespace["sandbox_report"] = sandbox_report
+        exec(compile(source, "program.py", "exec"), namespace)
+    except AssertionError as exc:
+        status, message = "failed", ("AssertionError: " + str(exc)).strip().rstrip(":")
+    except MemoryError:
+        namespace = None
+        gc.collect()
+        status, message = "memory", "MemoryError: the memory limit was reached"
+    except SystemExit as exc:
+        status, message = "error", "the program called exit(%s)" % (exc.code,)
+    except BaseException as exc:
+        status, message = "error", (type(exc).__name__ + ": " + str(exc)).strip().rstrip(":")
+    if _violations:
+        status = "blocked"
+        message = message or ("sandbox: " + _violations[0] + " is not allowed")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    if _getpid() != harness_pid:  # a process the program forked has no say in the verdict
+        os._exit(1)
+    record = {"status": status, "message": message[:500],
+              "violations": [str(v)[:200] for v in _violations[:10]]}
+    try:
+        _write(verdict_fd, token + (_dumps(record) + "\n").encode("utf-8", "replace"))
     except BaseException:
         pass
-_emit("result", {"status": status, "message": message[:500], "violations": _violations})
-os._exit(0)
+    os._exit(0)
+
+
+_main(_take_token())
 """
+# What the harness may write to the verdict pipe (`_verdict` accepts nothing else).
+_HARNESS_STATUSES = frozenset({"passed", "failed", "error", "memory", "blocked"})
+_VERDICT_KEYS = frozenset({"status", "message", "violations"})
 
 
 @dataclass(frozen=True)
@@ -233,9 +316,9 @@ class Sandbox:
         self.python = _interpreter(self.user)
         if self.python is None:  # no interpreter the unprivileged user may run
             self.user, self.python = None, sys.executable
-        self.prefix, self.read_only = (None, False)
+        self.isolation = _Isolation()
         if isolate:
-            self.prefix, self.read_only = _isolation(self.user, self.python)
+            self.isolation = _isolation(self.user, self.python)
 
     def protections(self) -> dict[str, Any]:
         """Which layers are active here, for reports and the README's claims."""
@@ -250,8 +333,10 @@ class Sandbox:
             "max_processes": lim.max_processes,
             "scratch_directory": True,
             "unprivileged_user": self.user is not None,
-            "no_network": self.prefix is not None,
-            "read_only_filesystem": self.read_only,
+            "no_network": bool(self.isolation.prefix),
+            "read_only_filesystem": self.isolation.read_only,
+            "user_files_hidden": bool(self.isolation.hidden),
+            "hidden_paths": list(self.isolation.hidden),
             "guard": self.guard,
         }
 
@@ -271,20 +356,14 @@ class Sandbox:
 
     def _run(self, scratch: Path, captured: Path) -> SandboxResult:
         nonce = f"{_REPORT_TAG}{secrets.token_hex(8)}:"
-        prefix = self.prefix or []
-        if self.read_only:
-            prefix = [*prefix, str(scratch)]
-        command = [
-            *prefix,
-            self.python,
-            "-I",
-            "-B",
-            "-c",
-            _HARNESS,
-            str(scratch),
-            nonce,
-            "1" if self.guard else "0",
-        ]
+        token = secrets.token_hex(16).encode()
+        verdict_read, verdict_write = os.pipe()
+        token_read, token_write = os.pipe()
+        os.write(token_write, token)
+        os.close(token_write)
+        harness = [self.python, "-I", "-B", "-c", _HARNESS, str(scratch), nonce]
+        harness += ["1" if self.guard else "0", str(verdict_write), str(token_read)]
+        command = self.isolation.command(str(scratch), harness)
         env = {
             "PATH": "/usr/bin:/bin",
             "HOME": str(scratch),
@@ -297,26 +376,34 @@ class Sandbox:
             privileges = {"user": self.user, "group": self.user, "extra_groups": []}
         started = time.perf_counter()
         timed_out = False
-        with open(captured / "out", "wb") as out, open(captured / "err", "wb") as err:
-            try:
-                proc = subprocess.Popen(
-                    command,
-                    cwd=scratch,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                    preexec_fn=_limiter(self.limits),
-                    **privileges,
-                )
-            except (OSError, subprocess.SubprocessError) as exc:
-                raise ConfigError(f"cannot start the code sandbox: {exc}") from exc
-            try:
-                proc.wait(timeout=self.limits.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            _kill_group(proc)
+        try:
+            with open(captured / "out", "wb") as out, open(captured / "err", "wb") as err:
+                try:
+                    proc = subprocess.Popen(
+                        command,
+                        cwd=scratch,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=err,
+                        start_new_session=True,
+                        pass_fds=(verdict_write, token_read),
+                        preexec_fn=_limiter(self.limits),
+                        **privileges,
+                    )
+                except (OSError, subprocess.SubprocessError) as exc:
+                    raise ConfigError(f"cannot start the code sandbox: {exc}") from exc
+                finally:
+                    os.close(verdict_write)
+                    os.close(token_read)
+                try:
+                    proc.wait(timeout=self.limits.timeout_s)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                _kill_group(proc)
+            verdict = _drain(verdict_read)
+        finally:
+            os.close(verdict_read)
         seconds = time.perf_counter() - started
         full = any(
             (captured / name).stat().st_size >= self.limits.max_file_bytes
@@ -325,7 +412,16 @@ class Sandbox:
         stdout = _read(captured / "out")
         stderr = _read(captured / "err")
         return _outcome(
-            nonce, stdout, stderr, proc.returncode, timed_out, full, seconds, self.limits
+            nonce,
+            token,
+            verdict,
+            stdout,
+            stderr,
+            proc.returncode,
+            timed_out,
+            full,
+            seconds,
+            self.limits,
         )
 
 
@@ -369,18 +465,74 @@ def _read(path: Path) -> str:
         return handle.read(_MAX_CAPTURE * 4).decode("utf-8", "replace")
 
 
+def _drain(fd: int, limit: int = 65_536) -> bytes:
+    """What is in the verdict pipe now. Every process that held its write end is
+    gone by the time this runs, but it never waits, to be safe."""
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        try:
+            chunk = os.read(fd, limit - size)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _verdict(data: bytes, token: bytes, returncode: int | None) -> dict[str, Any] | None:
+    """The harness's outcome record, or None when the pipe holds anything else:
+    exactly one line, the run's token then JSON with exactly the harness's keys,
+    from a process that then exited with 0. More than one line means the program
+    wrote there too, so none of them counts."""
+    if returncode != 0 or data.count(b"\n") != 1 or not data.endswith(b"\n"):
+        return None
+    if not data.startswith(token):
+        return None
+    try:
+        record = json.loads(data[len(token) :])
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or set(record) != _VERDICT_KEYS:
+        return None
+    status, message, violations = record["status"], record["message"], record["violations"]
+    if status not in _HARNESS_STATUSES or not isinstance(message, str):
+        return None
+    if not isinstance(violations, list) or not all(isinstance(v, str) for v in violations):
+        return None
+    return record
+
+
+def _signal_of(returncode: int | None) -> int | None:
+    """The signal that killed the interpreter: negative for a direct child,
+    128 + N when the mount script's shell reports it."""
+    if returncode is None:
+        return None
+    if returncode < 0:
+        return -returncode
+    return returncode - 128 if returncode > 128 else None
+
+
 def _outcome(
     nonce: str,
+    token: bytes,
+    verdict: bytes,
     stdout: str,
     stderr: str,
-    returncode: int,
+    returncode: int | None,
     timed_out: bool,
     output_full: bool,
     seconds: float,
     limits: SandboxLimits,
 ) -> SandboxResult:
+    """The status comes from what the verdict pipe held (`_verdict`) and the
+    process's fate only. Lines on stdout tagged with `nonce` are reports, which
+    the program can forge and which decide nothing."""
+    final = _verdict(verdict, token, returncode)
     reports: list[dict[str, Any]] = []
-    final: dict[str, Any] | None = None
     plain = []
     for line in stdout.split("\n"):
         if line.startswith(nonce):
@@ -388,9 +540,7 @@ def _outcome(
                 data = json.loads(line[len(nonce) :])
             except json.JSONDecodeError:
                 continue
-            if data.pop("kind", None) == "result":
-                final = data
-            else:
+            if isinstance(data, dict) and data.pop("kind", None) == "report":
                 reports.append(data)
         else:
             plain.append(line)
@@ -402,21 +552,20 @@ def _outcome(
         stdout="\n".join(plain).strip()[:_MAX_CAPTURE],
         stderr=stderr.strip()[-_MAX_CAPTURE:],
     )
-    if final is not None and not timed_out:
-        result.status = str(final.get("status", "crashed"))
-        result.message = str(final.get("message", ""))
-        result.violations = list(final.get("violations", []))
-        return result
-    killed_by = -returncode if returncode is not None and returncode < 0 else None
+    killed_by = _signal_of(returncode)
     if timed_out:
         result.status = "timeout"
         result.message = f"killed after the {limits.timeout_s:g} s time limit"
+    elif output_full or (final is None and killed_by == signal.SIGXFSZ):
+        result.status = "output_limit"
+        result.message = f"wrote more than the {limits.max_file_bytes} byte file-size limit"
+    elif final is not None:
+        result.status = str(final["status"])
+        result.message = str(final["message"])
+        result.violations = list(final["violations"])
     elif killed_by in (signal.SIGXCPU, signal.SIGKILL):
         result.status = "timeout"
         result.message = f"killed at the {limits.cpu_s} s CPU limit"
-    elif killed_by == signal.SIGXFSZ or output_full:
-        result.status = "output_limit"
-        result.message = f"wrote more than the {limits.max_file_bytes} byte file-size limit"
     elif "MemoryError" in stderr:
         result.status = "memory"
         result.message = "MemoryError: the memory limit was reached"
@@ -425,6 +574,8 @@ def _outcome(
         result.message = f"exited with code {returncode} without a report" + (
             f": {last[:200]}" if last else ""
         )
+        if verdict:
+            result.message += " (and an invalid verdict record)"
     return result
 
 
@@ -446,15 +597,36 @@ def _interpreter(user: int | None) -> str | None:
     return _PROBES[key]
 
 
-# Run inside the new namespaces, before the interpreter: keep the scratch directory
-# writable and make every other mount read-only, then exec the interpreter.
-_READ_ONLY_SCRIPT = """set -e
-scratch="$1"; shift
+# Run inside the new namespaces, before the interpreter ($1 scratch directory, $2
+# Python directories to keep visible, $3 paths to hide, newline-separated; then the
+# command). Keep the scratch directory writable; cover each hidden directory with
+# an empty tmpfs and each hidden file with /dev/null, after setting the Python
+# directories inside them aside in the scratch directory and moving them back on
+# top; make every mount read-only; then run the command (as a child, so that a
+# signal that kills it shows in the exit status as 128 + N).
+_MOUNT_SCRIPT = """set -ef
+scratch="$1"; keep="$2"; hide="$3"; shift 3
+IFS='
+'
 mount --bind "$scratch" "$scratch"
+n=0
+for path in $keep; do
+  n=$((n + 1)); mkdir "$scratch/.keep$n"; mount --bind "$path" "$scratch/.keep$n"
+done
+for path in $hide; do
+  if [ -d "$path" ]; then mount -t tmpfs -o size=1m,mode=755 promptopt-hidden "$path"
+  elif [ -e "$path" ]; then mount --bind /dev/null "$path"
+  fi
+done
+n=0
+for path in $keep; do
+  n=$((n + 1)); mkdir -p "$path"; mount --move "$scratch/.keep$n" "$path"
+  rmdir "$scratch/.keep$n"
+done
 for m in $(awk '{print $2}' /proc/self/mounts | sort -u); do
   [ "$m" = "$scratch" ] || mount -o remount,bind,ro "$m" 2>/dev/null || true
 done
-exec "$@"
+"$@"
 """
 # Succeeds only where a write outside the scratch directory fails with EROFS.
 _READ_ONLY_CHECK = """
@@ -465,36 +637,138 @@ except OSError as exc:
     sys.exit(0 if exc.errno == errno.EROFS else 1)
 sys.exit(1)
 """
+# The directories an interpreter needs: its prefixes and its executable's directory.
+_PYTHON_DIRS = """
+import json, os, sys
+dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+dirs.add(os.path.dirname(os.path.realpath(sys.executable)))
+print(json.dumps(sorted(os.path.realpath(d) for d in dirs if d)))
+"""
+# Never hidden, nor anything inside them (the system the interpreter runs on);
+# only /etc's account files are.
+_SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run")
+_SYSTEM_DIRS += ("/sbin", "/sys", "/usr")
+_ACCOUNT_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")
 
 
-def _isolation(user: int | None, python: str) -> tuple[list[str] | None, bool]:
-    """The command prefix for an empty network namespace and a read-only file
-    system but for the scratch directory, where `unshare` allows; and whether
-    the file system part works here."""
-    unshare, sh = shutil.which("unshare"), shutil.which("sh")
+@dataclass(frozen=True)
+class _Isolation:
+    """How the interpreter is started: `prefix` runs it in new namespaces (none:
+    directly); with `read_only` the prefix ends in the mount script, which takes
+    the scratch directory, `keep` and `hidden` before `launcher` and the command."""
+
+    prefix: tuple[str, ...] = ()
+    read_only: bool = False
+    hidden: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    launcher: tuple[str, ...] = ()
+
+    def command(self, scratch: str, interpreter: list[str]) -> list[str]:
+        if not self.read_only:
+            return [*self.prefix, *interpreter]
+        lists = ["\n".join(self.keep), "\n".join(self.hidden)]
+        return [*self.prefix, scratch, *lists, *self.launcher, *interpreter]
+
+
+def _isolation(user: int | None, python: str) -> _Isolation:
+    """The strongest isolation `unshare` allows here, tried in order: network, mount
+    and PID namespaces with the user's files hidden and capabilities dropped; a
+    read-only mount namespace; an empty network namespace alone; nothing."""
+    unshare, sh, setpriv = shutil.which("unshare"), shutil.which("sh"), shutil.which("setpriv")
     if unshare is None:
-        return None, False
-    base = [unshare, "--net"]
+        return _Isolation()
+    base = (unshare, "--net")
     if user is not None or os.geteuid() != 0:
-        base.append("--map-root-user")  # unprivileged: a user namespace owns the new ones
-    key = ("isolation", tuple(base), user, python)
+        base += ("--map-root-user",)  # unprivileged: a user namespace owns the new ones
+    hidden, keep = _hiding_plan(_python_dirs(python, user))
+    key = ("isolation", base, user, python, hidden, keep)
     if key not in _PROBES:
-        found: tuple[list[str] | None, bool] = (None, False)
+        candidates = []
         if sh is not None:
-            read_only = [*base, "--mount", sh, "-c", _READ_ONLY_SCRIPT, "sh"]
+            script = (sh, "-c", _MOUNT_SCRIPT, "sh")
+            if setpriv is not None and hidden:
+                no_caps = (setpriv, "--inh-caps=-all", "--bounding-set=-all", "--")
+                pid = ("--pid", "--fork", "--mount-proc")
+                candidates.append(
+                    _Isolation((*base, "--mount", *pid, *script), True, hidden, keep, no_caps)
+                )
+            candidates.append(_Isolation((*base, "--mount", *script), True))
+        found = _Isolation()
+        for candidate in candidates:
             scratch = Path(tempfile.mkdtemp(prefix="promptopt-sandbox-probe-"))
             try:
                 if user is not None:
                     os.chown(scratch, user, user)
-                ok = _probe([*read_only, str(scratch), python], user, _READ_ONLY_CHECK, scratch)
+                command = candidate.command(str(scratch), [python])
+                ok = _probe(command, user, _READ_ONLY_CHECK, scratch)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             if ok:
-                found = (read_only, True)
-        if found[0] is None and _probe([*base, python], user):
-            found = (base, False)
+                found = candidate
+                break
+        if not found.prefix and _probe([*base, python], user):
+            found = _Isolation(base)
         _PROBES[key] = found
     return _PROBES[key]
+
+
+def _python_dirs(python: str, user: int | None) -> list[str]:
+    """`_PYTHON_DIRS` of the sandbox's interpreter, run as the sandbox user."""
+    key = ("python_dirs", python, user)
+    if key not in _PROBES:
+        extra: dict[str, Any] = {}
+        if user is not None:
+            extra = {"user": user, "group": user, "extra_groups": []}
+        dirs: list[str] = []
+        with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError):
+            done = subprocess.run(
+                [python, "-I", "-c", _PYTHON_DIRS],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=20,
+                check=True,
+                cwd="/",
+                **extra,
+            )
+            dirs = [str(d) for d in json.loads(done.stdout)]
+        _PROBES[key] = dirs
+    return list(_PROBES[key])
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _hiding_plan(python_dirs: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What to hide from the program: /home, /root, the caller's home, working
+    directory, promptopt's cache and data directories, and /etc's account files;
+    and which of the interpreter's directories lie inside them (shown again on
+    top). Never the system, the temporary directory, or the interpreter itself."""
+    wanted = ["/home", "/root", *_ACCOUNT_FILES, str(paths.cache_root())]
+    data = paths.data_dir()
+    if data is not None:
+        wanted.append(str(data))
+    with contextlib.suppress(OSError, RuntimeError, KeyError):
+        wanted.append(str(Path.home()))
+    with contextlib.suppress(OSError):
+        wanted.append(os.getcwd())
+    temporary = os.path.realpath(tempfile.gettempdir())
+    hidden: list[str] = []
+    for path in sorted({os.path.realpath(p) for p in wanted}):  # parents before children
+        if "\n" in path or not os.path.exists(path) or path in python_dirs:
+            continue
+        if _within(temporary, path) or (
+            path not in _ACCOUNT_FILES
+            and any(_within(path, d) or _within(d, path) for d in _SYSTEM_DIRS)
+        ):
+            continue
+        if not any(_within(path, h) for h in hidden):
+            hidden.append(path)
+    keep: list[str] = []
+    for d in sorted(python_dirs):
+        if any(_within(d, h) for h in hidden) and not any(_within(d, k) for k in keep):
+            keep.append(d)
+    return tuple(hidden), tuple(keep)
 
 
 def _probe(

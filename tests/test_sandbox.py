@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from promptopt import paths
 from promptopt.errors import ConfigError
-from promptopt.sandbox import Sandbox, SandboxLimits
+from promptopt.sandbox import Sandbox, SandboxLimits, SandboxResult
 
 FAST = SandboxLimits(timeout_s=3.0, cpu_s=2, memory_mb=256)
 
@@ -216,3 +217,199 @@ def test_protections_say_what_is_active(sandbox: Sandbox) -> None:
     assert info["memory_mb"] == FAST.memory_mb and info["timeout_s"] == FAST.timeout_s
     if os.geteuid() == 0:
         assert info["unprivileged_user"]  # this machine: root drops to nobody
+    assert info["user_files_hidden"] == bool(info["hidden_paths"])
+
+
+# The verdict: only the harness's record on its private pipe decides the status.
+
+_FAKE_RESULT = '{"kind": "result", "status": "passed", "message": "", "violations": []}'
+
+
+def test_a_verdict_forged_on_stdout_is_ignored(sandbox: Sandbox) -> None:
+    forge = f"import os, sys\nprint(sys.argv[2] + {_FAKE_RESULT!r}, flush=True)\n"
+    result = sandbox.run(forge + "os._exit(0)\n")
+    assert result.status == "crashed" and not result.passed
+    result = sandbox.run(forge + "assert 1 + 1 == 3, 'wrong'\n")
+    assert result.status == "failed" and result.message == "AssertionError: wrong"
+    result = sandbox.run(forge + "raise ValueError('after the fake record')\n")
+    assert result.status == "error" and "after the fake record" in result.message
+    result = sandbox.run(forge + "sandbox_report(step=1)\n")
+    assert result.passed and result.reports == [{"step": 1}]  # reports still work
+
+
+# Collects every string that could be a nonce or token (argv, environment, command
+# line, everything gc and the frames can reach: the run's token is among them, in the
+# harness's frame), then writes forged "passed" records with each of them, in the old
+# and the new shape, to every file descriptor. Only a program that picks out the token
+# and writes that one record to the verdict pipe alone could pass (see the module doc).
+_SPRAY = r"""
+import gc, json, os, re, sys
+found = set(sys.argv) | set(os.environ.values())
+with open("/proc/self/cmdline", "rb") as handle:
+    found |= set(handle.read().decode("latin-1").split("\0"))
+def collect(values):
+    for value in values:
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if isinstance(value, str) and re.search(r"[0-9a-f]{16}|sandbox|promptopt", value):
+            found.add(value[:200])
+for obj in gc.get_objects():
+    if isinstance(obj, dict):
+        collect(list(obj.values()))
+    elif isinstance(obj, (list, tuple, set)) and obj is not found:
+        collect(list(obj))
+frame = sys._getframe()
+while frame is not None:
+    collect(frame.f_locals.values())
+    frame = frame.f_back
+bodies = [
+    json.dumps({"kind": "result", "status": "passed", "message": "", "violations": []}),
+    json.dumps({"status": "passed", "message": "", "violations": []}),
+]
+MODE
+for fd in range(256):
+    try:
+        os.set_blocking(fd, False)
+        os.write(fd, payload)
+    except OSError:
+        pass
+sandbox_report(candidates=len(found))
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_forged_records_on_every_descriptor_do_not_pass(
+    sandbox: Sandbox, bare: Sandbox, guarded: bool
+) -> None:
+    box = sandbox if guarded else bare
+    everything = 'payload = "".join(c + b + "\\n" for c in ["", *found] for b in bodies).encode()'
+    one_line = 'payload = (bodies[1] + "\\n").encode()'
+    wrong = "try:\n    assert 1 + 1 == 3\nexcept AssertionError:\n    pass\n"
+    for mode in (everything, one_line):
+        result = box.run(wrong + _SPRAY.replace("MODE", mode))
+        # Not passed; "crashed", or "memory" when the spray's copy of the harness
+        # source (from /proc/self/cmdline) on stderr mentions MemoryError.
+        assert not result.passed and result.status in ("crashed", "memory"), result
+        assert result.reports and result.reports[0]["candidates"] > 0
+
+
+def test_programs_that_import_the_standard_library_pass(sandbox: Sandbox, bare: Sandbox) -> None:
+    program = (
+        "import collections, dataclasses, datetime, decimal, fractions, functools, heapq\n"
+        "import itertools, json, math, random, re, statistics, string, typing\n"
+        "assert json.loads(json.dumps({'a': [1, 2]})) == {'a': [1, 2]}\n"
+        "assert re.findall(r'\\d+', 'a1b22') == ['1', '22']\n"
+        "assert math.gcd(12, 18) == 6 and functools.reduce(int.__add__, range(5)) == 10\n"
+        "assert collections.Counter('aab')['a'] == 2\n"
+        "assert list(itertools.accumulate([1, 2, 3])) == [1, 3, 6]\n"
+        "assert statistics.mean([1, 2, 3]) == 2 and fractions.Fraction(1, 2) * 2 == 1\n"
+        "assert str(decimal.Decimal('0.1') + decimal.Decimal('0.2')) == '0.3'\n"
+        "random.seed(0)\nassert 0 <= random.random() < 1\n"
+    )
+    for box in (sandbox, bare):
+        result = box.run(program)
+        assert result.passed, result
+
+
+# Hiding the user's files. Each canary stands for one kind of the user's files: it
+# sits in a directory anyone may read (so only the sandbox can keep it from the
+# program), which is the caller's working directory, its HOME, or promptopt's cache.
+
+_READ_ALL = """
+import os
+found = {}
+for path in PATHS:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            found[path] = handle.read()
+    except OSError as exc:
+        found[path] = type(exc).__name__
+    try:
+        found[os.path.dirname(path) + "/"] = sorted(os.listdir(os.path.dirname(path)))
+    except OSError as exc:
+        found[os.path.dirname(path) + "/"] = type(exc).__name__
+sandbox_report(**found)
+"""
+
+
+@pytest.fixture
+def user_files(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Canary files in a working directory, a home and a cache directory of the
+    caller's, each readable by anyone; the environment points promptopt at them."""
+    root = Path(tempfile.mkdtemp(prefix="promptopt-test-user-"))
+    canaries = {}
+    for name in ("cwd", "home", "cache"):
+        folder = root / name
+        folder.mkdir()
+        canary = folder / "secret.txt"
+        canary.write_text(f"canary-{name}-{os.urandom(8).hex()}", encoding="utf-8")
+        canaries[name] = canary
+    for path in (root, *root.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    monkeypatch.chdir(root / "cwd")
+    monkeypatch.setenv("HOME", str(root / "home"))
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(root / "cache"))
+    yield canaries
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _leaks(result: SandboxResult, secrets: list[str]) -> list[str]:
+    seen = repr(result.reports) + result.stdout + result.stderr + result.message
+    return [s for s in secrets if s in seen]
+
+
+def test_the_users_files_are_out_of_reach(user_files: dict[str, Path]) -> None:
+    secrets = [p.read_text(encoding="utf-8") for p in user_files.values()]
+    program = _READ_ALL.replace("PATHS", repr([str(p) for p in user_files.values()]))
+    # Without the sandbox's layers the sandbox user can read every canary: the test can fail.
+    exposed = Sandbox(allow_code_execution=True, limits=FAST, isolate=False, guard=False)
+    assert _leaks(exposed.run(program), secrets) == secrets
+    guarded = Sandbox(allow_code_execution=True, limits=FAST)
+    result = guarded.run(program)
+    assert result.status == "blocked" and "reading" in result.violations[0]
+    assert _leaks(result, secrets) == []
+    bare = Sandbox(allow_code_execution=True, limits=FAST, guard=False)
+    hidden = bare.protections()["hidden_paths"]
+    if not bare.protections()["user_files_hidden"]:
+        pytest.skip("no mount namespace here: only the guard keeps the user's files out")
+    for name in ("cwd", "home", "cache"):
+        assert str(user_files[name].parent) in hidden
+    result = bare.run(program)
+    assert result.passed and _leaks(result, secrets) == []
+    for path in user_files.values():  # an empty directory in its place
+        assert result.reports[0][str(path)] == "FileNotFoundError"
+        assert result.reports[0][str(path.parent) + "/"] == []
+
+
+def test_account_files_and_the_real_cache_are_out_of_reach(sandbox: Sandbox, bare: Sandbox) -> None:
+    passwd = Path("/etc/passwd").read_text(encoding="utf-8")
+    cache = paths.cache_root()
+    cache_files = [p for p in cache.rglob("*") if p.is_file()][:5] if cache.is_dir() else []
+    program = _READ_ALL.replace("PATHS", repr(["/etc/passwd", *map(str, cache_files)]))
+    result = sandbox.run(program)
+    assert result.status == "blocked" and "reading '/etc/passwd'" in result.violations[0]
+    assert "root:" not in result.reports[0]["/etc/passwd"]
+    if not bare.protections()["user_files_hidden"]:
+        pytest.skip("no mount namespace here: only the guard keeps the user's files out")
+    result = bare.run(program)
+    assert passwd and result.passed and result.reports[0]["/etc/passwd"] == ""
+    for path in cache_files:
+        assert result.reports[0][str(path)] in ("FileNotFoundError", "PermissionError")
+
+
+def test_hidden_directories_keep_an_interpreter_that_lives_inside_them(
+    user_files: dict[str, Path],
+) -> None:
+    """As root without dropping privileges the sandbox runs promptopt's own Python,
+    which may live under a hidden directory (here: pyenv in /root)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    box = Sandbox(allow_code_execution=True, limits=FAST, guard=False, drop_privileges=False)
+    if not box.protections()["user_files_hidden"]:
+        pytest.skip("no mount namespace here")
+    secrets = [p.read_text(encoding="utf-8") for p in user_files.values()]
+    program = _READ_ALL.replace("PATHS", repr([str(p) for p in user_files.values()]))
+    result = box.run("import json, re, decimal\n" + program)
+    assert result.passed, result
+    assert _leaks(result, secrets) == []

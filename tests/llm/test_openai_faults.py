@@ -170,6 +170,18 @@ def test_retry_after_is_obeyed_and_a_retried_request_succeeds(server: FakeOpenAI
     assert server.times[1] - server.times[0] >= 0.9
 
 
+def test_rate_limiting_without_retry_after_backs_off_then_succeeds(
+    server: FakeOpenAIServer,
+) -> None:
+    server.status, server.failures, server.retry_after = 429, 2, None
+    llm = OpenAICompatLLM("fake", base_url=server.url, max_retries=3)
+    assert ask(llm) == ["ok"]
+    assert server.requests == 3
+    times = server.times
+    gaps = [times[i + 1] - times[i] for i in range(len(times) - 1)]
+    assert gaps[0] >= 0.37 and gaps[1] >= 0.74  # backoff 0.5 s, then 1 s, less <= 25% jitter
+
+
 def test_server_errors_are_retried_with_backoff(server: FakeOpenAIServer) -> None:
     server.status, server.failures = 500, 2
     llm = OpenAICompatLLM("fake", base_url=server.url, max_retries=3)

@@ -1,4 +1,4 @@
-"""A rerun of the same search served from cache: model calls (must be 0) and time ratio.
+"""A rerun of the same search served from cache: new model calls (must be 0) and time ratio.
 
 Runs one APE search twice against a fresh cache directory and prints what each
 run charged and how long it took.
@@ -42,11 +42,11 @@ def main() -> None:
     for name, export, sec in zip(("cold", "warm"), exports, timings, strict=True):
         s, e = export["usage"]["search"], export["usage"]["test_eval"]
         print(
-            f"{name}: {sec:7.1f}s  search calls {s['calls']:4d}  cache hits {s['cache_hits']:4d}"
-            f"  test-eval calls {e['calls']:4d}"
+            f"{name}: {sec:7.1f}s  search calls {s['calls']:4d} ({s['new_calls']:4d} new, "
+            f"{s['cache_hits']:4d} from the cache)  test-eval new calls {e['new_calls']:4d}"
         )
     warm = exports[1]["usage"]
-    warm_calls = warm["search"]["calls"] + warm["test_eval"]["calls"]
+    warm_calls = warm["search"]["new_calls"] + warm["test_eval"]["new_calls"]
     print(f"warm/cold time ratio: {timings[1] / timings[0]:.3f}; warm model calls: {warm_calls}")
     print(f"same best prompt: {exports[0]['prompt'] == exports[1]['prompt']}")
 

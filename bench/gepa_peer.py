@@ -20,8 +20,8 @@ can sit in the same table:
   "embedded")`), the reflection model being promptopt's proposer, called
   through the LLM protocol's `generate`;
 - budget: promptopt model calls, not GEPA's metric calls. Both models sit in
-  the layered stack that `compare` uses (run journal <- meter <- shared cache
-  <- backend, cache hits charged), so target evaluations and reflection calls
+  the layered stack every promptopt search uses (run journal <- meter <- shared
+  cache <- backend, cache hits charged), so target evaluations and reflection calls
   are charged alike and a hard `Budget(max_calls=...)` stops the run. When the
   meter refuses a batch, a stopper ends GEPA at its next iteration check and
   GEPA's best candidate so far is kept.
@@ -315,13 +315,11 @@ def run_gepa(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gepa-journal-") as journal_dir:
         # The run journal: a request repeated within this run is free, as in a
-        # promptopt run; the shared cache is charged (`compare`'s setting), so the
-        # run does the same work however warm the cache is.
+        # promptopt run; the shared cache is charged (as in every promptopt
+        # search), so the run does the same work however warm the cache is.
         journal = open_cache(Path(journal_dir))
-        target = layered(
-            target_base, usage, budget, shared, journal, target_usage, charge_cache_hits=True
-        )
-        proposer = layered(proposer_base, usage, budget, shared, journal, charge_cache_hits=True)
+        target = layered(target_base, usage, budget, shared, journal, target_usage)
+        proposer = layered(proposer_base, usage, budget, shared, journal)
         try:
             evaluator = Evaluator(target, task)
         except Exception as exc:  # e.g. a label task on a model without log-probabilities

@@ -268,7 +268,7 @@ def run_code_eval(
         "pass_at_1_by_attempts": by_attempts,
         "problems_with_visible_tests": sum(bool(r.problem.visible) for r in runs),
         "model": model_info,
-        "usage": usage.to_dict(),
+        "usage": usage.model_calls_dict(),
         "seconds": round(time.perf_counter() - started, 2),
         "sandbox": sandbox.protections(),
         "problems": [

@@ -114,7 +114,6 @@ class CompareSpec:
             budget=self.budget,
             run_dir=run_dir,
             use_cache=self.use_cache,
-            budget_counts_cache=True,
             prices=self.prices,
             start=self.start,
             demo_format=self.demo_format,

@@ -16,7 +16,8 @@ wrong answer to every question, and every completion is charged its full
 - completion tokens (and so cost) are an upper bound; prompt tokens are exact
   for local hf models whose tokenizer is already on disk (rendered through their
   chat template), else estimated from characters (see promptopt.llm.tokens);
-- a cache hit in a real run is free; the projection assumes an empty cache.
+- calls and tokens are what the budget counts, whether the model or the call
+  cache answers; the cost assumes an empty cache (a cache hit costs nothing).
 
 InstructZero (drives the writer's input embeddings) and RLPrompt (trains a
 policy on the proposer) need the real local model, so they get a *formula* from
@@ -258,14 +259,6 @@ def _cost(
     )
 
 
-def _minus(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        calls=a.calls - b.calls,
-        prompt_tokens=a.prompt_tokens - b.prompt_tokens,
-        completion_tokens=a.completion_tokens - b.completion_tokens,
-    )
-
-
 def _simulate(
     spec: SearchSpec, strategy: Any, config: Any, task: Task, table: PriceTable
 ) -> Projection:
@@ -275,11 +268,11 @@ def _simulate(
         (root / "run").mkdir()
         store = RunStore(root / "run", spec.run_config(config))
         try:
-            memo = open_cache(root / "calls")
+            journal = open_cache(root / "calls")  # repeats within the run are free
             target_base = StandInLLM(spec.target, "target")
             proposer_base = StandInLLM(spec.proposer, "proposer")
             ctx, target_usage = search_context(
-                spec, task, store, target_base, proposer_base, memo, None, SilentReporter()
+                spec, task, store, target_base, proposer_base, None, journal, SilentReporter()
             )
             usage, eval_usage = ctx.usage, Usage()
             ctx.start = spec.resolve_start(task)
@@ -289,7 +282,7 @@ def _simulate(
                 notes.append(f"{stop}; the real search would exit 5")
                 result = None
             if result is not None:
-                test_target = layered(target_base, eval_usage, None, memo, None)
+                test_target = layered(target_base, eval_usage, None, None, journal)
                 if choice.ensemble is not None:
                     score_ensemble_on_test(
                         task, test_target, choice.ensemble, ctx.start_prompt, SilentReporter()
@@ -298,7 +291,7 @@ def _simulate(
                     score_on_test(
                         task, test_target, choice.prompt, ctx.start_prompt, SilentReporter()
                     )
-            memo.close()
+            journal.close()
         finally:
             store.close()
     if spec.strategy == "reflexion":
@@ -306,7 +299,7 @@ def _simulate(
             "reflexion was projected along a path with no improvement, so it stops after "
             "`patience` trials; a run that keeps improving can continue to `max_trials`"
         )
-    proposer_usage = _minus(usage, target_usage)
+    proposer_usage = usage.minus(target_usage)
     return Projection(
         strategy=spec.strategy,
         method="simulated",

@@ -102,7 +102,7 @@ def evaluate_ensemble(
 ) -> EnsembleResult:
     """Sample every member on every example in one batched call, then vote.
 
-    Costs members x samples model calls per example (cache hits are free).
+    Costs members x samples model calls per example (cache hits count, but cost nothing).
     """
     samples = evaluator.sample_many(
         ensemble.members,

@@ -167,7 +167,7 @@ def score_prepared(
         "n": result.n,
         "exported_score": ((export.get("scores") or {}).get("test") or {}).get("score"),
         "model": describe(base),
-        "usage": usage.to_dict(),
+        "usage": usage.model_calls_dict(),
         "seconds": round(time.perf_counter() - started, 2),
         "prompt_file": str(prepared.prompt_path),
         "examples": [{"id": r.example_id, "score": float(r.score)} for r in result.results],

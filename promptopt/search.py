@@ -61,8 +61,6 @@ class SearchSpec:
     run_dir: Path | None = None
     resume: bool = False
     use_cache: bool = True
-    budget_counts_cache: bool = False
-    """Charge shared-cache hits to the budget like model calls (see `layered`)."""
     data_file: dict[str, str] | None = None
     """Quick custom task: path, input_field, target_field, metric."""
     out: str | None = None
@@ -97,7 +95,6 @@ class SearchSpec:
             run_dir=run_dir,
             resume=True,
             use_cache=config.get("use_cache", True),
-            budget_counts_cache=config.get("budget_counts_cache", False),
             data_file=config.get("data_file"),
             out=config.get("out"),
             start=config.get("start"),
@@ -163,7 +160,6 @@ class SearchSpec:
             "sizes": dict(sorted(self.sizes.items())),
             "budget": {"max_calls": self.budget.max_calls, "max_tokens": self.budget.max_tokens},
             "use_cache": self.use_cache,
-            "budget_counts_cache": self.budget_counts_cache,
             "data_file": self.data_file,
             "out": self.out,
             "start": self.start,
@@ -249,25 +245,21 @@ def layered(
     shared: Any | None,
     journal: Any | None,
     also: Usage | None = None,
-    *,
-    charge_cache_hits: bool = False,
 ) -> LLM:
-    """backend <- meter (charges, budget) <- shared cache <- run journal.
+    """backend <- shared cache <- meter (charges, budget) <- run journal.
 
+    The meter charges and budgets every request the journal passes down, whether
+    the shared cache or the model answers it (the cache counts its hits as the
+    free part, `Usage.cache_hits`): a search does the same work however warm the
+    cache is, so a rerun with the same seed and budget walks the same search and
+    makes no new model calls, and `compare` gives every strategy the same work.
+    A request repeated within the run is answered by the journal, free.
     `also` is charged too, to know one model's share of a shared usage (for pricing).
-    With `charge_cache_hits` the meter sits above the shared cache instead, so a
-    request the cache serves is charged and budgeted like one the model answers:
-    `compare` uses it so that every strategy gets the same amount of work under
-    one budget, however much of it earlier runs left in the cache.
     """
-    if shared is not None and charge_cache_hits:
-        llm: LLM = MeteredLLM(CachedLLM(base, shared, usage), usage, budget, also)
-    else:
-        llm = MeteredLLM(base, usage, budget, also)
-        if shared is not None:
-            llm = CachedLLM(llm, shared, usage)
+    llm: LLM = base if shared is None else CachedLLM(base, shared, usage, also=also)
+    llm = MeteredLLM(llm, usage, budget, also)
     if journal is not None:
-        llm = CachedLLM(llm, journal, usage, replay_charges=True)
+        llm = CachedLLM(llm, journal, usage, also=also, replay_charges=True)
     return llm
 
 
@@ -285,11 +277,8 @@ def search_context(
     the target's share of the usage (the rest is the proposer's), for pricing."""
     usage, target_usage = Usage(), Usage()
     store.usage = usage
-    charge = spec.budget_counts_cache
-    target = layered(
-        target_base, usage, spec.budget, shared, journal, target_usage, charge_cache_hits=charge
-    )
-    proposer = layered(proposer_base, usage, spec.budget, shared, journal, charge_cache_hits=charge)
+    target = layered(target_base, usage, spec.budget, shared, journal, target_usage)
+    proposer = layered(proposer_base, usage, spec.budget, shared, journal)
     ctx = SearchContext(
         task=task,
         evaluator=Evaluator(target, task),
@@ -544,6 +533,11 @@ def _check_ensemble(ctx: SearchContext, ensemble: Ensemble, keep: Choice) -> Cho
     return Choice(ensemble.members[0], voted.result, keep.start_dev, True, reason, paired, ensemble)
 
 
+def _new_tokens(model: dict[str, Any], usage: Usage) -> tuple[dict[str, Any], int, int]:
+    """What `estimate_cost` prices of a model's usage: the tokens of its new calls."""
+    return model, usage.new_prompt_tokens, usage.new_completion_tokens
+
+
 def usage_report(
     spec: SearchSpec, search: Usage, search_target: Usage, test_eval: Usage
 ) -> dict[str, Any]:
@@ -551,32 +545,17 @@ def usage_report(
 
     The search's usage is split into the target's share and the rest (the
     proposer, including calls a strategy charged itself), priced per model.
+    Only new calls are priced: what the cache answered cost nothing.
     """
-    proposer = Usage(
-        calls=search.calls - search_target.calls,
-        prompt_tokens=search.prompt_tokens - search_target.prompt_tokens,
-        completion_tokens=search.completion_tokens - search_target.completion_tokens,
-    )
+    proposer = search.minus(search_target)
     table = load_prices(spec.prices)
     target_spec, proposer_spec = spec.target.to_dict(), spec.proposer.to_dict()
-    search_cost = estimate_cost(
-        table,
-        [
-            (target_spec, search_target.prompt_tokens, search_target.completion_tokens),
-            (proposer_spec, proposer.prompt_tokens, proposer.completion_tokens),
-        ],
-    )
-    eval_cost = estimate_cost(
-        table, [(target_spec, test_eval.prompt_tokens, test_eval.completion_tokens)]
-    )
-    total = estimate_cost(
-        table,
-        [
-            (target_spec, search_target.prompt_tokens, search_target.completion_tokens),
-            (proposer_spec, proposer.prompt_tokens, proposer.completion_tokens),
-            (target_spec, test_eval.prompt_tokens, test_eval.completion_tokens),
-        ],
-    )
+    target_part = _new_tokens(target_spec, search_target)
+    proposer_part = _new_tokens(proposer_spec, proposer)
+    eval_part = _new_tokens(target_spec, test_eval)
+    search_cost = estimate_cost(table, [target_part, proposer_part])
+    eval_cost = estimate_cost(table, [eval_part])
+    total = estimate_cost(table, [target_part, proposer_part, eval_part])
     return {
         "search": search.to_dict(),
         "test_eval": test_eval.to_dict(),

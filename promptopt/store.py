@@ -8,7 +8,9 @@ journal that makes `--resume` free, and the final result.
 
 Resume reruns the same seeded search: every call the interrupted process made
 is answered from the journal (and charged as it was), so no finished work is
-repeated and the search continues where it stopped.
+repeated and the search continues where it stopped. The replayed search emits
+the events the log already holds again, in the same order: those are not
+written twice (see `RunStore.event`).
 """
 
 from __future__ import annotations
@@ -82,8 +84,13 @@ class RunStore:
                     "pass --resume to continue it or choose another --run-dir"
                 )
             write_json_atomic(config_path, config)
-        self._events = open(run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        self.event("resumed" if resume else "started")
+        events = run_dir / "events.jsonl"
+        self._replaying = _replayable(run_dir) if resume else []
+        """Events of the interrupted process(es), which the resumed search emits again."""
+        self._events = open(events, "a", encoding="utf-8")  # noqa: SIM115
+        if resume and not _ends_a_line(events):
+            self._events.write("\n")  # after a torn last line, start a line of our own
+        self._write(_record("resumed" if resume else "started", {}))
 
     def journal(self) -> diskcache.Cache:
         directory = self.run_dir / "calls"
@@ -95,11 +102,27 @@ class RunStore:
         return open_cache(directory, run_cache_role(directory, f"run's {name} memo"))
 
     def event(self, kind: str, **data: Any) -> None:
-        record: dict[str, Any] = {"t": round(time.time(), 3), "event": kind}
+        """Append an event. After a resume, the search replays from its start and
+        emits the interrupted run's events again: while they equal the next ones
+        the log holds (but for the time), they are skipped; the first one that
+        differs, or comes after them, is written, and every one after it."""
         if self.usage is not None:
-            record["calls"] = self.usage.calls
-            record["tokens"] = self.usage.tokens
-        record.update(data)
+            data = {
+                "calls": self.usage.calls,
+                "new_calls": self.usage.new_calls,
+                "cache_hits": self.usage.cache_hits,
+                "tokens": self.usage.tokens,
+                **data,
+            }
+        record = _record(kind, data)
+        if self._replaying:
+            if _untimed(record) == self._replaying[0]:
+                self._replaying.pop(0)
+                return
+            self._replaying = []
+        self._write(record)
+
+    def _write(self, record: dict[str, Any]) -> None:
         self._events.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._events.flush()
 
@@ -111,6 +134,38 @@ class RunStore:
     def close(self) -> None:
         if not self._events.closed:
             self._events.close()
+
+
+RUN_MARKERS = ("started", "resumed")
+"""Events a process writes for itself, not the search's: never replayed."""
+
+
+def _record(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"t": round(time.time(), 3), "event": kind, **data}
+
+
+def _untimed(record: dict[str, Any]) -> dict[str, Any]:
+    """An event as read back from the log (JSON types), without its time."""
+    data = json.loads(json.dumps(record, ensure_ascii=False))
+    data.pop("t", None)
+    return data
+
+
+def _replayable(run_dir: Path) -> list[dict[str, Any]]:
+    """The search's events in the log, in order, without their times."""
+    events = load_events(run_dir).events
+    return [_untimed(e) for e in events if e["event"] not in RUN_MARKERS]
+
+
+def _ends_a_line(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            if handle.seek(0, os.SEEK_END) == 0:
+                return True
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+    except OSError:
+        return True
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:

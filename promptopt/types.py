@@ -99,12 +99,20 @@ class Completion:
 
 @dataclass
 class Usage:
-    """Model calls charged to a run. Cache hits are counted but never charged."""
+    """The model work of a run: every request the model or the shared call cache answered.
+
+    `calls` and the tokens count both alike (what the budget counts, so a rerun with
+    the same seed and budget walks the same search, from the cache); `cache_hits`
+    and the `cached_*` tokens are the part the cache answered, which costs nothing.
+    `new_*` is the rest: what the model was asked for, and what is priced.
+    """
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cache_hits: int = 0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
     held_back_calls: int = 0
     """Calls of the budget kept for a later phase of the same search (the
     demonstration stage): the budget counts them as spent until they are released."""
@@ -113,11 +121,59 @@ class Usage:
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    @property
+    def new_calls(self) -> int:
+        return self.calls - self.cache_hits
+
+    @property
+    def new_prompt_tokens(self) -> int:
+        return self.prompt_tokens - self.cached_prompt_tokens
+
+    @property
+    def new_completion_tokens(self) -> int:
+        return self.completion_tokens - self.cached_completion_tokens
+
+    def add(self, calls: int, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        """Work done for the run, by the model or the cache."""
+        self.calls += calls
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+
+    def add_cached(self, calls: int, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        """Mark that much of the work (added with `add`) as answered by the cache."""
+        self.cache_hits += calls
+        self.cached_prompt_tokens += prompt_tokens
+        self.cached_completion_tokens += completion_tokens
+
+    def minus(self, other: Usage) -> Usage:
+        """What is left of this usage without `other`, a share of it."""
+        return Usage(
+            calls=self.calls - other.calls,
+            prompt_tokens=self.prompt_tokens - other.prompt_tokens,
+            completion_tokens=self.completion_tokens - other.completion_tokens,
+            cache_hits=self.cache_hits - other.cache_hits,
+            cached_prompt_tokens=self.cached_prompt_tokens - other.cached_prompt_tokens,
+            cached_completion_tokens=self.cached_completion_tokens - other.cached_completion_tokens,
+        )
+
     def to_dict(self) -> dict[str, int]:
         return {
             "calls": self.calls,
+            "new_calls": self.new_calls,
+            "cache_hits": self.cache_hits,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "new_prompt_tokens": self.new_prompt_tokens,
+            "new_completion_tokens": self.new_completion_tokens,
+        }
+
+    def model_calls_dict(self) -> dict[str, int]:
+        """Only what the model was asked for, and the cache's hits beside it: what an
+        `eval` report records (no budget there; its `calls` are cache misses)."""
+        return {
+            "calls": self.new_calls,
+            "prompt_tokens": self.new_prompt_tokens,
+            "completion_tokens": self.new_completion_tokens,
             "cache_hits": self.cache_hits,
         }
 

@@ -71,3 +71,28 @@ def test_a_price_table_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> Non
         ConfigError, match=r"price table .* is not UTF-8 text \(byte 0xe9 on line 2"
     ):
         load_prices(path)
+
+
+def test_a_search_is_priced_on_its_new_calls_only() -> None:
+    """Cache hits count against the budget but cost nothing: the estimate prices the
+    tokens the models were asked for, per model."""
+    from promptopt.llm.factory import ModelSpec
+    from promptopt.search import SearchSpec, usage_report
+    from promptopt.types import Usage
+
+    spec = SearchSpec(task="antonyms", target=ModelSpec("openai", "gpt-4o-mini"))
+    search = Usage(calls=30, prompt_tokens=3_000_000, cache_hits=20)
+    search.cached_prompt_tokens = 2_000_000
+    target = Usage(calls=20, prompt_tokens=2_000_000, cache_hits=10)
+    target.cached_prompt_tokens = 1_000_000  # half of the target's calls from the cache
+    report = usage_report(spec, search, target, Usage(calls=4, prompt_tokens=1_000_000))
+    assert report["search"]["new_calls"] == 10 and report["search"]["cache_hits"] == 20
+    proposer = report["search_by_model"]["proposer"]
+    assert (proposer["calls"], proposer["cache_hits"], proposer["new_prompt_tokens"]) == (
+        10,
+        10,
+        0,
+    )
+    # The target's new million tokens at $0.15; the proposer is the local embedded model.
+    assert report["cost"]["search_usd"] == pytest.approx(0.15)
+    assert report["cost"]["total_usd"] == pytest.approx(0.30)

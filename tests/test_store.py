@@ -62,3 +62,44 @@ def test_a_run_config_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "run" / "config.json").write_bytes(b'{"task": "\xff"}')
     with pytest.raises(ConfigError, match="not UTF-8 text .*: start a new run"):
         load_run_config(tmp_path / "run")
+
+
+def test_a_resumed_run_writes_no_event_twice(tmp_path: Path) -> None:
+    """The resumed search replays from its start: the events the log holds are not
+    written again; from the first one that differs, every event is."""
+    store = RunStore(tmp_path / "run", CONFIG)
+    store.event("scored", score=0.5)
+    store.event("scored", score=0.75)
+    store.close()
+    resumed = RunStore(tmp_path / "run", CONFIG, resume=True)
+    resumed.event("scored", score=0.5)
+    resumed.event("scored", score=0.75)
+    resumed.event("scored", score=1.0)
+    resumed.close()
+    events = read_events(tmp_path / "run")
+    assert [(e["event"], e.get("score")) for e in events] == [
+        ("started", None), ("scored", 0.5), ("scored", 0.75), ("resumed", None), ("scored", 1.0)
+    ]  # fmt: skip
+
+    again = RunStore(tmp_path / "run", CONFIG, resume=True)
+    again.event("scored", score=0.5)
+    again.event("other")  # the replay went another way: written, and all after it
+    again.event("scored", score=0.75)
+    again.close()
+    kinds = [e["event"] for e in read_events(tmp_path / "run")]
+    assert kinds[5:] == ["resumed", "other", "scored"]
+
+
+def test_a_resumed_run_starts_a_line_after_a_torn_one(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", CONFIG)
+    store.event("scored", score=1.0)
+    store.close()
+    with (tmp_path / "run" / "events.jsonl").open("a") as handle:
+        handle.write('{"event": "scor')  # a process killed mid-write
+    resumed = RunStore(tmp_path / "run", CONFIG, resume=True)
+    resumed.event("scored", score=1.0)
+    resumed.event("later")
+    resumed.close()
+    log = load_events(tmp_path / "run")
+    assert [e["event"] for e in log.events] == ["started", "scored", "resumed", "later"]
+    assert log.unreadable == [3]

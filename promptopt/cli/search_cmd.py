@@ -71,8 +71,9 @@ def search(
     budget: Annotated[
         int | None,
         typer.Option(
-            help="Max model calls for the search (cache hits are free). A hard cap: a batch "
-            "that would cross it is not sent; the best prompt so far is kept."
+            help="Max model calls for the search, counting those the cache answers (so a "
+            "rerun walks the same search). A hard cap: a batch that would cross it is not "
+            "sent; the best prompt so far is kept."
         ),
     ] = None,
     budget_tokens: Annotated[
@@ -272,10 +273,10 @@ def _print_search_summary(export: dict[str, Any], out: Path | None) -> None:
     _print_start_verdict(export)
     usage = export["usage"]["search"]
     console.print(
-        f"Search used {usage['calls']} model calls, "
-        f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, "
-        f"{usage['cache_hits']} cache hits in {export['timings']['search_s']:.1f}s; "
-        f"run directory {export['run_dir']}"
+        f"Search used {usage['calls']} model calls ({usage['new_calls']} new, "
+        f"{usage['cache_hits']} from the cache), "
+        f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens "
+        f"in {export['timings']['search_s']:.1f}s; run directory {export['run_dir']}"
     )
     cost = export["usage"].get("cost")
     if cost:

@@ -1,10 +1,14 @@
 """Caching wrapper (diskcache) around any backend, with one key function.
 
-The same class serves two roles:
-- the shared cache (`~/.cache/promptopt/calls`): hits are counted, never charged;
-- a run's call journal (`RUN_DIR/calls`): on `--resume`, calls recorded by the
-  interrupted process are replayed *with their original charge*, so the resumed
-  run's budget and accounting end exactly where an uninterrupted run would.
+The same class serves two roles (`promptopt.search.layered` stacks them):
+- the shared cache (`~/.cache/promptopt/calls`), under the meter: the meter
+  charges its hits like model calls (the budget counts work, whoever answers),
+  and the cache counts them as the free part of that work (`Usage.cache_hits`);
+- a run's call journal (`RUN_DIR/calls`), over the meter: a request repeated
+  within the run is free, and on `--resume` calls recorded by the interrupted
+  process are replayed *with their original charge* (a model call or a cache
+  hit, to the same model's share), so the resumed run's budget and accounting
+  end exactly where an uninterrupted run would.
 
 diskcache keeps entries in SQLite with transactions, so two processes may use
 one cache at once and a killed process never leaves a half-written entry.
@@ -12,12 +16,14 @@ one cache at once and a killed process never leaves a half-written entry.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from promptopt.llm.base import (
     generate_with_progress,
     logprob_scope,
 )
+from promptopt.llm.tokens import logprob_tokens
 from promptopt.types import Completion, GenerationRequest, LogprobRequest, Usage
 
 CACHE_VERSION = 1
@@ -201,7 +208,12 @@ def discard_cache(directory: Path) -> None:
 
 
 class CachedLLM:
-    """Serves repeated requests from disk; passes only misses to `inner`."""
+    """Serves repeated requests from disk; passes only misses to `inner`.
+
+    Hits are accounted to `usage` and `also` (one model's share): as the shared
+    cache, as the cache's part of the work (the meter above charges the work); as
+    a journal (`replay_charges`), see `_counts` and `_account`.
+    """
 
     def __init__(
         self,
@@ -209,11 +221,12 @@ class CachedLLM:
         cache: diskcache.Cache,
         usage: Usage,
         *,
+        also: Usage | None = None,
         replay_charges: bool = False,
     ) -> None:
         self.inner = inner
         self.cache = cache
-        self.usage = usage
+        self.usages = [u for u in (usage, also) if u is not None]
         self.replay_charges = replay_charges
         self.session = uuid.uuid4().hex
         self._replayed: set[str] = set()
@@ -227,23 +240,52 @@ class CachedLLM:
     def _key(self, method: str, payload: dict[str, Any]) -> str:
         return cache_key(self.kind, self.model_id, method, payload, self.cache_scope)
 
-    def _account_hit(self, key: str, entry: dict[str, Any]) -> None:
-        """A hit is free, except a journal entry charged by an earlier process.
+    def _counts(self, key: str, entry: dict[str, Any]) -> bool:
+        """Whether a hit is accounted: every hit of the shared cache (the cache's part
+        of the work the meter charged); of a journal's, only an entry recorded by an
+        earlier process, once per process (a request repeated within a run is free,
+        and a request the earlier run repeated was free then and stays free)."""
+        if not self.replay_charges:
+            return True
+        if entry.get("session") == self.session or key in self._replayed:
+            return False
+        self._replayed.add(key)
+        return True
 
-        Such an entry is charged once per process: a request the earlier run
-        repeated was free then, and stays free when replayed.
-        """
-        replay = self.replay_charges and entry.get("charged")
-        if replay and entry.get("session") != self.session and key not in self._replayed:
-            self._replayed.add(key)
-            self.usage.calls += 1
-            self.usage.prompt_tokens += entry.get("prompt_tokens", 0)
-            self.usage.completion_tokens += entry.get("completion_tokens", 0)
-        else:
-            self.usage.cache_hits += 1
+    def _account(self, entry: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> None:
+        """A journal replays its entry's charge as it was: a model call or a cache hit.
+        Entries written before cache hits were charged say `charged: false` for a hit."""
+        replay = self.replay_charges
+        cached = not replay or entry.get("cached", not entry.get("charged", True))
+        for usage in self.usages:
+            if replay:
+                usage.add(1, prompt_tokens, completion_tokens)
+            if cached:
+                usage.add_cached(1, prompt_tokens, completion_tokens)
+
+    @contextmanager
+    def _nothing_charged_on_failure(self) -> Iterator[None]:
+        """A batch the layers below refuse (the budget) or fail was charged nothing
+        in the run that journaled its answers, so its hits are not accounted here
+        either: a resumed run's usage matches at every step, not only at the end."""
+        saved = [dataclasses.replace(u) for u in self.usages], set(self._replayed)
+        try:
+            yield
+        except BaseException:
+            for usage, before in zip(self.usages, saved[0], strict=True):
+                for name in (f.name for f in dataclasses.fields(Usage)):
+                    setattr(usage, name, getattr(before, name))
+            self._replayed = saved[1]
+            raise
 
     def generate(
         self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None = None
+    ) -> list[Completion]:
+        with self._nothing_charged_on_failure():
+            return self._generate(requests, progress)
+
+    def _generate(
+        self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None
     ) -> list[Completion]:
         results: list[Completion | None] = [None] * len(requests)
         misses: list[int] = []
@@ -252,7 +294,9 @@ class CachedLLM:
             entries = [self.cache.get(k) for k in keys]
             if all(e is not None for e in entries):
                 for key, entry in zip(keys, entries, strict=True):
-                    self._account_hit(key, entry)
+                    if self._counts(key, entry):
+                        tokens = entry.get("prompt_tokens", 0), entry.get("completion_tokens", 0)
+                        self._account(entry, *tokens)
                 results[i] = Completion(
                     texts=[e["text"] for e in entries],
                     prompt_tokens=sum(e.get("prompt_tokens", 0) for e in entries),
@@ -271,18 +315,24 @@ class CachedLLM:
         return [r for r in results if r is not None]
 
     def _store(self, req: GenerationRequest, completion: Completion) -> None:
+        """One entry per sample, each with its share of the tokens (the first takes
+        the remainder, so a hit's or a replay's tokens add up to the original's)."""
         n = max(1, len(completion.texts))
         for s, text in enumerate(completion.texts):
             entry = {
                 "text": text,
-                "prompt_tokens": completion.prompt_tokens // n,
-                "completion_tokens": completion.completion_tokens // n,
-                "charged": not completion.cached,
+                "prompt_tokens": _share(completion.prompt_tokens, n, s),
+                "completion_tokens": _share(completion.completion_tokens, n, s),
+                "cached": completion.cached,
                 "session": self.session,
             }
             self.cache.set(self._key("generate", _generation_payload(req, s)), entry)
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
+        with self._nothing_charged_on_failure():
+            return self._logprobs(requests)
+
+    def _logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
         results: list[list[float] | None] = [None] * len(requests)
         misses: list[int] = []
         method = "logprobs" if self.logprob_scope == FULL_LOGPROBS else "logprobs-first-token"
@@ -292,19 +342,33 @@ class CachedLLM:
             if entry is None:
                 misses.append(i)
             else:
-                self._account_hit(key, entry)
+                if self._counts(key, entry):
+                    # Backends report no tokens for scoring: the meter's count of them.
+                    tokens = logprob_tokens(self.inner, [requests[i]], self.logprob_scope)
+                    self._account(entry, tokens, 0)
                 results[i] = entry["values"]
         if misses:
-            # Keys are shared by every layer, so an inner cache that already holds
-            # a key will serve it free: only the others are charged.
-            inner_cache = self.inner.cache if isinstance(self.inner, CachedLLM) else None
-            free = {i for i in misses if inner_cache is not None and keys[i] in inner_cache}
+            # Keys are shared by every layer, so a cache below that already holds a
+            # key will answer it: recorded as a cache hit.
+            below = _cache_below(self.inner)
+            held = {i for i in misses if below is not None and keys[i] in below}
             fresh = self.inner.logprobs([requests[i] for i in misses])
             for i, values in zip(misses, fresh, strict=True):
-                entry = {"values": values, "charged": i not in free, "session": self.session}
+                entry = {"values": values, "cached": i in held, "session": self.session}
                 self.cache.set(keys[i], entry)
                 results[i] = values
         return [r for r in results if r is not None]
+
+
+def _share(total: int, n: int, sample: int) -> int:
+    return total // n + (total % n if sample == 0 else 0)
+
+
+def _cache_below(llm: Any) -> diskcache.Cache | None:
+    """The cache that answers what is passed to `llm`, if any (looking through the meter)."""
+    while llm is not None and not isinstance(llm, CachedLLM):
+        llm = getattr(llm, "inner", None)
+    return llm.cache if llm is not None else None
 
 
 def _logprob_payload(req: LogprobRequest) -> dict[str, Any]:

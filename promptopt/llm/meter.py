@@ -1,7 +1,11 @@
-"""Charges every request that reaches a real model, and enforces the budget.
+"""Charges every request of a run, and enforces the budget.
 
-It sits directly above the backend, below every cache, so only real model work
-is charged. A call counts one per generated sample and one per log-probability
+It sits above the shared call cache and below the run journal (see
+`promptopt.search.layered`), so a request is charged alike whether the cache or
+the model answers it: a rerun with the same seed and budget walks the same
+search, answered from the cache (which counts its hits as the free part of the
+work, `Usage.cache_hits`). A request repeated within one run is answered by the
+journal, free. A call counts one per generated sample and one per log-probability
 request. Both caps are hard and checked *before* a batch is sent; a batch that
 would cross either is refused whole (the strategy then keeps its best so far):
 
@@ -72,9 +76,7 @@ class MeteredLLM:
     def _charge(self, calls: int, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         for usage in (self.usage, self.also):
             if usage is not None:
-                usage.calls += calls
-                usage.prompt_tokens += prompt_tokens
-                usage.completion_tokens += completion_tokens
+                usage.add(calls, prompt_tokens, completion_tokens)
 
     def generate(
         self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None = None
@@ -86,7 +88,6 @@ class MeteredLLM:
             self._charge(
                 len(completion.texts), completion.prompt_tokens, completion.completion_tokens
             )
-            completion.cached = False  # charged here, even if a cache below served it
         return out
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:

@@ -434,7 +434,8 @@ def _curve_section(
         if all(p.calls == 0 for g in groups for points in g.runs for p in points):
             notes = notes + [
                 "Every candidate was scored at 0 model calls: the run was answered from the "
-                "cache, which is never charged. Rerun with --no-cache for a cost curve."
+                "cache by a promptopt that did not count cache hits as calls. Rerun it for "
+                "a curve."
             ]
     elif not notes:
         notes = ["No candidate events to plot."]
@@ -464,7 +465,12 @@ def _usage(usage: Any) -> str | None:
         return None
     tokens = _num(usage.get("prompt_tokens"), 0) + _num(usage.get("completion_tokens"), 0)
     calls, hits = usage.get("calls", 0), usage.get("cache_hits", 0)
-    text = f"{calls} calls, {int(tokens)} tokens, {hits} cache hits"
+    if "new_calls" in usage:  # calls count the cache's hits too
+        text = (
+            f"{calls} calls ({usage['new_calls']} new, {hits} from the cache), {int(tokens)} tokens"
+        )
+    else:  # an export from before `new_calls`
+        text = f"{calls} calls, {int(tokens)} tokens, {hits} cache hits"
     if _is_num(usage.get("cost_usd")):
         text += f", ${usage['cost_usd']:.4f}"
     return text

@@ -12,6 +12,7 @@ from promptopt.llm.cache import (
     SHARED_CACHE,
     CachedLLM,
     CacheUnusable,
+    _generation_payload,
     cache_key,
     open_cache,
     unusable,
@@ -94,35 +95,55 @@ def test_journal_replays_charges_of_an_earlier_process(tmp_path: Path) -> None:
     first = CachedLLM(MeteredLLM(fake, usage), journal, usage, replay_charges=True)
     first.generate([GenerationRequest.chat("a"), GenerationRequest.chat("b")])
     assert usage.calls == 2
-    # Same process: a repeat is a free hit.
+    # Same process: a repeat is free, and no work.
     first.generate([GenerationRequest.chat("a")])
-    assert usage.calls == 2 and usage.cache_hits == 1
-    # A new process (new session) resumes: replayed calls are charged as before.
-    usage2 = Usage()
-    resumed = CachedLLM(MeteredLLM(fake, usage2), journal, usage2, replay_charges=True)
+    assert usage.calls == 2 and usage.cache_hits == 0
+    # A new process (new session) resumes: replayed calls are charged as before, to
+    # the same model's share too.
+    usage2, share = Usage(), Usage()
+    resumed = CachedLLM(
+        MeteredLLM(fake, usage2, also=share), journal, usage2, also=share, replay_charges=True
+    )
     resumed.generate([GenerationRequest.chat("a"), GenerationRequest.chat("b")])
     assert fake.generate_calls == 2
-    assert usage2.calls == 2 and usage2.cache_hits == 0
+    assert usage2.to_dict() == share.to_dict() == usage.to_dict()
 
 
-def test_journal_does_not_charge_what_the_shared_cache_served(tmp_path: Path) -> None:
-    shared = open_cache(tmp_path / "shared")
-    fake, usage = ScriptedLLM(echo), Usage()
-    warm = CachedLLM(MeteredLLM(fake, usage), shared, usage)
-    warm.generate([GenerationRequest.chat("a")])
+def test_journal_replays_a_shared_cache_hit_as_a_cache_hit(tmp_path: Path) -> None:
+    """What the shared cache answered was charged as a cache hit: replayed as one."""
+    from promptopt.search import layered
+
+    shared, journal = open_cache(tmp_path / "shared"), open_cache(tmp_path / "journal")
+    fake = ScriptedLLM(echo, logprob=lambda r, c: -1.0)
+    scored = LogprobRequest(continuations=("x",), text="ctx")
+    layered(fake, Usage(), None, shared, None).generate([GenerationRequest.chat("a")])
+    layered(fake, Usage(), None, shared, None).logprobs([scored])
+    requests = [GenerationRequest.chat("a"), GenerationRequest.chat("b")]
+    run, run_share = Usage(), Usage()
+    llm = layered(fake, run, None, shared, journal, run_share)
+    llm.generate(requests)
+    llm.logprobs([scored, LogprobRequest(continuations=("x",), text="other")])
+    assert (run.calls, run.new_calls, run.cache_hits) == (4, 2, 2)
+    calls = fake.generate_calls + fake.logprob_calls
+
+    resumed, resumed_share = Usage(), Usage()
+    llm = layered(fake, resumed, None, shared, journal, resumed_share)
+    llm.generate(requests)
+    llm.logprobs([scored, LogprobRequest(continuations=("x",), text="other")])
+    assert fake.generate_calls + fake.logprob_calls == calls
+    assert resumed.to_dict() == resumed_share.to_dict() == run.to_dict() == run_share.to_dict()
+
+
+def test_journal_entries_from_before_charged_hits_replay_as_cache_hits(tmp_path: Path) -> None:
+    """A journal written when shared-cache hits were free marked them `charged: false`."""
     journal = open_cache(tmp_path / "journal")
-    usage2 = Usage()
-    run = CachedLLM(
-        CachedLLM(MeteredLLM(fake, usage2), shared, usage2), journal, usage2, replay_charges=True
-    )
-    run.generate([GenerationRequest.chat("a")])
-    assert usage2.calls == 0 and usage2.cache_hits == 1
-    usage3 = Usage()
-    resumed = CachedLLM(
-        CachedLLM(MeteredLLM(fake, usage3), shared, usage3), journal, usage3, replay_charges=True
-    )
-    resumed.generate([GenerationRequest.chat("a")])
-    assert usage3.calls == 0 and usage3.cache_hits == 1
+    request = GenerationRequest.chat("a")
+    key = cache_key("fake", "scripted", "generate", _generation_payload(request, 0))
+    journal.set(key, {"text": "old", "prompt_tokens": 3, "completion_tokens": 1, "charged": False})
+    usage = Usage()
+    out = CachedLLM(ScriptedLLM(echo), journal, usage, replay_charges=True).generate([request])
+    assert out[0].texts == ["old"]
+    assert (usage.calls, usage.cache_hits, usage.tokens, usage.new_prompt_tokens) == (1, 1, 4, 0)
 
 
 def _writer(directory: str, worker: int) -> None:
@@ -151,12 +172,12 @@ def test_replay_charges_a_repeated_request_once(tmp_path: Path) -> None:
     first = CachedLLM(MeteredLLM(fake, usage), journal, usage, replay_charges=True)
     first.generate([GenerationRequest.chat("a")])
     first.generate([GenerationRequest.chat("a")])
-    assert usage.calls == 1 and usage.cache_hits == 1
+    assert usage.calls == 1 and usage.cache_hits == 0
     usage2 = Usage()
     resumed = CachedLLM(MeteredLLM(fake, usage2), journal, usage2, replay_charges=True)
     resumed.generate([GenerationRequest.chat("a")])
     resumed.generate([GenerationRequest.chat("a")])
-    assert usage2.calls == 1 and usage2.cache_hits == 1
+    assert usage2.to_dict() == usage.to_dict()
 
 
 def test_first_token_logprobs_never_share_entries_with_full_ones(tmp_path: Path) -> None:
@@ -231,3 +252,22 @@ def test_an_unwritable_cache_is_not_called_corrupt(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(CacheUnusable, match="cannot be used"):
         open_cache(tmp_path / "file" / "calls")
+
+
+def test_a_batch_the_budget_refuses_charges_none_of_its_replays(tmp_path: Path) -> None:
+    """The interrupted run was charged nothing for a refused batch: nor is the resumed
+    one, so its usage matches at every step (the events record it), not only at the end."""
+    from promptopt.errors import BudgetExhausted
+    from promptopt.search import layered
+    from promptopt.types import Budget
+
+    journal = open_cache(tmp_path / "journal")
+    fake = ScriptedLLM(echo)
+    layered(fake, Usage(), None, None, journal).generate([GenerationRequest.chat("a")])
+    usage = Usage()
+    resumed = layered(fake, usage, Budget(max_calls=2), None, journal)
+    with pytest.raises(BudgetExhausted):  # a replayed and two new: 3 calls
+        resumed.generate([GenerationRequest.chat(x) for x in "abc"])
+    assert usage == Usage()
+    resumed.generate([GenerationRequest.chat("a")])
+    assert usage.calls == 1 and fake.generate_calls == 1

@@ -85,25 +85,44 @@ def answering() -> ScriptedLLM:
     return ScriptedLLM(lambda request, sample: "an answer")
 
 
-def test_compare_mode_charges_shared_cache_hits_to_the_budget(tmp_path: Path) -> None:
-    """With charge_cache_hits, a warm cache does not buy extra work under a budget."""
+def test_shared_cache_hits_are_charged_to_the_budget_but_not_new(tmp_path: Path) -> None:
+    """A warm cache does not buy extra work under a budget: its hits are charged like
+    model calls, and counted apart as the free part (with their tokens)."""
     shared = open_cache(tmp_path / "shared")
     requests = [GenerationRequest.chat(f"question {i}") for i in range(4)]
     warm = Usage()
     layered(answering(), warm, None, shared, None).generate(requests)
-    assert warm.calls == 4
+    assert (warm.calls, warm.new_calls, warm.cache_hits) == (4, 4, 0)
 
-    free = Usage()
-    layered(answering(), free, Budget(max_calls=2), shared, None).generate(requests)
-    assert (free.calls, free.cache_hits) == (0, 4)
+    with pytest.raises(BudgetExhausted):
+        layered(answering(), Usage(), Budget(max_calls=2), shared, None).generate(requests)
 
-    charged = Usage()
-    llm = layered(answering(), charged, Budget(max_calls=6), shared, None, charge_cache_hits=True)
-    out = llm.generate(requests)
-    assert charged.calls == 4 and charged.cache_hits == 4
-    assert not any(c.cached for c in out)
+    charged, share = Usage(), Usage()
+    model = answering()
+    llm = layered(model, charged, Budget(max_calls=6), shared, None, share)
+    llm.generate(requests)
+    assert model.generate_calls == 0
+    assert (charged.calls, charged.new_calls, charged.cache_hits) == (4, 0, 4)
+    assert charged.tokens == warm.tokens and charged.new_prompt_tokens == 0
+    assert share.to_dict() == charged.to_dict()
     with pytest.raises(BudgetExhausted):
         llm.generate(requests)
+
+
+def test_logprob_cache_hits_are_charged_their_tokens(tmp_path: Path) -> None:
+    from promptopt.types import LogprobRequest
+
+    shared = open_cache(tmp_path / "shared")
+    requests = [LogprobRequest(text=f"q{i} " * 9, continuations=("a", "b")) for i in range(3)]
+    first = Usage()
+    fake = ScriptedLLM(lambda r, s: "", logprob=lambda r, c: -1.0)
+    layered(fake, first, None, shared, None).logprobs(requests[:2])
+    again = Usage()
+    layered(fake, again, None, shared, None).logprobs(requests)
+    assert fake.logprob_calls == 3
+    assert (again.calls, again.new_calls, again.cache_hits) == (3, 1, 2)
+    assert again.cached_prompt_tokens == first.prompt_tokens
+    assert again.new_prompt_tokens == again.prompt_tokens - first.prompt_tokens > 0
 
 
 def test_logprob_requests_are_charged_the_tokens_they_read() -> None:

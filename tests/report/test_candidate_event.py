@@ -21,7 +21,7 @@ def candidates(run_dir: Path) -> list[dict]:
 
 def test_record_candidate_writes_one_event_with_the_usage_so_far(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run", {"task": "t"})
-    usage = Usage(calls=7, prompt_tokens=100, completion_tokens=20)
+    usage = Usage(calls=7, prompt_tokens=100, completion_tokens=20, cache_hits=2)
     store.usage = usage
     ctx = SearchContext(task=None, evaluator=None, proposer=None, seed=0, store=store)  # type: ignore[arg-type]
     ctx.record_candidate("Say the opposite.", 0.75, 8, "proposed")
@@ -31,6 +31,8 @@ def test_record_candidate_writes_one_event_with_the_usage_so_far(tmp_path: Path)
         "t": event["t"],
         "event": "candidate",
         "calls": 7,
+        "new_calls": 5,
+        "cache_hits": 2,
         "tokens": 120,
         "instruction": "Say the opposite.",
         "dev_score": 0.75,

@@ -52,8 +52,7 @@ def main() -> None:
                 "ape_test": export["scores"]["test"]["score"],
                 "test_n": export["scores"]["test"]["n"],
                 "ape_dev": export["scores"]["dev"]["score"],
-                "calls": export["usage"]["search"]["calls"]
-                + export["usage"]["search"]["cache_hits"],
+                "calls": export["usage"]["search"]["calls"],  # cache hits included
                 "instruction": export["prompt"]["instruction"],
                 "seconds": round(time.perf_counter() - t, 1),
                 "params": params,

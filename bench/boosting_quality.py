@@ -102,12 +102,12 @@ def run_seed(task: Any, name: str, seed: int, base: Any, cache: Any, runs: Path)
         ctx = SearchContext(task, evaluator, evaluator.llm, seed, store)
         result = Boosted().search(ctx, config)
         store.close()
-        return result.ensemble, usage.calls + usage.cache_hits
+        return result.ensemble, usage.calls
 
     def score(ensemble: Any) -> tuple[float, int, Any]:
         usage, evaluator = fresh()
         scored = evaluate_ensemble(evaluator, ensemble, test)
-        return scored.result.score, usage.calls + usage.cache_hits, scored
+        return scored.result.score, usage.calls, scored
 
     # Bagged first: its members are the single-best candidates too.
     t0 = time.perf_counter()
@@ -121,14 +121,14 @@ def run_seed(task: Any, name: str, seed: int, base: Any, cache: Any, runs: Path)
     dev = evaluator.evaluate_many(bagged.members, selection)
     best_index = max(range(len(dev)), key=lambda i: (dev[i].score, -i))
     best = bagged.members[best_index]
-    select_calls = usage.calls + usage.cache_hits
+    select_calls = usage.calls
     usage, evaluator = fresh()
     single = evaluator.evaluate(best, test)
     record(
         "single best",
         single.score,
         select_calls,
-        usage.calls + usage.cache_hits,
+        usage.calls,
         t0,
         dev=dev[best_index].score,
     )

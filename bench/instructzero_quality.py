@@ -127,7 +127,7 @@ def run_one(
         "test": export["scores"]["test"]["score"],
         "baseline_test": export["scores"]["baseline_test"]["score"],
         "test_n": export["scores"]["test"]["n"],
-        "calls": usage["calls"] + usage["cache_hits"],
+        "calls": usage["calls"],  # cache hits included
         "charged_calls": usage["calls"],
         "shared_cache": shared_cache,
         "projection_scale": export["strategy"]["config"].get("projection_scale"),

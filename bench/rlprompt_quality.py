@@ -92,7 +92,7 @@ def main() -> None:
                         "method": method,
                         "test": export["scores"]["test"]["score"],
                         "n": export["scores"]["test"]["n"],
-                        "calls": usage["calls"] + usage["cache_hits"],
+                        "calls": usage["calls"],  # cache hits included
                         "seconds": round(time.perf_counter() - started, 1),
                         "prompt": export["prompt"]["instruction"],
                     }

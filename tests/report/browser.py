@@ -35,14 +35,17 @@ BROWSER_INTERNAL = "not an origin"
 
 
 def chromium_or_skip() -> str:
-    """The chromium binary; without one, skip locally and fail in CI (where .ci/run
-    installs it, so a missing browser means the install step broke)."""
+    """The chromium binary; without one, skip locally and fail in CI (where the
+    README's test command installs it, so a missing browser means the install step broke)."""
     for name in ("chromium", "chromium-browser"):
         found = shutil.which(name)
         if found:
             return found
     if os.environ.get("CI"):
-        pytest.fail("chromium is not installed in CI: .ci/run should have installed it")
+        pytest.fail(
+            "chromium is not installed in CI: the README's test command should have "
+            "installed it (apt-get install -y chromium)"
+        )
     pytest.skip("chromium is not installed (apt-get install -y chromium)")
 
 

@@ -384,6 +384,9 @@ def run_gepa(
         n_test=best_test.n,
         baseline_test=round(baseline_test.score, 4),
         test=round(best_test.score, 4),
+        # Per test example, in the test split's order: the paired test against the start.
+        test_scores=[r.score for r in best_test.results],
+        baseline_scores=[r.score for r in baseline_test.results],
         calls=usage.calls,
         reflection_calls=usage.calls - target_usage.calls,
         instruction=best_instruction,
@@ -422,6 +425,47 @@ def _note(ran: bool, stop: BudgetStop, log: RunLog, reflections: int, best_is_se
     if best_is_seed:
         parts.append("GEPA's best is the seed (baseline) instruction")
     return "; ".join(parts)
+
+
+def rescore(path: Path) -> None:
+    """Add per-example test scores to rows written before they were kept: GEPA's best
+    instruction and the baseline are scored again on the row's test sample, through
+    the shared cache (which the run filled, so nothing is generated again)."""
+    from promptopt.llm.cache import open_cache
+    from promptopt.llm.factory import ModelSpec, build_llm
+    from promptopt.paths import cache_root
+    from promptopt.search import layered, score_on_test
+    from promptopt.strategies.base import SilentReporter
+    from promptopt.task import load_task
+    from promptopt.types import Usage
+
+    rows = json.loads(path.read_text())
+    target = build_llm(ModelSpec("hf", "embedded"))
+    shared = open_cache(cache_root() / "calls")
+    try:
+        for row in rows:
+            if row.get("test") is None or "test_scores" in row:
+                continue
+            task = load_task(row["task"], sizes={"test": row["n_test"]})
+            usage = Usage()
+            best, baseline = score_on_test(
+                task,
+                layered(target, usage, None, shared, None),
+                task.prompt(row["instruction"]),
+                task.baseline_prompt(),
+                SilentReporter(),
+            )
+            if (
+                round(best.score, 4) != row["test"]
+                or round(baseline.score, 4) != row["baseline_test"]
+            ):
+                raise SystemExit(f"{path}: {row['task']} seed {row['seed']} did not reproduce")
+            row["test_scores"] = [r.score for r in best.results]
+            row["baseline_scores"] = [r.score for r in baseline.results]
+            print(f"{row['task']} seed {row['seed']}: rescored, {usage.new_calls} new calls")
+    finally:
+        shared.close()
+    path.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 def write_results(rows: list[dict[str, Any]], out: Path) -> None:
@@ -481,6 +525,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "gepa_peer", help="without suffix")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--verbose", action="store_true", help="echo GEPA's log")
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="only add per-example test scores to these result files (from the cache)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -493,6 +544,10 @@ def main() -> None:
         os.environ.setdefault("PROMPTOPT_DATA_DIR", str(default_data))
     if args.verbose:
         os.environ["GEPA_PEER_VERBOSE"] = "1"
+    if args.rescore:
+        for path in args.rescore:
+            rescore(path)
+        return
     rows = []
     for task in args.tasks.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):

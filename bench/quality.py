@@ -115,7 +115,7 @@ def aggregate_gepa(task: str, runs: list[dict[str, Any]], budget: int) -> dict[s
         for b, s in zip(r.get("baseline_scores", []), r.get("test_scores", []), strict=False)
     ]
     if pairs:
-        result = compare_paired([s for _, s in pairs], [b for b, _ in pairs], "two-sided")
+        result = compare_paired([s for _, s in pairs], [b for b, _ in pairs])  # two-sided
         row["p_vs_baseline"] = result.p_value
     return row
 
@@ -233,7 +233,13 @@ def main() -> None:
         if args.gepa_rows:
             peer = [r for f in args.gepa_rows for r in json.loads(f.read_text())]
             for task in dict.fromkeys(r["task"] for r in peer):
-                mine = [r for r in peer if r["task"] == task and r["budget"] == args.budget]
+                mine = [
+                    r
+                    for r in peer
+                    if r["task"] == task
+                    and r["budget"] == args.budget
+                    and r.get("n_test") == args.test_size  # same test sample as the table
+                ]
                 if mine:
                     merged[(task, "gepa")] = aggregate_gepa(task, mine, args.budget)
         rows = list(merged.values())

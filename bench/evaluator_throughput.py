@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import torch
 
@@ -27,11 +28,16 @@ from promptopt.task import GenerationSettings, load_task
 from promptopt.types import Message, Usage
 
 
-def bare_generate(llm: HFLLM, texts: list[str], batch: int, new_tokens: int) -> int:
-    """The ceiling: left-padded batched model.generate, written out here. Returns tokens."""
+def bare_generate(
+    llm: HFLLM, texts: list[str], batch: int, new_tokens: int, stop: tuple[str, ...] = ()
+) -> int:
+    """The ceiling, as a user would write it: left-padded batches through
+    `model.generate`, greedy, with the stop strings given. Returns the tokens kept
+    (up to EOS or a stop)."""
     tok, model = llm.tokenizer, llm.model
     tok.padding_side = "left"
     eos = llm._eos_ids()
+    extra: dict[str, Any] = {"stop_strings": list(stop), "tokenizer": tok} if stop else {}
     generated = 0
     for start in range(0, len(texts), batch):
         enc = tok(
@@ -42,7 +48,11 @@ def bare_generate(llm: HFLLM, texts: list[str], batch: int, new_tokens: int) -> 
         )
         with torch.inference_mode():
             out = model.generate(
-                **enc, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+                **enc,
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                **extra,
             )
         for row in out[:, enc["input_ids"].shape[1] :].tolist():
             n = next((i for i, t in enumerate(row) if t in eos), len(row))

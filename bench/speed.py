@@ -125,6 +125,7 @@ def describe_machine(m: dict[str, Any]) -> str:
 def decoding_rates(dtype: str, questions: int, batch: int) -> dict[str, Any]:
     """Kept tokens/s of the bare loop and the evaluator in one dtype, same questions."""
     import torch
+    from evaluator_throughput import bare_generate  # bench/, beside this file
 
     from promptopt.evaluate import Evaluator
     from promptopt.llm.hf import HFLLM
@@ -139,10 +140,10 @@ def decoding_rates(dtype: str, questions: int, batch: int) -> dict[str, Any]:
     llm = HFLLM(dtype=dtype, batch_size=batch)
     texts = [llm.render(render_messages(prompt, e.input), None) for e in examples]
     gen = task.generation
-    bare_loop(llm, texts[:2], 2, 4, ())  # warm-up
+    bare_generate(llm, texts[:2], 2, 4)  # warm-up
 
     started = time.perf_counter()
-    bare_tokens = bare_loop(llm, texts, batch, gen.max_tokens, tuple(gen.stop))
+    bare_tokens = bare_generate(llm, texts, batch, gen.max_tokens, tuple(gen.stop))
     bare_s = time.perf_counter() - started
 
     usage = Usage()
@@ -182,36 +183,6 @@ def decoding_rates(dtype: str, questions: int, batch: int) -> dict[str, Any]:
         flush=True,
     )
     return row
-
-
-def bare_loop(llm: Any, texts: list[str], batch: int, max_tokens: int, stop: tuple) -> int:
-    """What a user would write: left-padded batches through `model.generate`, greedy,
-    with the task's stop strings; returns the tokens kept (up to EOS or a stop)."""
-    import torch
-
-    tok, model = llm.tokenizer, llm.model
-    tok.padding_side = "left"
-    ends = set(llm._eos_ids()) | {tok.pad_token_id}
-    extra: dict[str, Any] = {"stop_strings": list(stop), "tokenizer": tok} if stop else {}
-    kept = 0
-    for start in range(0, len(texts), batch):
-        enc = tok(
-            texts[start : start + batch],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=False,
-        )
-        with torch.inference_mode():
-            out = model.generate(
-                **enc,
-                max_new_tokens=max_tokens,
-                do_sample=False,
-                pad_token_id=tok.pad_token_id,
-                **extra,
-            )
-        for row in out[:, enc["input_ids"].shape[1] :].tolist():
-            kept += next((i for i, t in enumerate(row) if t in ends), len(row))
-    return kept
 
 
 def auto_summary(auto: dict[str, Any], decoding: dict[str, Any]) -> dict[str, Any]:

@@ -21,12 +21,17 @@ def test_events_are_appended_and_result_written(tmp_path: Path) -> None:
     assert load_run_config(tmp_path / "run")["task"] == "antonyms"
 
 
-def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "run", CONFIG)
+def torn_run(run_dir: Path) -> None:
+    """A run whose process was killed while writing its second event."""
+    store = RunStore(run_dir, CONFIG)
     store.event("scored", score=1.0)
     store.close()
-    with (tmp_path / "run" / "events.jsonl").open("a") as handle:
-        handle.write('{"event": "scor')  # a process killed mid-write
+    with (run_dir / "events.jsonl").open("a") as handle:
+        handle.write('{"event": "scor')
+
+
+def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    torn_run(tmp_path / "run")
     assert [e["event"] for e in read_events(tmp_path / "run")] == ["started", "scored"]
 
 
@@ -91,11 +96,7 @@ def test_a_resumed_run_writes_no_event_twice(tmp_path: Path) -> None:
 
 
 def test_a_resumed_run_starts_a_line_after_a_torn_one(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "run", CONFIG)
-    store.event("scored", score=1.0)
-    store.close()
-    with (tmp_path / "run" / "events.jsonl").open("a") as handle:
-        handle.write('{"event": "scor')  # a process killed mid-write
+    torn_run(tmp_path / "run")
     resumed = RunStore(tmp_path / "run", CONFIG, resume=True)
     resumed.event("scored", score=1.0)
     resumed.event("later")

@@ -96,11 +96,6 @@ class RunStore:
         directory = self.run_dir / "calls"
         return open_cache(directory, run_cache_role(directory))
 
-    def aux_cache(self, name: str) -> diskcache.Cache:
-        """A strategy's own memo inside the run (e.g. InstructZero's writer outputs)."""
-        directory = self.run_dir / name
-        return open_cache(directory, run_cache_role(directory, f"run's {name} memo"))
-
     def event(self, kind: str, **data: Any) -> None:
         """Append an event. After a resume, the search replays from its start and
         emits the interrupted run's events again: while they equal the next ones

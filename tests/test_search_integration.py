@@ -196,21 +196,12 @@ def test_instructzero_on_the_embedded_model(tmp_path: Path) -> None:
         "acq_raw_samples=32",
         "max_instruction_tokens=24",
     ]
-    export, run_dir = search_via_cli(
-        tmp_path,
-        "iz",
-        *[
-            "--task",
-            "antonyms",
-            "--strategy",
-            "instructzero",
-            "--dev-size",
-            "3",
-            "--test-size",
-            "4",
-        ],
+    args = [
+        *["--task", "antonyms", "--strategy", "instructzero", "--dev-size", "3"],
+        *["--test-size", "4", "--no-report"],
         *[arg for p in iz_params for arg in ("-p", p)],
-    )
+    ]
+    export, run_dir = search_via_cli(tmp_path, "iz", *args)
     assert export["strategy"]["name"] == "instructzero"
     assert export["scores"]["test"]["n"] == 4
     observed = [e for e in read_events(run_dir) if e["event"] == "observed"]
@@ -220,6 +211,14 @@ def test_instructzero_on_the_embedded_model(tmp_path: Path) -> None:
     else:  # never worse: no written instruction beat the start on dev
         assert export["prompt"] == export["start"]["prompt"]
     eval_json(tmp_path / "iz.json")
+
+    # Rerun in a new run directory: the writer's soft-prompt generations come from
+    # the shared cache too, so no model call is new and the search is the same.
+    again, _ = search_via_cli(tmp_path, "iz-again", *args)
+    assert again["usage"]["search"]["new_calls"] == 0, again["usage"]
+    assert again["usage"]["search"]["calls"] == export["usage"]["search"]["calls"]
+    assert again["usage"]["search_by_model"]["proposer"]["cache_hits"] == 3  # the writer's
+    assert again["leaderboard"] == export["leaderboard"] and again["prompt"] == export["prompt"]
 
 
 def test_rlprompt_on_the_embedded_model(tmp_path: Path) -> None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from promptopt.types import Completion, GenerationRequest, LogprobRequest
+
+if TYPE_CHECKING:
+    import torch
 
 
 @runtime_checkable
@@ -112,3 +115,37 @@ def generate_with_progress(
     if progress is not None:
         progress(len(requests))
     return out
+
+
+def token_share(total: int, n: int, index: int) -> int:
+    """Part `index` of `total` tokens split over `n` parts; the first takes the
+    remainder, so the parts add up to the total."""
+    return total // n + (total % n if index == 0 else 0)
+
+
+def soft_prompt_generate(
+    llm: object, soft_prompts: torch.Tensor, text: str, max_tokens: int
+) -> list[Completion]:
+    """One Completion per soft prompt (row of `soft_prompts`): InstructZero's writer.
+
+    The layers (journal, meter, shared cache) implement `soft_prompt_generate`, so
+    these calls are cached, budgeted and replayed like any other; a local backend
+    has `generate_from_soft_prompts`, one greedy batch whose token counts are split
+    over its rows here (layers cache and charge rows one by one).
+    """
+    layer = getattr(llm, "soft_prompt_generate", None)
+    if layer is not None:
+        return list(layer(soft_prompts, text, max_tokens))
+    batch: Completion = llm.generate_from_soft_prompts(  # type: ignore[attr-defined]
+        soft_prompts, text, max_tokens=max_tokens
+    )
+    n = max(1, len(batch.texts))
+    return [
+        Completion(
+            texts=[row],
+            prompt_tokens=token_share(batch.prompt_tokens, n, i),
+            completion_tokens=token_share(batch.completion_tokens, n, i),
+            cached=batch.cached,
+        )
+        for i, row in enumerate(batch.texts)
+    ]

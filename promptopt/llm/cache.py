@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diskcache
 
@@ -37,9 +37,14 @@ from promptopt.llm.base import (
     cache_scope,
     generate_with_progress,
     logprob_scope,
+    soft_prompt_generate,
+    token_share,
 )
 from promptopt.llm.tokens import logprob_tokens
 from promptopt.types import Completion, GenerationRequest, LogprobRequest, Usage
+
+if TYPE_CHECKING:
+    import torch
 
 CACHE_VERSION = 1
 
@@ -81,6 +86,25 @@ def _generation_payload(req: GenerationRequest, sample_index: int) -> dict[str, 
     data["stop"] = list(req.stop)
     data["sample_index"] = sample_index
     return data
+
+
+def _soft_prompt_payload(soft_prompt: torch.Tensor, text: str, max_tokens: int) -> dict[str, Any]:
+    """A writer's generation from one soft prompt: the exact vectors it reads (a
+    digest of their bytes, with dtype and shape), its text and its decoding (greedy,
+    up to `max_tokens`, stopped at a newline: `generate_from_soft_prompts`)."""
+    import torch  # here: the other keys need no torch, which is slow to import
+
+    row = soft_prompt.detach().cpu().contiguous()
+    raw = row.reshape(-1).view(torch.uint8).numpy().tobytes()
+    return {
+        "soft_prompt": hashlib.sha256(raw).hexdigest(),
+        "dtype": str(row.dtype),
+        "shape": list(row.shape),
+        "text": text,
+        "max_tokens": max_tokens,
+        "decoding": "greedy",
+        "stop": ["\n"],
+    }
 
 
 class CacheUnusable(ConfigError):
@@ -319,14 +343,69 @@ class CachedLLM:
         the remainder, so a hit's or a replay's tokens add up to the original's)."""
         n = max(1, len(completion.texts))
         for s, text in enumerate(completion.texts):
-            entry = {
-                "text": text,
-                "prompt_tokens": _share(completion.prompt_tokens, n, s),
-                "completion_tokens": _share(completion.completion_tokens, n, s),
-                "cached": completion.cached,
-                "session": self.session,
-            }
+            entry = self._entry(
+                text,
+                token_share(completion.prompt_tokens, n, s),
+                token_share(completion.completion_tokens, n, s),
+                completion.cached,
+            )
             self.cache.set(self._key("generate", _generation_payload(req, s)), entry)
+
+    def _entry(
+        self, text: str, prompt_tokens: int, completion_tokens: int, cached: bool
+    ) -> dict[str, Any]:
+        return {
+            "text": text,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cached": cached,
+            "session": self.session,
+        }
+
+    def soft_prompt_generate(
+        self, soft_prompts: torch.Tensor, text: str, max_tokens: int
+    ) -> list[Completion]:
+        """The writer's text for each soft prompt (InstructZero), one entry per soft
+        prompt, accounted as `generate` accounts a sample: the writer drives a local
+        model directly, and without this its calls were neither shared between runs
+        nor counted as cache hits, so a rerun with the same seed called it again."""
+        with self._nothing_charged_on_failure():
+            return self._soft_prompt_generate(soft_prompts, text, max_tokens)
+
+    def _soft_prompt_generate(
+        self, soft_prompts: torch.Tensor, text: str, max_tokens: int
+    ) -> list[Completion]:
+        keys = [
+            self._key("soft-prompt", _soft_prompt_payload(row, text, max_tokens))
+            for row in soft_prompts
+        ]
+        results: list[Completion | None] = []
+        for key in keys:
+            entry = self.cache.get(key)
+            if entry is None:
+                results.append(None)
+                continue
+            prompt_tokens = entry.get("prompt_tokens", 0)
+            completion_tokens = entry.get("completion_tokens", 0)
+            if self._counts(key, entry):
+                self._account(entry, prompt_tokens, completion_tokens)
+            results.append(
+                Completion([entry["text"]], prompt_tokens, completion_tokens, cached=True)
+            )
+        misses = [i for i, r in enumerate(results) if r is None]
+        if misses:
+            fresh = soft_prompt_generate(self.inner, soft_prompts[misses], text, max_tokens)
+            for i, completion in zip(misses, fresh, strict=True):
+                texts = completion.texts
+                entry = self._entry(
+                    texts[0] if texts else "",
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                    completion.cached,
+                )
+                self.cache.set(keys[i], entry)
+                results[i] = completion
+        return [r for r in results if r is not None]
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
         with self._nothing_charged_on_failure():
@@ -358,10 +437,6 @@ class CachedLLM:
                 self.cache.set(keys[i], entry)
                 results[i] = values
         return [r for r in results if r is not None]
-
-
-def _share(total: int, n: int, sample: int) -> int:
-    return total // n + (total % n if sample == 0 else 0)
 
 
 def _cache_below(llm: Any) -> diskcache.Cache | None:

@@ -22,11 +22,21 @@ would cross either is refused whole (the strategy then keeps its best so far):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from promptopt.errors import BudgetExhausted
-from promptopt.llm.base import LLM, cache_scope, generate_with_progress, logprob_scope
+from promptopt.llm.base import (
+    LLM,
+    cache_scope,
+    generate_with_progress,
+    logprob_scope,
+    soft_prompt_generate,
+)
 from promptopt.llm.tokens import logprob_tokens, projected_tokens
 from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
+
+if TYPE_CHECKING:
+    import torch
 
 
 def check_budget(usage: Usage, budget: Budget, calls: int, tokens: int = 0) -> None:
@@ -95,4 +105,18 @@ class MeteredLLM:
         check_budget(self.usage, self.budget, len(requests), tokens)
         out = self.inner.logprobs(requests)
         self._charge(len(requests), prompt_tokens=tokens)
+        return out
+
+    def soft_prompt_generate(
+        self, soft_prompts: torch.Tensor, text: str, max_tokens: int
+    ) -> list[Completion]:
+        """InstructZero's writer: a call per soft prompt, checked and charged like a
+        sample. Its prompt tokens are not projected (the soft tokens are vectors, not
+        text), so the token cap refuses these only once it is used up."""
+        check_budget(self.usage, self.budget, len(soft_prompts))
+        out = soft_prompt_generate(self.inner, soft_prompts, text, max_tokens)
+        for completion in out:
+            self._charge(
+                len(completion.texts), completion.prompt_tokens, completion.completion_tokens
+            )
         return out

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from promptopt.errors import ConfigError, did_you_mean
 from promptopt.evaluate import Evaluator
 from promptopt.llm.base import LLM
-from promptopt.llm.meter import check_budget
 from promptopt.store import RunStore
 from promptopt.task import Task
 from promptopt.types import Budget, Candidate, Ensemble, Prompt, Usage
@@ -51,11 +50,11 @@ class SearchContext:
     store: RunStore
     reporter: Reporter = field(default_factory=SilentReporter)
     proposer_base: LLM | None = None
-    """The proposer without cache/meter layers, for strategies that drive a local
-    model directly (InstructZero feeds it soft-prompt embeddings); they must
-    account for such calls themselves."""
+    """The proposer without cache/meter layers, for what strategies read of a local
+    model itself (RLPrompt trains a policy on its weights, InstructZero reads its
+    embedding size); their model calls still go through `proposer`'s layers."""
     usage: Usage = field(default_factory=Usage)
-    """The search's usage counter (shared by every layer), for such accounting."""
+    """The search's usage counter (shared by every layer)."""
     budget: Budget = field(default_factory=Budget)
     start: Prompt | None = None
     """The prompt the user starts from (`--start`, else the task's baseline). Every
@@ -71,13 +70,6 @@ class SearchContext:
         if self.budget.max_calls is None:
             return None
         return max(0, self.budget.max_calls - self.usage.calls - self.usage.held_back_calls)
-
-    def charge(self, calls: int, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
-        """Account for model calls made outside the LLM layers, within the budget."""
-        check_budget(self.usage, self.budget, calls)
-        self.usage.calls += calls
-        self.usage.prompt_tokens += prompt_tokens
-        self.usage.completion_tokens += completion_tokens
 
     def record_candidate(self, instruction: str, dev_score: float, dev_n: int, origin: str) -> None:
         """Log a candidate's dev score the moment it is known, in one shape for every

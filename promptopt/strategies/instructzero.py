@@ -30,8 +30,6 @@ on; bench/results/instructzero_scale_diversity.md).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import re
 from collections.abc import Sequence
@@ -42,6 +40,7 @@ import torch
 
 from promptopt import bayesopt
 from promptopt.errors import BudgetExhausted, ConfigError
+from promptopt.llm.base import soft_prompt_generate
 from promptopt.paths import read_prompt_template
 from promptopt.prompting import render_demonstration
 from promptopt.strategies.ape import clean_instruction
@@ -173,7 +172,6 @@ class _Run:
             config.projection_scale,
             seed=ctx.seed,
         )
-        self.memo = ctx.store.aux_cache("writer")
         self.z: list[torch.Tensor] = []
         self.instructions: list[str] = []
         self.scores: dict[str, list[float]] = {}
@@ -272,20 +270,20 @@ class _Run:
             )
 
     def write(self, points: torch.Tensor) -> list[str]:
-        """The writer's instruction for each soft prompt (memoized in the run dir)."""
-        keys = [self._memo_key(z) for z in points]
-        missing = [k for k, key in enumerate(keys) if key not in self.memo]
-        if missing:
-            self.ctx.reporter.phase(f"Writing {len(missing)} instructions from soft prompts")
-            soft = bayesopt.project(points[missing], self.matrix, self.config.n_tokens)
-            self.ctx.charge(len(missing))  # the writer is driven directly: account here
-            completion = self.writer.generate_from_soft_prompts(
-                soft, self.writer_text, max_tokens=self.config.max_instruction_tokens
-            )
-            self.ctx.charge(0, completion.prompt_tokens, completion.completion_tokens)
-            for k, text in zip(missing, completion.texts, strict=True):
-                self.memo.set(keys[k], clean_instruction(text))
-        return [self.memo.get(key) for key in keys]
+        """The writer's instruction for each soft prompt.
+
+        Through the proposer's layers, like every model call: the shared cache
+        (keyed by the exact soft-prompt vectors and the writer's text) makes a
+        rerun with the same seed a replay with no new writer call, the meter
+        charges each soft prompt as a call within the budget, and the run journal
+        replays them on `--resume`.
+        """
+        self.ctx.reporter.phase(f"Writing {len(points)} instructions from soft prompts")
+        soft = bayesopt.project(points, self.matrix, self.config.n_tokens)
+        completions = soft_prompt_generate(
+            self.ctx.proposer, soft, self.writer_text, self.config.max_instruction_tokens
+        )
+        return [clean_instruction(c.texts[0] if c.texts else "") for c in completions]
 
     def score(self, instructions: list[str]) -> None:
         """Score each new instruction on the dev subset, once.
@@ -314,20 +312,6 @@ class _Run:
         for instruction, result in zip(fresh, results, strict=True):
             self.scores[instruction] = [r.score for r in result.results]
             self.ctx.record_candidate(instruction, result.score, result.n, "soft prompt")
-
-    def _memo_key(self, z: torch.Tensor) -> str:
-        c = self.config
-        payload = {
-            "z": [round(float(v), 8) for v in z],
-            "seed": self.ctx.seed,
-            "text": self.writer_text,
-            "d": c.intrinsic_dim,
-            "n_tokens": c.n_tokens,
-            "scale": c.projection_scale,
-            "max_tokens": c.max_instruction_tokens,
-            "writer": self.writer.model_id,
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def stats(self) -> dict[str, int]:
         """Whether the soft prompt mattered: a writer that ignores z writes one

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sqlite3
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import diskcache
 import pytest
 
+from promptopt.errors import BudgetExhausted
 from promptopt.llm.base import describe, model_scope
 from promptopt.llm.cache import (
     SHARED_CACHE,
@@ -19,7 +21,7 @@ from promptopt.llm.cache import (
 )
 from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.openai_compat import OpenAICompatLLM
-from promptopt.types import GenerationRequest, LogprobRequest, Usage
+from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 from tests.fakes import ScriptedLLM
 
 
@@ -271,3 +273,66 @@ def test_a_batch_the_budget_refuses_charges_none_of_its_replays(tmp_path: Path) 
     assert usage == Usage()
     resumed.generate([GenerationRequest.chat("a")])
     assert usage.calls == 1 and fake.generate_calls == 1
+
+
+class SoftWriter:
+    """A local writer driven by soft prompts (InstructZero's): one text per row."""
+
+    kind, model_id = "hf", "writer"
+    supports_logprobs = supports_embeddings_input = True
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def generate_from_soft_prompts(self, soft, text, *, max_tokens=48):  # type: ignore[no-untyped-def]
+        self.rows += soft.shape[0]
+        texts = [f"{text} {float(row.sum()):.6f} {max_tokens}" for row in soft]
+        return Completion(texts=texts, prompt_tokens=7 * len(texts), completion_tokens=3)
+
+
+def test_soft_prompt_writes_are_shared_keyed_by_their_vectors_and_replayed(
+    tmp_path: Path,
+) -> None:
+    """Keyed by the exact soft-prompt bytes, the writer's text and max_tokens; the
+    shared cache answers a rerun (cache hits), the journal a resume (as charged)."""
+    import torch
+
+    from promptopt.llm.base import soft_prompt_generate
+    from promptopt.search import layered
+
+    shared = open_cache(tmp_path / "shared")
+    writer, soft = SoftWriter(), torch.arange(12, dtype=torch.float32).reshape(2, 3, 2)
+    run, journal = Usage(), open_cache(tmp_path / "journal")
+    first = soft_prompt_generate(layered(writer, run, None, shared, journal), soft, "w", 8)
+    assert [c.texts for c in first] == [["w 15.000000 8"], ["w 51.000000 8"]]
+    assert (writer.rows, run.calls, run.new_calls, run.tokens) == (2, 2, 2, 14 + 3)
+
+    rerun = Usage()  # a new run directory, the same shared cache
+    again = soft_prompt_generate(
+        layered(writer, rerun, None, shared, open_cache(tmp_path / "j2")), soft, "w", 8
+    )
+    assert again == [dataclasses.replace(c, cached=True) for c in first] and writer.rows == 2
+    assert (rerun.calls, rerun.cache_hits, rerun.tokens) == (2, 2, 14 + 3)
+
+    resumed = Usage()  # the first run's journal replays its calls as they were charged
+    soft_prompt_generate(layered(writer, resumed, None, shared, journal), soft, "w", 8)
+    assert resumed.to_dict() == run.to_dict() and writer.rows == 2
+
+    nudged = soft.clone()
+    nudged[1, 0, 0] = torch.nextafter(nudged[1, 0, 0], torch.tensor(99.0))
+    for args in ((nudged, "w", 8), (soft, "other text", 8), (soft, "w", 9)):
+        soft_prompt_generate(layered(writer, Usage(), None, shared, None), *args)
+    assert writer.rows == 2 + 1 + 2 + 2
+
+
+def test_the_budget_refuses_soft_prompt_writes_it_cannot_pay_for() -> None:
+    import torch
+
+    from promptopt.llm.base import soft_prompt_generate
+
+    usage, writer = Usage(), SoftWriter()
+    metered = MeteredLLM(writer, usage, Budget(max_calls=3))  # type: ignore[arg-type]
+    soft_prompt_generate(metered, torch.zeros(2, 1, 2), "w", 8)
+    with pytest.raises(BudgetExhausted):
+        soft_prompt_generate(metered, torch.ones(2, 1, 2), "w", 8)
+    assert (writer.rows, usage.calls) == (2, 2)

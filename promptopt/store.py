@@ -110,6 +110,9 @@ class RunStore:
                 **data,
             }
         record = _record(kind, data)
+        if kind in RUN_MARKERS:  # about this process, not the search: never replayed
+            self._write(record)
+            return
         if self._replaying:
             if _untimed(record) == self._replaying[0]:
                 self._replaying.pop(0)
@@ -131,8 +134,10 @@ class RunStore:
             self._events.close()
 
 
-RUN_MARKERS = ("started", "resumed")
-"""Events a process writes for itself, not the search's: never replayed."""
+RUN_MARKERS = ("started", "resumed", "policy_restored")
+"""Events a process writes for itself, not the search's: never replayed, and written
+without ending the replay of the search's events (RLPrompt's `policy_restored`
+comes in the middle of them)."""
 
 
 def _record(kind: str, data: dict[str, Any]) -> dict[str, Any]:

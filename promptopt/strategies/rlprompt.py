@@ -28,6 +28,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -161,21 +162,24 @@ class _Trainer:
         self.step = 0
         self.sampled: dict[str, float] = {}  # prompt text -> best train reward seen
         self.dev_scores: dict[str, tuple[float, int, str]] = {}
+        self.history: list[dict[str, Any]] = []
+        """What training asked the target, in order: each step's sampled prompts (with
+        its loss) and each dev scoring. Saved with the policy, so that a resume asks
+        again (the run journal answers) instead of skipping those calls uncharged."""
         self.checkpoint = ctx.store.run_dir / "policy.pt"
+        self.restored: dict[str, Any] | None = None
         if ctx.store.resumed and self.checkpoint.is_file():
-            self._load()
+            self.restored = torch.load(self.checkpoint, weights_only=False)
 
     # -- training ------------------------------------------------------------------
     def train(self) -> None:
         c = self.config
         ctx = self.ctx
         ctx.reporter.phase("Training the prompt policy", total=c.steps)
-        ctx.reporter.advance(self.step)
+        if self.restored is not None:
+            self._restore(self.restored)
         while self.step < c.steps:
-            rng = ctx.rng(f"rlprompt-batch-{self.step}")
-            batch = rng.sample(
-                self.train_examples, min(c.examples_per_step, len(self.train_examples))
-            )
+            batch = self.batch(self.step)
             rollout = self.policy.sample(
                 c.prompts_per_step, c.prompt_length, c.top_k, self.generator
             )
@@ -184,25 +188,36 @@ class _Trainer:
             loss = policy_gradient_step(
                 self.optimizer, rollout, raw, c.reward_scale, c.reward_shift
             )
-            per_prompt = raw.mean(dim=1).tolist()
-            for text, value in zip(texts, per_prompt, strict=True):
-                self.sampled[text] = max(value, self.sampled.get(text, -math.inf))
-            self.step += 1
-            best = max(range(len(texts)), key=lambda k: per_prompt[k])
-            ctx.store.event(
-                "rl_step",
-                step=self.step,
-                mean_reward=float(raw.mean()),
-                best_prompt=texts[best],
-                best_reward=per_prompt[best],
-                loss=loss,
-            )
-            ctx.reporter.advance(1)
+            self.record_step(texts, raw, loss)
             if self.step % c.eval_every == 0:
                 self.score_on_dev([self.greedy_prompt()], origin=f"greedy @ step {self.step}")
             if self.step % c.checkpoint_every == 0:
                 self._save()
         self._save()
+
+    def batch(self, step: int) -> list[Example]:
+        """The train inputs of a step: seeded by the step, so a resume asks the same."""
+        rng = self.ctx.rng(f"rlprompt-batch-{step}")
+        count = min(self.config.examples_per_step, len(self.train_examples))
+        return rng.sample(self.train_examples, count)
+
+    def record_step(self, texts: list[str], raw: torch.Tensor, loss: float) -> None:
+        """A finished step: its prompts' rewards, its event, its place in the history."""
+        per_prompt = raw.mean(dim=1).tolist()
+        for text, value in zip(texts, per_prompt, strict=True):
+            self.sampled[text] = max(value, self.sampled.get(text, -math.inf))
+        self.step += 1
+        self.history.append({"texts": texts, "loss": loss})
+        best = max(range(len(texts)), key=lambda k: per_prompt[k])
+        self.ctx.store.event(
+            "rl_step",
+            step=self.step,
+            mean_reward=float(raw.mean()),
+            best_prompt=texts[best],
+            best_reward=per_prompt[best],
+            loss=loss,
+        )
+        self.ctx.reporter.advance(1)
 
     def rewards(self, texts: list[str], batch: list[Example]) -> torch.Tensor:
         prompts = [Prompt(instruction=t, template=self.ctx.task.template) for t in texts]
@@ -236,9 +251,9 @@ class _Trainer:
         if not fresh:
             return
         prompts = [Prompt(instruction=t, template=self.ctx.task.template) for t in fresh]
-        for text, result in zip(
-            fresh, self.ctx.evaluator.evaluate_many(prompts, self.dev), strict=True
-        ):
+        results = self.ctx.evaluator.evaluate_many(prompts, self.dev)
+        self.history.append({"dev": fresh, "origin": origin})
+        for text, result in zip(fresh, results, strict=True):
             self.dev_scores[text] = (result.score, result.n, origin)
             self.ctx.store.event("dev_scored", prompt=text, score=result.score, origin=origin)
             self.ctx.record_candidate(text, result.score, result.n, origin)
@@ -271,17 +286,34 @@ class _Trainer:
             "generator": self.generator.get_state(),
             "sampled": self.sampled,
             "dev_scores": self.dev_scores,
+            "history": self.history,
         }
         _atomic_torch_save(state, self.checkpoint)
 
-    def _load(self) -> None:
-        state = torch.load(self.checkpoint, weights_only=False)
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint without training again up to it.
+
+        The target calls the steps before it made are asked again, in order, without
+        sampling or updating the policy: the run journal answers them and charges
+        each as the interrupted run was charged, so usage and the budget go on from
+        where an uninterrupted run would be (skipping them left those calls out of
+        the totals), and their events, already in the log, are not written again.
+        A checkpoint from before the history was saved restores its state alone.
+        """
+        for entry in state.get("history", []):
+            if "dev" in entry:
+                self.score_on_dev(entry["dev"], entry["origin"])
+            else:
+                raw = self.rewards(entry["texts"], self.batch(self.step))
+                self.record_step(entry["texts"], raw, entry["loss"])
+        if "history" not in state:
+            self.sampled, self.dev_scores = state["sampled"], state["dev_scores"]
+            self.ctx.reporter.advance(state["step"])
         self.step = state["step"]
         self.policy.mlp.load_state_dict(state["mlp"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
-        self.sampled = state["sampled"]
-        self.dev_scores = state["dev_scores"]
+        self.restored = None
         self.ctx.store.event("policy_restored", step=self.step)
 
 

@@ -88,6 +88,7 @@ def test_rlprompt_records_prompts_scored_on_dev(tmp_path: Path) -> None:
     ctx = SearchContext(task=task, evaluator=_Evaluator(), proposer=None, seed=0, store=store)  # type: ignore[arg-type]
     trainer = object.__new__(_Trainer)
     trainer.ctx, trainer.dev, trainer.dev_scores = ctx, task.examples("dev"), {}
+    trainer.history = []
     trainer.score_on_dev(["great movie", "great movie", "awful"], origin="greedy @ step 5")
     store.close()
     events = candidates(tmp_path / "run")

@@ -251,7 +251,72 @@ def _backfill_improved(out_dir: Path, runs: list[dict[str, Any]]) -> None:
     for run in runs:
         path = out_dir / run["run_dir"] / "result.json"
         if "improved" not in run and path.is_file():
-            run["improved"] = _improved(json.loads(path.read_text(encoding="utf-8")))
+            run["improved"] = _improved(read_result(path, _rerun_fix(out_dir, run)))
+
+
+def _rerun_fix(out_dir: Path, run: dict[str, Any]) -> str:
+    """How to get past a damaged file of a run: a compare runs a cell whose run
+    directory is gone again (from the call cache, if it still holds the calls)."""
+    strategy, seed = run["strategy"], run["seed"]
+    return (
+        f"delete {out_dir / run['run_dir']} and rerun this compare "
+        f"(with {strategy} in --strategies and seed {seed}): that run is made again"
+    )
+
+
+def read_run_file(path: Path, fix: str) -> Any:
+    """The JSON of a file a run wrote: a truncated, non-UTF-8 or garbled one (a disk
+    that filled, a copy that stopped) is one line naming it and `fix`, not a traceback."""
+    text = read_utf8(path, "run file", fix)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path} is damaged (not valid JSON: {exc.msg}, line {exc.lineno}): {fix}"
+        ) from None
+
+
+RESULT_NUMBERS = (
+    "usage.search.calls",
+    "usage.search.prompt_tokens",
+    "usage.search.completion_tokens",
+    "scores.test.score",
+    "scores.test.n",
+    "scores.baseline_test.score",
+)
+"""What a compare row needs of a run's result.json (`run_row`), all numbers."""
+OPTIONAL_NUMBERS = ("usage.search.cache_hits", "timings.search_s", "timings.test_eval_s")
+
+
+def read_result(path: Path, fix: str) -> dict[str, Any]:
+    """A run's result.json with the fields `run_row` reads, of the types it needs."""
+    export = read_run_file(path, fix)
+    if not isinstance(export, dict):
+        raise ConfigError(f"{path} is damaged (not a JSON object): {fix}")
+    for dotted in RESULT_NUMBERS + OPTIONAL_NUMBERS:
+        value = _field(export, dotted)
+        if not _is_num(value) and not (value is None and dotted in OPTIONAL_NUMBERS):
+            raise _wrong_field(path, dotted, "a number", value, fix)
+    cost = _field(export, "usage.cost")
+    if cost is not None and not isinstance(cost, dict):
+        raise _wrong_field(path, "usage.cost", "an object", cost, fix)
+    total = (cost or {}).get("total_usd")
+    if total is not None and not _is_num(total):
+        raise _wrong_field(path, "usage.cost.total_usd", "a number", total, fix)
+    return export
+
+
+def _field(data: dict[str, Any], dotted: str) -> Any:
+    """`data` at a dotted path; None where a level is missing or not an object."""
+    value: Any = data
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _wrong_field(path: Path, dotted: str, expected: str, value: Any, fix: str) -> ConfigError:
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return ConfigError(f"{path} is damaged ({dotted} must be {expected}, got {shown}): {fix}")
 
 
 def _run_one(spec: CompareSpec, strategy: str, seed: int, reporter: Reporter) -> dict[str, Any]:
@@ -259,7 +324,8 @@ def _run_one(spec: CompareSpec, strategy: str, seed: int, reporter: Reporter) ->
     run_dir = spec.out_dir / "runs" / run_dir_name(strategy, seed)
     result = run_dir / "result.json"
     if result.is_file():
-        return json.loads(result.read_text(encoding="utf-8"))
+        row = {"strategy": strategy, "seed": seed, "run_dir": f"runs/{run_dir.name}"}
+        return read_result(result, _rerun_fix(spec.out_dir, row))
     search_spec = spec.search_spec(strategy, seed, run_dir)
     if (run_dir / "config.json").is_file():
         load_run_config(run_dir)
@@ -272,8 +338,17 @@ def _example_rows(out_dir: Path, run: dict[str, Any], which: str) -> dict[str, f
     path = out_dir / run["run_dir"] / TEST_EXAMPLES_FILE
     if not path.is_file():
         return {}
-    rows = json.loads(path.read_text(encoding="utf-8")).get(which) or []
-    return {str(r["id"]): float(r["score"]) for r in rows}
+    fix = _rerun_fix(out_dir, run)
+    data = read_run_file(path, fix)
+    rows = data.get(which) if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(rows, list | None):
+        raise _wrong_field(path, which, "a list of test examples", rows, fix)
+    scores: dict[str, float] = {}
+    for i, row in enumerate(rows or []):
+        if not isinstance(row, dict) or "id" not in row or not _is_num(row.get("score")):
+            raise _wrong_field(path, f"{which}[{i}]", 'an object with "id" and "score"', row, fix)
+        scores[str(row["id"])] = float(row["score"])
+    return scores
 
 
 def example_scores(out_dir: Path, run: dict[str, Any]) -> dict[str, float]:
@@ -504,7 +579,7 @@ def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str
             **saved.get("settings", {}).get("params", {}),
             **data["settings"]["params"],
         }
-        data["runs"] = list(saved.get("runs", []))
+        data["runs"] = [r for r in saved.get("runs", []) if not _deleted(spec, r)]
         data["seeds"] = sorted(set(saved.get("seeds") or []) | set(spec.seeds))
     order = list(dict.fromkeys([r["strategy"] for r in data["runs"]] + spec.strategies))
     todo = [
@@ -535,6 +610,13 @@ def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str
     )
     _save(spec.out_dir, data)
     return data
+
+
+def _deleted(spec: CompareSpec, run: dict[str, Any]) -> bool:
+    """A run of this compare's strategies and seeds whose directory is gone: run again
+    (deleting it is how a damaged run is redone, see `_rerun_fix`)."""
+    asked = run.get("strategy") in spec.strategies and run.get("seed") in spec.seeds
+    return asked and not (spec.out_dir / str(run.get("run_dir", ""))).exists()
 
 
 def _save(out_dir: Path, data: dict[str, Any]) -> None:

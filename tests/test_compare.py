@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -418,3 +420,75 @@ def test_old_compare_dirs_without_start_rows_still_load(
     from promptopt.cli.compare_cmd import print_leaderboard
 
     print_leaderboard(data, tmp_path / "cmp")  # no start pairs, no improved: still prints
+
+
+# -- damaged files of a run ---------------------------------------------------------------
+def _truncate(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _latin1(data: bytes) -> bytes:
+    return data.replace(b'"prompt"', b'"pr\xf6mpt"', 1)
+
+
+def _retype(field: str, value: object) -> object:
+    def damage(data: bytes) -> bytes:
+        parsed = json.loads(data)
+        *path, last = field.split(".")
+        target = parsed
+        for key in path:
+            target = target[key]
+        target[last] = value
+        return json.dumps(parsed).encode()
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "problem"),
+    [
+        ("result.json", _truncate, "is damaged (not valid JSON: "),
+        ("result.json", _latin1, "is not UTF-8 text (byte 0xf6 on line "),
+        ("result.json", _retype("scores.test.score", "high"), "scores.test.score must be a number"),
+        ("result.json", _retype("usage", [1]), "usage.search.calls must be a number, got None"),
+        ("test_examples.json", _truncate, "is damaged (not valid JSON: "),
+        ("test_examples.json", _retype("best", {"e0": 1}), "best must be a list of test examples"),
+        ("test_examples.json", _retype("best", [{"id": "e0", "score": "1"}]), "best[0] must be"),
+    ],
+)
+def test_a_damaged_run_file_is_one_line_naming_it_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file: str, damage: Any, problem: str
+) -> None:
+    """A truncated, non-UTF-8 or wrong-typed result.json or test_examples.json stops
+    compare with exit 2 and one line naming the file and the fix; following the fix
+    (delete the run, rerun) makes that run again, from the cache."""
+    fake = plug_fake_model(monkeypatch)
+    args = ["compare", "--task", "antonyms", "--strategies", "ape", "--seeds", "2"]
+    args += ["--budget", "25", "--dev-size", "5", "--test-size", "6", "--no-report"]
+    args += ["--out-dir", str(tmp_path / "c"), "-p", "ape.num_subsamples=2"]
+    assert runner.invoke(app, args).exit_code == 0
+    compare_file = tmp_path / "c" / "compare.json"
+    saved = json.loads(compare_file.read_text())
+    if file == "result.json":  # read when compare reuses a run it has no row for
+        compare_file.write_text(json.dumps({**saved, "runs": saved["runs"][:1]}))
+    run_dir = tmp_path / "c" / "runs" / "ape-seed1"
+    path = run_dir / file
+    path.write_bytes(damage(path.read_bytes()))
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    flat = " ".join(result.output.split())  # the one line, should rich have wrapped it
+    assert str(path) in flat
+    assert problem in flat, flat
+    assert f"delete {run_dir} and rerun this compare (with ape in --strategies and seed 1)" in flat
+
+    calls = fake.generate_calls
+    shutil.rmtree(run_dir)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert fake.generate_calls == calls  # the run is made again from the cache
+    rows = json.loads(compare_file.read_text())["runs"]
+    assert [r["test_score"] for r in rows] == [r["test_score"] for r in saved["runs"]]
+    assert rows[1]["cache_hits"] == rows[1]["calls"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,13 @@ from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.evaluate import Evaluator
 from promptopt.export import ensemble_export, prompt_export, recorded_task
 from promptopt.files import require_writable
-from promptopt.llm.base import LLM, describe
+from promptopt.llm.base import (
+    LLM,
+    describe,
+    has_credential,
+    public_url,
+    with_placeholder_credential,
+)
 from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
 from promptopt.llm.meter import MeteredLLM
@@ -77,6 +83,10 @@ class SearchSpec:
     """Demonstration sets tried with the best instructions of a strategy that only
     writes instructions (`strategies.demo_stage`); 0 = the instructions alone. A run
     config without the key was started before the stage existed: 0."""
+    credentials_to_give: tuple[str, ...] = ()
+    """Roles ("target", "proposer") whose server URL carried a credential when the run
+    began. The run config saves the URL without it, so a resume must be given the
+    URL again (`give_base_urls`) or it could not reconnect."""
 
     @classmethod
     def from_run_config(cls, config: dict[str, Any], run_dir: Path) -> SearchSpec:
@@ -102,7 +112,43 @@ class SearchSpec:
             start_source=config.get("start_source", "task baseline"),
             demo_format=config.get("demo_format"),
             demo_sets=config.get("demo_sets", 0),
+            credentials_to_give=tuple(
+                role for role in config.get("url_credentials") or () if role in BASE_URL_OPTION
+            ),
         )
+
+    def give_base_urls(self, target: str | None, proposer: str | None) -> None:
+        """On resume: `--base-url` and `--proposer-base-url` given again, with the
+        credential the run config never saved (or explicitly without one). Each must
+        name the server the run was started with, whatever its credential."""
+        for role, url in (("target", target), ("proposer", proposer)):
+            if url is None:
+                continue
+            model: ModelSpec = getattr(self, role)
+            option = BASE_URL_OPTION[role]
+            if public_url(url) != model.base_url:
+                started = (
+                    f"with {option} {model.base_url}" if model.base_url else f"without {option}"
+                )
+                raise ConfigError(
+                    f"run {self.run_dir} was started {started}, not {public_url(url)}: "
+                    f"resume with the server it was started with, or start a new run"
+                )
+            setattr(self, role, replace(model, base_url=url))
+            self.credentials_to_give = tuple(r for r in self.credentials_to_give if r != role)
+
+    def require_credentials(self) -> None:
+        """A resumed run whose server URL had a credential is refused in one line until
+        the URL is given again, rather than failing at the server with a rejected or
+        missing key after the models are set up."""
+        for role in self.credentials_to_give:
+            option, url = BASE_URL_OPTION[role], str(getattr(self, role).base_url)
+            raise ConfigError(
+                f"run {self.run_dir} was started with a credential in {option} ({url}), "
+                f"which is never saved: pass it again, {option} "
+                f"'{with_placeholder_credential(url)}' (or {option} {url} to resume "
+                "without one)"
+            )
 
     def check(self) -> None:
         """Refuse options that make a search meaningless, before data or models are
@@ -167,8 +213,19 @@ class SearchSpec:
             "start_source": self.start_source,
             "demo_format": self.demo_format,
             **({"demo_sets": self.demo_sets} if self.demo_sets else {}),
+            **({"url_credentials": roles} if (roles := self.url_credentials()) else {}),
             "promptopt_version": __version__,
         }
+
+    def url_credentials(self) -> list[str]:
+        """Roles whose server URL carries a credential: what a resume must be given
+        again (the run config records the roles, never the credential)."""
+        models = (("target", self.target), ("proposer", self.proposer))
+        return [role for role, model in models if has_credential(model.base_url)]
+
+
+BASE_URL_OPTION = {"target": "--base-url", "proposer": "--proposer-base-url"}
+"""The option that gives each model's server URL."""
 
 
 SEARCH_SPLITS: tuple[Split, ...] = ("train", "dev", "test")
@@ -301,6 +358,7 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
     strategy = get_strategy(spec.strategy)
     config = build_config(strategy.Config, spec.params)
     spec.check()
+    spec.require_credentials()
     run_dir = spec.run_dir or default_run_dir(spec.task, spec.strategy)
     check_outputs(run_dir, spec.out, resume=spec.resume)
     load_prices(spec.prices)  # a broken price table fails now, not after the search

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -44,6 +44,9 @@ from promptopt.cli.common import (
 )
 from promptopt.errors import ConfigError, PromptoptError
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
+
+if TYPE_CHECKING:
+    from promptopt.search import SearchSpec
 
 
 def search(
@@ -128,7 +131,9 @@ def search(
     repeating model calls.
 
     Ctrl-C stops a search within seconds and prints the command that resumes it;
-    with --resume, --timeout and --max-concurrency replace the run's own.
+    with --resume, --timeout and --max-concurrency replace the run's own, and
+    --base-url / --proposer-base-url give back a credential in the server URL
+    (never saved) for the server the run was started with.
 
     Check the cost first: add --dry-run to see the model calls, tokens and
     estimated cost (API models) a search would use, e.g.
@@ -146,6 +151,7 @@ def search(
             out = out or (Path(spec.out) if spec.out else None)
             spec.target = with_call_settings(spec.target, timeout, max_concurrency)
             spec.proposer = with_call_settings(spec.proposer, timeout, max_concurrency)
+            spec.give_base_urls(base_url, proposer_base_url)
         else:
             if task is None and data is None:
                 raise ConfigError("no task given: pass --task NAME (see `promptopt tasks list`)")
@@ -195,7 +201,7 @@ def search(
             with RichReporter() as reporter:
                 export = run_search(spec, reporter)
         except KeyboardInterrupt:
-            raise interrupted(_how_to_resume(spec.run_dir)) from None
+            raise interrupted(_how_to_resume(spec)) from None
         if out is not None:
             _write_out(out, export)
     except PromptoptError as error:
@@ -205,16 +211,22 @@ def search(
         write_report_after(Path(export["run_dir"]))
 
 
-def _how_to_resume(run_dir: Path) -> str:
+def _how_to_resume(spec: SearchSpec) -> str:
     """After Ctrl-C: what was kept and the exact command that continues.
 
     The run directory holds every finished model call (the journal), so resuming
     repeats none of them; a search stopped before it wrote its config left nothing.
+    A credential in a server URL is never saved: the resume must be given it again.
     """
+    from promptopt.search import BASE_URL_OPTION
+
+    run_dir = Path(str(spec.run_dir))
     if not (run_dir / "config.json").is_file():
         return "the search had not started, nothing was saved"
     command = f"promptopt search --resume {shlex.quote(str(run_dir))}"
-    return f"the run is saved in {run_dir}; resume it with `{command}`"
+    options = [BASE_URL_OPTION[role] for role in spec.url_credentials()]
+    again = f" plus {' and '.join(options)} with the credential again" if options else ""
+    return f"the run is saved in {run_dir}; resume it with `{command}`{again}"
 
 
 def _write_out(out: Path, export: dict[str, Any]) -> None:

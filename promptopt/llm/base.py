@@ -63,6 +63,17 @@ def public_url(url: str) -> str:
     return f"{scheme}://{rest.split('@', 1)[-1]}"
 
 
+def has_credential(url: str | None) -> bool:
+    """Whether a server URL carries a credential (`http://user:KEY@host`)."""
+    return bool(url) and public_url(str(url)) != url
+
+
+def with_placeholder_credential(url: str) -> str:
+    """`url` as a user would write it with a credential, without theirs, for messages."""
+    scheme, sep, rest = public_url(url).partition("://")
+    return f"{scheme}://USER:KEY@{rest}" if sep else f"USER:KEY@{scheme}"
+
+
 def model_scope(dtype: str | None = None, server: str | None = None) -> dict[str, str]:
     """What besides kind and model id decides a model's answers, for cache keys and
     exports: the dtype a local model computes in (float32 and bfloat16 answers

@@ -32,7 +32,9 @@ class FakeOpenAIServer:
     answers that error, with `retry_after` as a Retry-After header when set, for
     the first `failures` requests (None: all of them) and normally after that.
     `hang` reads each request after the first `hang_after` and never answers it
-    until `stop()` (or `release()`).
+    until `stop()` (or `release()`). `authorizations`, when set, are the only
+    Authorization headers accepted (a credential in the URL arrives as Basic, an
+    API key as Bearer); any other request gets 401.
     """
 
     def __init__(self) -> None:
@@ -42,6 +44,7 @@ class FakeOpenAIServer:
         self.hang = False
         self.hang_after = 0
         self.reply: Reply = lambda body: "ok"
+        self.authorizations: set[str] | None = None
         self.bodies: list[dict[str, Any]] = []
         self.times: list[float] = []
         """time.monotonic() of each request's arrival."""
@@ -63,7 +66,10 @@ class FakeOpenAIServer:
                     self.close_connection = True
                     return
                 status = owner.status
-                if status is not None and (owner.failures is None or count <= owner.failures):
+                allowed = owner.authorizations
+                if allowed is not None and self.headers.get("Authorization") not in allowed:
+                    self._error(401)
+                elif status is not None and (owner.failures is None or count <= owner.failures):
                     self._error(status)
                 else:
                     self._answer(body, owner.reply(body))

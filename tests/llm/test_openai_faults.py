@@ -8,6 +8,7 @@ seconds leaving a run that resumes.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -25,6 +27,7 @@ from typer.testing import CliRunner
 from promptopt.cli import app
 from promptopt.errors import AuthError, ModelError
 from promptopt.llm.openai_compat import OpenAICompatLLM
+from promptopt.strategies.base import SearchContext
 from promptopt.types import GenerationRequest
 from tests.llm.fake_openai_server import FakeOpenAIServer
 
@@ -273,3 +276,77 @@ def test_ctrl_c_stops_a_search_within_seconds_and_the_run_resumes(
     assert "Test: best prompt" in resumed.stdout
     # What was answered before Ctrl-C came from the run's journal, not the server.
     assert not [body for body in server.bodies[before:] if body in answered]
+
+
+# --- a credential in the server URL ------------------------------------------------------
+
+URL_SECRET = "sk-URL-CANARY-77ab"
+
+
+def interrupt_at_second_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C once the start was scored and a candidate's calls were made."""
+    record = SearchContext.record_candidate
+    recorded = {"n": 0}
+
+    def interrupted(self: SearchContext, *args: Any) -> None:
+        recorded["n"] += 1
+        if recorded["n"] == 2:
+            raise KeyboardInterrupt
+        record(self, *args)
+
+    monkeypatch.setattr(SearchContext, "record_candidate", interrupted)
+
+
+@pytest.mark.parametrize("given", ["url", "key"])
+def test_a_resume_gets_the_credential_of_the_server_url_again(
+    server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """`--base-url http://user:KEY@host/v1` is saved without its credential, so a
+    resume is given the URL again: with the credential, or explicitly without it
+    (the server then takes the key in OPENAI_API_KEY). Without it, or with another
+    server, one line says what to pass, before any request; the credential is
+    never written anywhere."""
+    basic = "Basic " + base64.b64encode(f"user:{URL_SECRET}".encode()).decode()
+    server.authorizations = {basic, f"Bearer {URL_SECRET}"}
+    server.reply = lambda body: "Give the antonym." if "nstruction" in str(body) else "cold"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    url = server.url.replace("http://", f"http://user:{URL_SECRET}@")
+    run_dir = tmp_path / "run"
+    urls = ["--base-url", url, "--proposer-base-url", url]
+    models = ["--model", "openai:fake", "--proposer", "openai:fake", "--run-dir", str(run_dir)]
+    record = SearchContext.record_candidate
+    interrupt_at_second_candidate(monkeypatch)
+    started = runner.invoke(app, [*SMALL_SEARCH, *models, *urls, "--out", str(tmp_path / "o.json")])
+    monkeypatch.setattr(SearchContext, "record_candidate", record)
+    assert started.exit_code == 130, started.output
+    assert "plus --base-url and --proposer-base-url with the credential again" in started.output
+    outputs, requests = [started.output], server.requests
+    resume = ["search", "--resume", str(run_dir)]
+
+    placeholder = server.url.replace("http://", "http://USER:KEY@")
+    for extra, expected in [
+        ([], f"--base-url ({server.url}), which is never saved: pass it again, --base-url "),
+        (urls[:2], f"--proposer-base-url ({server.url}), which is never saved"),
+        (["--base-url", "http://user:x@127.0.0.1:1/v1"], f"--base-url {server.url}, not "),
+    ]:
+        result = runner.invoke(app, [*resume, *extra])
+        outputs.append(result.output)
+        assert result.exit_code == 2, result.output
+        assert expected in error_line(result.output), result.output
+    assert f"--base-url '{placeholder}' (or --base-url {server.url} to resume" in outputs[1]
+    assert server.requests == requests  # refused before any model call
+
+    if given == "key":
+        monkeypatch.setenv("OPENAI_API_KEY", URL_SECRET)
+        urls = ["--base-url", server.url, "--proposer-base-url", server.url]
+    result = runner.invoke(app, [*resume, *urls])
+    outputs.append(result.output)
+    assert result.exit_code == 0, result.output
+    export = json.loads((tmp_path / "o.json").read_text(encoding="utf-8"))
+    assert export["models"]["target"]["spec"]["base_url"] == server.url
+    assert server.requests > requests
+    assert not [out for out in outputs if URL_SECRET in out]
+    written = [
+        p for p in tmp_path.rglob("*") if p.is_file() and URL_SECRET.encode() in p.read_bytes()
+    ]
+    assert written == []

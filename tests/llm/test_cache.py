@@ -1,9 +1,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing
+import os
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import diskcache
 import pytest
@@ -23,6 +30,7 @@ from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.openai_compat import OpenAICompatLLM
 from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 from tests.fakes import ScriptedLLM
+from tests.llm.fake_openai_server import FakeOpenAIServer
 
 
 def echo(request: GenerationRequest, sample: int) -> str:
@@ -336,3 +344,78 @@ def test_the_budget_refuses_soft_prompt_writes_it_cannot_pay_for() -> None:
     with pytest.raises(BudgetExhausted):
         soft_prompt_generate(metered, torch.ones(2, 1, 2), "w", 8)
     assert (writer.rows, usage.calls) == (2, 2)
+
+
+# -- two real searches at once --------------------------------------------------------------
+def promptopt_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from promptopt.cli import main; main()", *args]
+
+
+class Barrier:
+    """Holds the first target request of each search until the other search has sent
+    one too, so both write to the cache at the same time however their start-up goes."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.seen = {name: threading.Event() for name in names}
+
+    def reply(self, body: dict[str, Any]) -> str:
+        if "nstruction" in str(body):  # a proposal: one per seed
+            return f"Write the opposite of the word, style {body.get('seed')}."
+        if body["model"] in self.seen:
+            self.seen[body["model"]].set()
+            for other in self.seen.values():
+                assert other.wait(timeout=120), "the other search never sent a request"
+            time.sleep(0.01)
+        return "cold"
+
+
+def test_two_searches_share_one_cache_at_once_and_a_rerun_makes_no_call(
+    tmp_path: Path, data_dir: Path, isolated_cache: Path
+) -> None:
+    """Two `promptopt search` processes on one PROMPTOPT_CACHE_DIR at the same time
+    (each with its own target, and the same proposer requests): both succeed, the
+    cache is readable after, and the same two searches again make no model call."""
+    server = FakeOpenAIServer()
+    server.reply = Barrier(("target-a", "target-b")).reply
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENAI_API_KEY": "sk-test"}
+
+    def command(name: str, run: str) -> list[str]:
+        return promptopt_command(
+            *["search", "--task", "antonyms", "--dev-size", "4", "--test-size", "4"],
+            *["-p", "num_subsamples=2", "-p", "proposals_per_subsample=2", "--seed", "1"],
+            *["--model", f"openai:target-{name}", "--proposer", "openai:writer"],
+            *["--base-url", server.url, "--proposer-base-url", server.url, "--no-report"],
+            *["--run-dir", str(tmp_path / run), "--out", str(tmp_path / f"{run}.json")],
+        )
+
+    def run_both(suffix: str) -> list[dict[str, Any]]:
+        processes = [
+            subprocess.Popen(command(name, name + suffix), env=env, stderr=subprocess.PIPE)
+            for name in ("a", "b")
+        ]
+        for process in processes:
+            _, err = process.communicate(timeout=300)
+            assert process.returncode == 0, err.decode()
+        return [json.loads((tmp_path / f"{n}{suffix}.json").read_text()) for n in ("a", "b")]
+
+    try:
+        first = run_both("")
+        requests = server.requests
+        cache = open_cache(isolated_cache / "calls")
+        assert len(cache) > 0 and cache.volume() > 0
+        stats = subprocess.run(
+            promptopt_command("cache", "stats"), env=env, capture_output=True, text=True
+        )
+        assert stats.returncode == 0 and "entries" in stats.stdout, stats.stderr
+
+        again = run_both("-again")
+    finally:
+        server.stop()
+    assert server.requests == requests  # the rerun asked the server nothing
+    for before, after in zip(first, again, strict=True):
+        assert before["usage"]["search"]["new_calls"] > 0
+        assert after["usage"]["search"]["new_calls"] == 0
+        assert after["usage"]["search"]["calls"] == before["usage"]["search"]["calls"]
+        assert after["usage"]["test_eval"]["new_calls"] == 0
+        assert after["leaderboard"] == before["leaderboard"]
+        assert after["prompt"] == before["prompt"]

@@ -169,7 +169,7 @@ class _Trainer:
         self.checkpoint = ctx.store.run_dir / "policy.pt"
         self.restored: dict[str, Any] | None = None
         if ctx.store.resumed and self.checkpoint.is_file():
-            self.restored = torch.load(self.checkpoint, weights_only=False)
+            self.restored = _load_checkpoint(self.checkpoint)
 
     # -- training ------------------------------------------------------------------
     def train(self) -> None:
@@ -315,6 +315,21 @@ class _Trainer:
         self.generator.set_state(state["generator"])
         self.restored = None
         self.ctx.store.event("policy_restored", step=self.step)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """A saved policy; a damaged one (a half-copied run directory: it is written
+    atomically) is one line with the fix, as a corrupt journal is."""
+    try:
+        state = torch.load(path, weights_only=False)
+    except Exception:  # torch raises pickle, zip and runtime errors alike
+        state = None
+    if not isinstance(state, dict) or "step" not in state:
+        raise ConfigError(
+            f"the policy checkpoint {path} is corrupt or truncated: delete it and resume "
+            "(training starts again from step 0; the run journal answers the calls made)"
+        )
+    return state
 
 
 def _atomic_torch_save(state: dict, path: Path) -> None:  # type: ignore[type-arg]

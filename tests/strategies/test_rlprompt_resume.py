@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from promptopt import search as search_module
+from promptopt.errors import ConfigError
 from promptopt.llm.factory import ModelSpec
 from promptopt.search import SearchSpec, run_search
 from promptopt.store import RUN_MARKERS, read_events
@@ -104,6 +105,29 @@ def search_events(run_dir: Path) -> list[dict[str, Any]]:
     ]
 
 
+def kill_in_step_5(monkeypatch: pytest.MonkeyPatch, run_dir: Path, budget: int | None) -> None:
+    """Run until Ctrl-C in step 5, after its reward calls (the policy saved at step 4)."""
+    step = rlprompt.policy_gradient_step
+    steps = {"n": 0}
+
+    def killed(*args: Any, **kwargs: Any) -> float:
+        steps["n"] += 1
+        if steps["n"] == 5:
+            raise KeyboardInterrupt
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(rlprompt, "policy_gradient_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(spec(run_dir.parent, run_dir.name, budget))
+    monkeypatch.setattr(rlprompt, "policy_gradient_step", step)
+    assert (run_dir / "policy.pt").is_file()
+
+
+def resume(run_dir: Path) -> dict[str, Any]:
+    config = json.loads((run_dir / "config.json").read_text())
+    return run_search(SearchSpec.from_run_config(config, run_dir))
+
+
 @pytest.mark.parametrize("budget", [None, 40])
 def test_a_run_resumed_from_its_checkpoint_accounts_as_an_uninterrupted_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: ScriptedLLM, budget: int | None
@@ -112,32 +136,17 @@ def test_a_run_resumed_from_its_checkpoint_accounts_as_an_uninterrupted_one(
     resumed run starts from the checkpoint, charges steps 1-4 from the journal (with
     a budget of 40 binding in step 6 only if they are), and makes only the calls
     the interrupted run had not made."""
-    step = rlprompt.policy_gradient_step
-    steps = {"n": 0}
-
-    def killed_in_step_5(*args: Any, **kwargs: Any) -> float:
-        steps["n"] += 1
-        if steps["n"] == 5:
-            raise KeyboardInterrupt
-        return step(*args, **kwargs)
-
-    monkeypatch.setattr(rlprompt, "policy_gradient_step", killed_in_step_5)
-    with pytest.raises(KeyboardInterrupt):
-        run_search(spec(tmp_path, "resumable", budget))
-    monkeypatch.setattr(rlprompt, "policy_gradient_step", step)
     run_dir = tmp_path / "resumable"
-    assert (run_dir / "policy.pt").is_file()
+    kill_in_step_5(monkeypatch, run_dir, budget)
     interrupted_calls, before = target.logprob_calls, search_events(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
-    resumed = run_search(SearchSpec.from_run_config(config, run_dir))
+    resumed = resume(run_dir)
     resumed_calls = target.logprob_calls - interrupted_calls
     restored = [e for e in read_events(run_dir) if e["event"] == "policy_restored"]
     assert [e["step"] for e in restored] == [4]
 
     reference = run_search(spec(tmp_path, "uninterrupted", budget))
-    assert interrupted_calls + resumed_calls == target.logprob_calls - interrupted_calls - (
-        resumed_calls
-    )  # no call made twice
+    reference_calls = target.logprob_calls - interrupted_calls - resumed_calls
+    assert interrupted_calls + resumed_calls == reference_calls  # no call made twice
     assert resumed["stopped_by_budget"] == reference["stopped_by_budget"] == (budget is not None)
     assert resumed["leaderboard"] == reference["leaderboard"]
     for part in ("search", "test_eval", "search_by_model"):
@@ -145,3 +154,23 @@ def test_a_run_resumed_from_its_checkpoint_accounts_as_an_uninterrupted_one(
     events = search_events(run_dir)
     assert events[: len(before)] == before  # nothing logged before the kill is logged again
     assert events == search_events(tmp_path / "uninterrupted")
+
+
+def test_a_damaged_checkpoint_is_one_line_and_deleting_it_resumes_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: ScriptedLLM
+) -> None:
+    run_dir = tmp_path / "resumable"
+    kill_in_step_5(monkeypatch, run_dir, None)
+    checkpoint = run_dir / "policy.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    with pytest.raises(ConfigError, match=r"policy.pt is corrupt or truncated: delete it and"):
+        resume(run_dir)
+    checkpoint.unlink()
+    calls = target.logprob_calls
+    resumed = resume(run_dir)  # trains from step 0 again; the journal answers steps 1-5
+    resumed_calls = target.logprob_calls - calls
+    reference = run_search(spec(tmp_path, "uninterrupted", None))
+    reference_calls = target.logprob_calls - calls - resumed_calls
+    assert calls + resumed_calls == reference_calls  # no call made twice
+    assert resumed["usage"]["search"] == reference["usage"]["search"]
+    assert resumed["leaderboard"] == reference["leaderboard"]

@@ -4,8 +4,9 @@ The same workloads, the same model, batches and seeds, decoded twice per dtype:
 - old: one `model.generate` call per batch with `num_return_sequences=n`, as
   promptopt did before: finished rows keep being decoded (as padding) until the
   batch's longest row ends, and each sample prefills its own copy of the prompt;
-- new: `HFLLM.generate` as it is: finished rows leave the batch and a request's
-  samples share one prefill.
+- new: `HFLLM.generate` as it is (`promptopt.llm.decoding`): continuous
+  batching (a finished row leaves the batch and the next prompt takes its place)
+  and a request's samples share one prefill.
 
 Workloads: gsm8k test questions under the baseline prompt with the task's own
 generation settings (192 tokens max, stop at a blank line or "Question:"),
@@ -15,8 +16,9 @@ its default knobs (4 subsets of 5 train demonstrations, 4 samples each at
 temperature 0.9, 48 tokens max, the chat proposer's stop at a newline).
 
 Prints, per dtype and workload, wall time and kept tokens/s for each path, the
-ratios new/old, how many outputs are identical (all must be), and the rows the
-model computed per kept token. Writes bench/results/decoding.json and .md.
+ratios new/old, how many outputs are identical (greedy ones should all be; samples
+are drawn from other generators, per row, so sampled outputs differ), and the rows
+the model computed per kept token. Writes bench/results/decoding.json and .md.
 
     PROMPTOPT_DATA_DIR=../shared/data python bench/decoding.py \
         [--questions 32] [--sampled-questions 16] [--dtypes float32,bfloat16] [--batch 16]
@@ -36,7 +38,7 @@ from typing import Any
 
 import torch
 
-from promptopt.llm.hf import HFLLM
+from promptopt.llm.hf import HFLLM, _strip_after_eos, truncate_at_stop
 from promptopt.paths import read_prompt_template
 from promptopt.prompting import render_demonstration, render_messages
 from promptopt.strategies.ape import APEConfig
@@ -46,15 +48,43 @@ from promptopt.types import Completion, GenerationRequest
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def plain_generate_decode(
-    llm: HFLLM, enc: Any, kwargs: dict[str, Any], stop: tuple[str, ...], n: int
-) -> list[list[int]]:
-    """The old path (as in tests/llm/test_hf_decoding.py): one generate call per batch."""
-    extra: dict[str, Any] = {"num_return_sequences": n}
+def plain_generate_group(
+    llm: HFLLM,
+    prompts: list[str],
+    seeds: list[int],
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    stop: tuple[str, ...],
+    n: int,
+    progress: object,
+) -> list[Completion]:
+    """The old path (as in tests/llm/test_hf_decoding.py): static batches of
+    `batch_size // n` prompts, one `model.generate` call each."""
+    tok = llm.tokenizer
+    tok.padding_side = "left"
+    params: dict[str, Any] = {"num_return_sequences": n, "pad_token_id": tok.pad_token_id}
+    if temperature > 0:
+        params.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    else:
+        params.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     if stop:
-        extra.update(stop_strings=list(stop), tokenizer=llm.tokenizer)
-    out = llm.model.generate(**enc, **kwargs, **extra)
-    return out[:, enc["input_ids"].shape[1] :].tolist()
+        params.update(stop_strings=list(stop), tokenizer=tok)
+    per_batch = max(1, llm.batch_size // n)
+    out: list[Completion] = []
+    for start in range(0, len(prompts), per_batch):
+        chunk = prompts[start : start + per_batch]
+        enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+        torch.manual_seed(seeds[start])
+        with torch.inference_mode():
+            ids = llm.model.generate(**enc, max_new_tokens=max_tokens, **params)
+        rows = ids[:, enc["input_ids"].shape[1] :].tolist()
+        lengths = enc["attention_mask"].sum(dim=1).tolist()
+        for p, length in enumerate(lengths):
+            kept = [_strip_after_eos(rows[p * n + j], llm._eos_ids()) for j in range(n)]
+            texts = [truncate_at_stop(tok.decode(k, skip_special_tokens=True), stop) for k in kept]
+            out.append(Completion(texts, int(length) * n, sum(len(k) for k in kept)))
+    return out
 
 
 @contextmanager
@@ -76,7 +106,7 @@ def count_positions(llm: HFLLM) -> Iterator[list[tuple[int, int]]]:
 def run(llm: HFLLM, requests: list[GenerationRequest], path: str) -> dict[str, Any]:
     """Decode the workload on one path; time, kept tokens and computed rows."""
     if path == "old":
-        llm._decode = lambda *args: plain_generate_decode(llm, *args)  # type: ignore[method-assign]
+        llm._generate_group = lambda *args: plain_generate_group(llm, *args)  # type: ignore[method-assign]
     try:
         with count_positions(llm) as shapes:
             start = time.perf_counter()
@@ -84,7 +114,7 @@ def run(llm: HFLLM, requests: list[GenerationRequest], path: str) -> dict[str, A
             seconds = time.perf_counter() - start
     finally:
         if path == "old":
-            del llm._decode
+            del llm._generate_group
     kept = sum(c.completion_tokens for c in completions)
     return {
         "seconds": seconds,

@@ -1,10 +1,10 @@
 """Local causal LMs through transformers: batched, seeded, with log-probabilities.
 
 On a CPU, batching is the lever (batch 32 is ~10x one-at-a-time), so requests
-are grouped by sampling settings, sorted by length to limit padding, and run in
-left-padded batches. Within a batch, a row that hits EOS or a stop string leaves
-it (transformers' `generate` keeps computing finished rows until the longest
-ends), and a request's `n` samples share one prefill of its prompt.
+are grouped by sampling settings, sorted by length to limit padding, and decoded
+`batch_size` rows at a time with continuous batching (`promptopt.llm.decoding`):
+a row that hits EOS, a stop string or its `max_tokens` leaves, the next prompt
+takes its place, and a request's `n` samples share one prefill of its prompt.
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    Cache,
-    GenerationConfig,
-    LogitsProcessorList,
     PreTrainedTokenizerBase,
     StoppingCriteriaList,
     StopStringCriteria,
@@ -33,6 +30,7 @@ from transformers import (
 
 from promptopt.errors import ConfigError, ModelError, PromptoptError
 from promptopt.llm.base import model_scope
+from promptopt.llm.decoding import Prefilled, RowQueue, decode_continuously, prefill_rows
 from promptopt.llm.dtype_choice import AUTO, DtypeChoice, check_dtype_name, resolve_dtype
 from promptopt.llm.load_progress import loading_phase
 from promptopt.llm.models import EMBEDDED_MODEL_NAME, embedded_gguf_path
@@ -209,41 +207,37 @@ class HFLLM:
         for (max_tokens, temperature, top_p, stop, n), indices in groups.items():
             prompts = {i: self.render(requests[i].messages, requests[i].text) for i in indices}
             ordered = sorted(indices, key=lambda i: len(prompts[i]), reverse=True)
-            per_batch = max(1, self.batch_size // n)
-            for start in range(0, len(ordered), per_batch):
-                chunk = ordered[start : start + per_batch]
-                seed = _chunk_seed([requests[i].seed for i in chunk], [prompts[i] for i in chunk])
-                outputs = self._generate_batch(
-                    [prompts[i] for i in chunk], max_tokens, temperature, top_p, stop, n, seed
-                )
-                for i, completion in zip(chunk, outputs, strict=True):
-                    results[i] = completion
-                if progress:
-                    progress(len(chunk))
+            outputs = self._generate_group(
+                [prompts[i] for i in ordered],
+                [requests[i].seed for i in ordered],
+                max_tokens,
+                temperature,
+                top_p,
+                stop,
+                n,
+                progress,
+            )
+            for i, completion in zip(ordered, outputs, strict=True):
+                results[i] = completion
         return [r for r in results if r is not None]
 
     @torch.inference_mode()
-    def _generate_batch(
+    def _generate_group(
         self,
         prompts: list[str],
+        seeds: list[int],
         max_tokens: int,
         temperature: float,
         top_p: float,
         stop: tuple[str, ...],
         n: int,
-        seed: int,
+        progress: ProgressFn | None,
     ) -> list[Completion]:
-        """One left-padded batch of prompts, `n` samples each.
-
-        The batch, its padding and its seed are what fix each output (padding
-        moves low-order bits; samples are drawn from one seeded stream for the
-        whole batch), so `generate` forms batches exactly as it always has and
-        cached outputs stay valid.
-        """
+        """Prompts of one sampling setting, `n` samples each, decoded with
+        continuous batching (`promptopt.llm.decoding`): `batch_size` rows at once,
+        a finished row's place taken by the next prompt (longest prompts first)."""
         tok = self.tokenizer
         tok.padding_side = "left"
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = enc.to(self.device)
         sampling = temperature > 0
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_tokens,
@@ -254,49 +248,59 @@ class HFLLM:
             kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            rows = self._decode(enc, kwargs, stop, n)
-        prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
+        criteria = StoppingCriteriaList()
+        if stop:
+            # The criterion `stop_strings=` builds, passed ready-made: generate drops
+            # its `tokenizer` argument when the loop is a callable.
+            criteria.append(StopStringCriteria(tokenizer=tok, stop_strings=list(stop)))
+        prompt_tokens = [0] * len(prompts)
+
+        def prefill(positions: list[int]) -> Prefilled:
+            enc = tok(
+                [prompts[p] for p in positions],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            ).to(self.device)
+            for p, length in zip(positions, enc["attention_mask"].sum(dim=1).tolist(), strict=True):
+                prompt_tokens[p] = int(length)
+            return cast(
+                Prefilled,
+                self.model.generate(
+                    **enc,
+                    **kwargs,
+                    stopping_criteria=criteria,
+                    samples=n,
+                    custom_generate=prefill_rows,
+                ),
+            )
+
+        rows = decode_continuously(
+            RowQueue(len(prompts), n, prefill),
+            capacity=max(self.batch_size, n),
+            max_tokens=max_tokens,
+            pad_token_id=tok.pad_token_id,
+            row_seeds=[
+                _row_seed(seed, prompt, sample)
+                for seed, prompt in zip(seeds, prompts, strict=True)
+                for sample in range(n)
+            ],
+            on_finished=(lambda _prompt: progress(1)) if progress else None,
+        )
         eos = self._eos_ids()
         completions = []
-        for row in range(len(prompts)):
+        for p in range(len(prompts)):
             texts, generated = [], 0
             for sample in range(n):
-                kept = _strip_after_eos(rows[row * n + sample], eos)
+                kept = _strip_after_eos(rows[p * n + sample], eos)
                 generated += len(kept)
                 texts.append(truncate_at_stop(tok.decode(kept, skip_special_tokens=True), stop))
             completions.append(
                 Completion(
-                    texts=texts,
-                    prompt_tokens=int(prompt_lengths[row]) * n,
-                    completion_tokens=generated,
+                    texts=texts, prompt_tokens=prompt_tokens[p] * n, completion_tokens=generated
                 )
             )
         return completions
-
-    def _decode(
-        self, enc: Any, kwargs: dict[str, Any], stop: tuple[str, ...], n: int
-    ) -> list[list[int]]:
-        """New token ids of every row, prompt-major (prompt i's samples are rows
-        i*n to i*n+n-1), each ending at its EOS or stop string or at max_new_tokens.
-
-        transformers prepares everything (processors, stopping criteria, cache,
-        masks, positions) and `decode_dropping_finished` runs the loop. The
-        stop-string criterion is the one `stop_strings=` builds, passed ready-made:
-        generate drops its `tokenizer` argument when the loop is a callable.
-        """
-        criteria = StoppingCriteriaList()
-        if stop:
-            criteria.append(StopStringCriteria(tokenizer=self.tokenizer, stop_strings=list(stop)))
-        out = self.model.generate(
-            **enc,
-            **kwargs,
-            stopping_criteria=criteria,
-            samples=n,
-            custom_generate=decode_dropping_finished,
-        )
-        return cast(list[list[int]], out)
 
     def _eos_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
@@ -425,129 +429,6 @@ class HFLLM:
         return values
 
 
-def decode_dropping_finished(
-    model: Any,
-    input_ids: torch.Tensor,
-    logits_processor: LogitsProcessorList,
-    stopping_criteria: StoppingCriteriaList,
-    generation_config: GenerationConfig,
-    samples: int = 1,
-    **model_kwargs: Any,
-) -> list[list[int]]:
-    """transformers' sampling loop (`GenerationMixin._sample`) for
-    `generate(custom_generate=...)`, with two savings that leave every output as
-    it was:
-
-    - A row that meets a stopping criterion (EOS, a stop string) leaves the
-      batch: cache, mask and positions of the rows still running are kept, so
-      the batch shrinks (to multiples of ROW_ALIGN rows) instead of decoding
-      padding to the longest row's end.
-    - The prompts are prefilled once and their cache copied to `samples` rows,
-      instead of prefilling each sample's copy of the prompt
-      (`num_return_sequences` expands the inputs before the prefill).
-
-    Samples are drawn as `torch.multinomial` draws them, from the same global
-    generator and with the same draw for the full batch at every step (one
-    exponential per row and vocabulary entry, argmax of probs / draw), so each
-    row gets the token it got before rows left. Returns the new token ids of
-    each row, prompt-major.
-    """
-    prompt_length = input_ids.shape[1]
-    model_inputs = model.prepare_inputs_for_generation(
-        input_ids, is_first_iteration=True, **model_kwargs
-    )
-    outputs = model(**model_inputs, return_dict=True)
-    model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs)
-    logits = outputs.logits[:, -1].to(copy=True, dtype=torch.float32, device=input_ids.device)
-    del outputs
-    if samples > 1:
-        input_ids = input_ids.repeat_interleave(samples, dim=0)
-        logits = logits.repeat_interleave(samples, dim=0)
-        model_kwargs = _batch_rows(model_kwargs, input_ids.shape[0] // samples, samples=samples)
-    total_rows = input_ids.shape[0]
-    live = torch.arange(total_rows, device=input_ids.device)  # batch row -> output row
-    running = torch.ones(total_rows, dtype=torch.bool, device=input_ids.device)
-    pad = generation_config.pad_token_id
-    done: list[list[int]] = [[] for _ in range(total_rows)]
-    while True:
-        scores = logits_processor(input_ids, logits)
-        if generation_config.do_sample:
-            probs = torch.nn.functional.softmax(scores, dim=-1)
-            draw = torch.empty(
-                (total_rows, probs.shape[1]), dtype=probs.dtype, device=probs.device
-            ).exponential_(1)
-            next_tokens = torch.argmax(probs / draw[live], dim=-1)
-        else:
-            next_tokens = torch.argmax(scores, dim=-1)
-        if pad is not None:  # finished rows still in the batch decode padding, as in generate
-            next_tokens = torch.where(running, next_tokens, pad)
-        input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
-        finished = running & stopping_criteria(input_ids, scores)
-        if bool(finished.any()):
-            for row in finished.nonzero().flatten().tolist():
-                done[int(live[row])] = input_ids[row, prompt_length:].tolist()
-            running &= ~finished
-            if not bool(running.any()):
-                return done
-            keep = _rows_to_keep(running)
-            if keep is not None:
-                input_ids, live, running = input_ids[keep], live[keep], running[keep]
-                model_kwargs = _batch_rows(model_kwargs, len(finished), keep=keep)
-        model_inputs = model.prepare_inputs_for_generation(
-            input_ids, next_sequence_length=1, **model_kwargs
-        )
-        outputs = model(**model_inputs, return_dict=True)
-        model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs)
-        logits = outputs.logits[:, -1].to(copy=True, dtype=torch.float32, device=input_ids.device)
-        del outputs
-
-
-ROW_ALIGN = 4
-"""Batches shrink only to multiples of this many rows (finished rows fill up the
-rest, decoding padding as before). CPU matrix kernels treat a remainder of rows
-that does not fill their tile differently: measured on one CPU against a batch of
-16, a float32 row's outputs changed in their last bits at 1-3 rows, and with 2
-threads also at 5-7 and 9-11; bfloat16 sampling on gsm8k changed 2 of 16 answers
-when 3 rows shrank to 2 and 1. Those bits can flip a token, so batches shrink only
-to sizes that reproduced plain generate bit for bit there (a heuristic, not a
-guarantee on every CPU). The rows this still computes in vain cost little: a CPU
-decoding step costs about the same for 1 row as for 4."""
-
-
-def _rows_to_keep(running: torch.Tensor) -> torch.Tensor | None:
-    """Rows of the next, smaller batch (in their order), or None to keep the batch:
-    every running row, plus the first finished rows up to a multiple of ROW_ALIGN."""
-    rows = len(running)
-    live = int(running.sum())
-    size = -(-live // ROW_ALIGN) * ROW_ALIGN
-    if size >= rows:
-        return None
-    spare = (~running).nonzero().flatten()[: size - live]
-    return torch.cat([running.nonzero().flatten(), spare]).sort().values
-
-
-def _batch_rows(
-    model_kwargs: dict[str, Any],
-    rows: int,
-    *,
-    keep: torch.Tensor | None = None,
-    samples: int = 1,
-) -> dict[str, Any]:
-    """Keep the `keep` rows, or repeat each row `samples` times, in every
-    per-row input of the decoding loop (cache, mask, positions)."""
-    selected: dict[str, Any] = {}
-    for key, value in model_kwargs.items():
-        if isinstance(value, Cache):
-            if keep is not None:
-                value.batch_select_indices(keep)
-            else:
-                value.batch_repeat_interleave(samples)
-        elif isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == rows:
-            value = value[keep] if keep is not None else value.repeat_interleave(samples, dim=0)
-        selected[key] = value
-    return selected
-
-
 def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
     """Cut the text at the earliest stop string (generation may overshoot it)."""
     cut = len(text)
@@ -565,7 +446,8 @@ def _strip_after_eos(ids: list[int], eos: set[int]) -> list[int]:
     return ids
 
 
-def _chunk_seed(seeds: list[int], prompts: list[str]) -> int:
-    """A batch's RNG seed from its requests' seeds and texts: same batch, same samples."""
-    digest = hashlib.sha256(repr((seeds, prompts)).encode()).digest()
+def _row_seed(seed: int, prompt: str, sample: int) -> int:
+    """The seed of one sample's generator: the same request draws the same samples
+    whatever else is decoded with it."""
+    digest = hashlib.sha256(repr((seed, prompt, sample)).encode()).digest()
     return int.from_bytes(digest[:8], "big") % (2**63)

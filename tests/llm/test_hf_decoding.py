@@ -1,7 +1,8 @@
-"""Decoding without waste changes no output: finished rows leave the batch and a
-request's samples share one prefill, yet greedy and sampled texts and token
-counts are those of transformers' plain `generate`, the path promptopt used
-before (kept here only, as the reference), so cached outputs stay valid."""
+"""Decoding without waste keeps greedy outputs: finished rows leave the batch and
+waiting prompts take their place (continuous batching), and a request's samples
+share one prefill, yet greedy texts and token counts are those of transformers'
+plain `generate` in static batches, the path promptopt used before (kept here
+only, as the reference), so cached outputs stay valid."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import torch
 
-from promptopt.llm.hf import HFLLM
+from promptopt.llm.hf import HFLLM, _strip_after_eos, truncate_at_stop
 from promptopt.types import Completion, GenerationRequest
 
 pytestmark = pytest.mark.integration
@@ -32,16 +34,45 @@ def llm() -> HFLLM:
     return HFLLM(batch_size=8)
 
 
-def plain_generate_decode(
-    llm: HFLLM, enc: Any, kwargs: dict[str, Any], stop: tuple[str, ...], n: int
-) -> list[list[int]]:
-    """The decoding promptopt did before: one `model.generate` call per batch,
-    `num_return_sequences=n`, finished rows padded until the longest row ends."""
-    extra: dict[str, Any] = {"num_return_sequences": n}
-    if stop:
-        extra.update(stop_strings=list(stop), tokenizer=llm.tokenizer)
-    out = llm.model.generate(**enc, **kwargs, **extra)
-    return out[:, enc["input_ids"].shape[1] :].tolist()
+def plain_generate_group(
+    llm: HFLLM,
+    prompts: list[str],
+    seeds: list[int],
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    stop: tuple[str, ...],
+    n: int,
+    progress: object,
+) -> list[Completion]:
+    """The decoding promptopt did before, for greedy requests: one `model.generate`
+    call per static batch of `batch_size` prompts, finished rows padded until the
+    longest row ends."""
+    assert temperature == 0 and n == 1
+    tok = llm.tokenizer
+    tok.padding_side = "left"
+    out: list[Completion] = []
+    for start in range(0, len(prompts), llm.batch_size):
+        chunk = prompts[start : start + llm.batch_size]
+        enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+        extra: dict[str, Any] = {"stop_strings": list(stop), "tokenizer": tok} if stop else {}
+        with torch.inference_mode():
+            ids = llm.model.generate(
+                **enc,
+                max_new_tokens=max_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=tok.pad_token_id,
+                **extra,
+            )
+        lengths = enc["attention_mask"].sum(dim=1).tolist()
+        for row, length in zip(ids[:, enc["input_ids"].shape[1] :].tolist(), lengths, strict=True):
+            kept = _strip_after_eos(row, llm._eos_ids())
+            text = truncate_at_stop(tok.decode(kept, skip_special_tokens=True), stop)
+            out.append(Completion([text], int(length), len(kept)))
+    return out
 
 
 def run_both(
@@ -51,7 +82,7 @@ def run_both(
     with count_rows(llm) as new_rows:
         new = llm.generate(requests)
     with monkeypatch.context() as patch:
-        patch.setattr(llm, "_decode", lambda *args: plain_generate_decode(llm, *args))
+        patch.setattr(llm, "_generate_group", lambda *args: plain_generate_group(llm, *args))
         with count_rows(llm) as old_rows:
             old = llm.generate(requests)
     return new, old, new_rows, old_rows
@@ -78,31 +109,31 @@ def same_outputs(new: list[Completion], old: list[Completion]) -> None:
         assert (a.prompt_tokens, a.completion_tokens) == (b.prompt_tokens, b.completion_tokens)
 
 
-def test_greedy_outputs_are_unchanged_and_finished_rows_stop_costing(
+def test_greedy_outputs_are_unchanged_and_finished_rows_make_room(
     llm: HFLLM, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    requests = [
-        GenerationRequest.chat(q, max_tokens=24, stop=("\n\n", "Question:")) for q in QUESTIONS
+    questions = [
+        *QUESTIONS,
+        "Count from one to ten in words.",
+        "Describe a cat.",
+        "Tell me a story.",
+        "What is the capital of France?",
     ]
-    requests += [
-        GenerationRequest.chat("Count from one to ten in words.", max_tokens=16, stop=(",",)),
-        GenerationRequest.chat("Describe a cat.", max_tokens=16, stop=(",",)),
-        GenerationRequest.chat("Tell me a story.", max_tokens=16),
-        GenerationRequest(text="The capital of France is", max_tokens=12, stop=(".",)),
-    ]
+    # One sampling setting, so one queue: 11 prompts for 8 rows.
+    requests = [GenerationRequest.chat(q, max_tokens=24, stop=("\n\n", ",")) for q in questions]
     new, old, new_rows, old_rows = run_both(llm, requests, monkeypatch)
     same_outputs(new, old)
     tokens = [c.completion_tokens for c in new]
     # The workload has rows that end early next to rows that run to max_tokens...
     assert min(tokens) < 8 and any(t == r.max_tokens for t, r in zip(tokens, requests, strict=True))
-    # ...and those rows were no longer computed once done.
+    # ...so the 11 prompts, 8 rows at a time, took fewer steps than two static batches:
+    # the last 3 prompts joined the first batch as its early rows finished.
+    assert len(new_rows) < len(old_rows)
     assert sum(new_rows) < sum(old_rows)
-    assert len(new_rows) == len(old_rows)  # each batch still runs to its longest row
+    assert max(new_rows) <= 8 + 3  # a joining prefill, never more than the batch holds
 
 
-def test_sampled_outputs_are_unchanged_and_samples_share_the_prefill(
-    llm: HFLLM, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_samples_share_the_prefill_and_are_reproducible(llm: HFLLM) -> None:
     requests = [
         GenerationRequest.chat(q, max_tokens=16, temperature=0.8, n=3, seed=s, stop=("\n",))
         for s, q in enumerate(QUESTIONS[:3])
@@ -110,11 +141,12 @@ def test_sampled_outputs_are_unchanged_and_samples_share_the_prefill(
     requests.append(
         GenerationRequest.chat(QUESTIONS[3], max_tokens=16, temperature=1.0, top_p=0.9, n=2)
     )
-    new, old, new_rows, old_rows = run_both(llm, requests, monkeypatch)
-    same_outputs(new, old)
-    assert any(len(set(c.texts)) > 1 for c in new)  # really sampled
-    # batch_size 8 // n=3: two requests per batch, each prefilled once rather than 3 times.
-    assert new_rows[0] == 2 and old_rows[0] == 6
+    with count_rows(llm) as rows:
+        first = llm.generate(requests)
+    assert [c.texts for c in llm.generate(requests)] == [c.texts for c in first]
+    assert any(len(set(c.texts)) > 1 for c in first)  # really sampled
+    # 8 rows // n=3: two requests in the first batch, each prefilled once rather than 3 times.
+    assert rows[0] == 2
 
 
 def test_reproducible_from_seed_whatever_else_is_decoded(llm: HFLLM) -> None:

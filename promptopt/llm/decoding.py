@@ -299,6 +299,8 @@ def can_join(model_kwargs: dict[str, Any]) -> bool:
 def _join(old: Prefilled, new: Prefilled) -> Prefilled:
     """One batch of both: every per-row tensor left-padded to the wider one's width
     (cache columns with zeros that the mask hides), rows of `new` after `old`'s."""
+    for state in (old, new):
+        _ensure_mask(state)
     width = max(old.input_ids.shape[1], new.input_ids.shape[1])
     pad = old.generation_config.pad_token_id
     pad = 0 if pad is None else int(pad)
@@ -324,6 +326,16 @@ def _join(old: Prefilled, new: Prefilled) -> Prefilled:
         joined[key] = value
     old.model_kwargs = joined
     return old
+
+
+def _ensure_mask(state: Prefilled) -> None:
+    """`generate` leaves out the attention mask of a prefill without padding; joined
+    rows need one (one column ahead of the ids: it covers the next token too)."""
+    if state.model_kwargs.get("attention_mask") is None:
+        rows, width = state.input_ids.shape
+        state.model_kwargs["attention_mask"] = torch.ones(
+            rows, width + 1, dtype=torch.long, device=state.input_ids.device
+        )
 
 
 def _join_caches(old: Cache, new: Cache) -> None:
@@ -359,15 +371,12 @@ def _trim_left(state: Prefilled) -> None:
     cut = int(used[0])
     if cut < TRIM_COLUMNS or not can_join(state.model_kwargs):
         return
-    cache_cut = cut - (mask.shape[1] - cache.layers[0].keys.shape[-2])
-    if cache_cut <= 0:
-        return
+    # Column j of the ids, the mask and the cache is the same position (the mask
+    # and, after a step, the ids have one more column: the token not yet cached).
     for key, value in state.model_kwargs.items():
         if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape == mask.shape:
             state.model_kwargs[key] = value[:, cut:]
     for layer in cache.layers:
-        layer.keys = layer.keys[:, :, cache_cut:]
-        layer.values = layer.values[:, :, cache_cut:]
-    ids_cut = cut - (mask.shape[1] - state.input_ids.shape[1])
-    if ids_cut > 0:
-        state.input_ids = state.input_ids[:, ids_cut:]
+        layer.keys = layer.keys[:, :, cut:]
+        layer.values = layer.values[:, :, cut:]
+    state.input_ids = state.input_ids[:, cut:]

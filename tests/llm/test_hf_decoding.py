@@ -6,13 +6,16 @@ only, as the reference), so cached outputs stay valid."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import pytest
 import torch
 
+from promptopt.llm import decoding, hf
 from promptopt.llm.hf import HFLLM, _strip_after_eos, truncate_at_stop
 from promptopt.types import Completion, GenerationRequest
 
@@ -156,3 +159,65 @@ def test_reproducible_from_seed_whatever_else_is_decoded(llm: HFLLM) -> None:
     # Greedy requests in the same call form other batches and leave it alone.
     greedy = [GenerationRequest.chat(q, max_tokens=6) for q in QUESTIONS[:3]]
     assert llm.generate([*greedy, request])[-1].texts == alone
+
+
+@pytest.fixture(scope="module")
+def llm64() -> HFLLM:
+    """The model in float64: rounding then cannot flip a token, so any difference
+    between a row decoded in a changing batch and in a static one is a bug of the
+    batching (static batches are checked against plain `generate` above)."""
+    model = HFLLM(batch_size=8)
+    model.model.to(torch.float64)
+    return model
+
+
+def varied_prompts(count: int) -> list[str]:
+    """Prompts from 3 to 120 words, so joining rows are padded and columns trimmed."""
+    words = ("the", "cat", "sat", "on", "a", "mat", "and", "went", "to", "market", "for")
+    rng = random.Random(1)
+    return [
+        " ".join(rng.choice(words) for _ in range([3, 12, 40, 120][i % 4]))
+        + f" Question {i}: what next?"
+        for i in range(count)
+    ]
+
+
+@contextmanager
+def count_joins_and_trims() -> Iterator[dict[str, int]]:
+    counts = {"join": 0, "trim": 0}
+    join, trim = decoding._join, decoding._trim_left
+
+    def counted_join(*args: Any) -> Any:
+        counts["join"] += 1
+        return join(*args)
+
+    def counted_trim(state: Any) -> None:
+        width = state.input_ids.shape[1]
+        trim(state)
+        counts["trim"] += state.input_ids.shape[1] < width
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(decoding, "_join", counted_join)
+        patch.setattr(decoding, "_trim_left", counted_trim)
+        yield counts
+
+
+@pytest.mark.parametrize("sampled", [False, True], ids=["greedy", "sampled"])
+def test_a_row_decodes_as_in_a_static_batch_whatever_joins_its_batch(
+    llm64: HFLLM, sampled: bool
+) -> None:
+    params: dict[str, Any] = {"temperature": 0.9, "n": 2, "seed": 5} if sampled else {}
+    requests = [
+        GenerationRequest.chat(text, max_tokens=16, stop=("\n\n", "."), **params)
+        for text in varied_prompts(16)
+    ]
+    with count_joins_and_trims() as counts:
+        together = llm64.generate(requests)
+    assert counts["join"] >= 2 and counts["trim"] >= 1  # the batch really changed shape
+    with pytest.MonkeyPatch.context() as patch:  # static batches: rows never join
+        patch.setattr(
+            hf, "decode_continuously", partial(decoding.decode_continuously, refill=False)
+        )
+        static = llm64.generate(requests)
+    assert [c.texts for c in together] == [c.texts for c in static]
+    assert [c.completion_tokens for c in together] == [c.completion_tokens for c in static]

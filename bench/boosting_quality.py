@@ -59,13 +59,13 @@ def load(name: str) -> Any:
 
 
 def run_seed(task: Any, name: str, seed: int, base: Any, cache: Any, runs: Path) -> list[dict]:
+    from promptopt.core.domain import Ensemble, Usage
     from promptopt.ensemble import evaluate_ensemble
     from promptopt.evaluate import Evaluator
     from promptopt.search import layered
     from promptopt.store import RunStore
     from promptopt.strategies.base import SearchContext
     from promptopt.strategies.boosting import Boosted, BoostedConfig
-    from promptopt.types import Ensemble, Usage
 
     params = TASKS[name]["config"]
     per_question = params["num_prompts"] * params["samples_per_prompt"]

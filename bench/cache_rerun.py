@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from promptopt.paths import cache_root
+    from promptopt.core.paths import cache_root
 
     models = cache_root() / "models"
     scratch = Path(tempfile.mkdtemp(prefix="promptopt-bench-"))

@@ -38,12 +38,12 @@ from typing import Any
 
 import torch
 
+from promptopt.core.domain import Completion, GenerationRequest
+from promptopt.core.paths import read_prompt_template
 from promptopt.llm.hf import HFLLM, _strip_after_eos, truncate_at_stop
-from promptopt.paths import read_prompt_template
 from promptopt.prompting import render_demonstration, render_messages
 from promptopt.strategies.ape import APEConfig
 from promptopt.task import load_task
-from promptopt.types import Completion, GenerationRequest
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

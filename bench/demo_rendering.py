@@ -34,12 +34,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/demo_rendering.json"))
     args = parser.parse_args()
 
+    from promptopt.core.domain import Usage
+    from promptopt.core.paths import cache_root
     from promptopt.evaluate import Evaluator
     from promptopt.llm.cache import CachedLLM, open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
-    from promptopt.paths import cache_root
     from promptopt.task import list_tasks, load_task
-    from promptopt.types import Usage
 
     known = {name for name, _ in list_tasks()}
     llm = CachedLLM(

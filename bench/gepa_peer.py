@@ -46,12 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.errors import BudgetExhausted
+from promptopt.core.domain import Example, GenerationRequest, Prompt
+from promptopt.core.errors import BudgetExhausted
 from promptopt.evaluate import Evaluator
 from promptopt.llm.base import LLM
 from promptopt.prompting import fill_template
 from promptopt.task import Task
-from promptopt.types import Example, GenerationRequest, Prompt
 
 GEPA_VERSION = "0.1.4"
 COMPONENT = "instruction"
@@ -295,13 +295,13 @@ def run_gepa(
             budget_calls,
             f"gepa is not installed: pip install gepa=={GEPA_VERSION} (bench-only)",
         )
+    from promptopt.core.domain import Budget, Usage
+    from promptopt.core.paths import cache_root
     from promptopt.llm.cache import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
-    from promptopt.paths import cache_root
     from promptopt.search import layered, score_on_test
     from promptopt.strategies.base import SilentReporter
     from promptopt.task import load_task
-    from promptopt.types import Budget, Usage
 
     task = load_task(task_name, sizes={"test": test_size} if test_size is not None else None)
     baseline = task.baseline_prompt()
@@ -431,13 +431,13 @@ def rescore(path: Path) -> None:
     """Add per-example test scores to rows written before they were kept: GEPA's best
     instruction and the baseline are scored again on the row's test sample, through
     the shared cache (which the run filled, so nothing is generated again)."""
+    from promptopt.core.domain import Usage
+    from promptopt.core.paths import cache_root
     from promptopt.llm.cache import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
-    from promptopt.paths import cache_root
     from promptopt.search import layered, score_on_test
     from promptopt.strategies.base import SilentReporter
     from promptopt.task import load_task
-    from promptopt.types import Usage
 
     rows = json.loads(path.read_text())
     target = build_llm(ModelSpec("hf", "embedded"))

@@ -100,8 +100,8 @@ def run_one(
     method: str, task: str, seed: int, budget: int, runs: Path, ape_cache: bool
 ) -> dict[str, Any]:
     """One search; the row records what the table needs and what explains it."""
+    from promptopt.core.domain import Budget
     from promptopt.search import SearchSpec, run_search
-    from promptopt.types import Budget
 
     strategy, params = METHODS[method]
     shared_cache = ape_cache and strategy == "ape"

@@ -46,7 +46,7 @@ def compare_rows(
     task: str, entry: str, seeds: int, budget: int, test_size: int, runs_dir: Path
 ) -> dict[str, Any]:
     from promptopt.compare import CompareSpec, run_compare
-    from promptopt.types import Budget
+    from promptopt.core.domain import Budget
 
     label, strategy, params = parse_strategy(entry)
     spec = CompareSpec(

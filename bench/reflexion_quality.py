@@ -38,8 +38,8 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def prompt_search(args: argparse.Namespace) -> None:
+    from promptopt.core.domain import Budget
     from promptopt.search import SearchSpec, run_search
-    from promptopt.types import Budget
 
     runs = Path(tempfile.mkdtemp(prefix="reflexion-bench-"))
     sizes = {"dev": args.dev, "test": args.test}

@@ -27,12 +27,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/rlprompt.jsonl"))
     args = parser.parse_args()
 
+    from promptopt.core.domain import Prompt, Usage
     from promptopt.evaluate import Evaluator
     from promptopt.llm.factory import ModelSpec, build_llm
     from promptopt.llm.meter import MeteredLLM
     from promptopt.search import SearchSpec, run_search
     from promptopt.task import load_task
-    from promptopt.types import Prompt, Usage
 
     params = dict(p.split("=", 1) for p in args.param)
     runs = Path(tempfile.mkdtemp(prefix="rl-bench-"))

@@ -23,8 +23,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 
+from promptopt.core.domain import Example, Prompt
 from promptopt.evaluate import Evaluator
-from promptopt.types import Example, Prompt
 
 
 def calibration_inputs(

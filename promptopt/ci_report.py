@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt import __version__
-from promptopt.errors import ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.gate import REPORT_FORMAT, REPORT_FORMAT_VERSION, Baseline
 
 USAGE_FIELDS = ("calls", "prompt_tokens", "completion_tokens", "cache_hits")

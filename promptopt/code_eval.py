@@ -35,13 +35,13 @@ from promptopt.code_tasks import (
     run_hidden,
     run_visible,
 )
-from promptopt.errors import ConfigError
+from promptopt.core.domain import GenerationRequest, Usage
+from promptopt.core.errors import ConfigError
+from promptopt.core.paths import read_prompt_template
 from promptopt.llm.base import LLM, describe
-from promptopt.paths import read_prompt_template
 from promptopt.sandbox import Sandbox, SandboxLimits, require_opt_in
 from promptopt.strategies.base import Reporter, SilentReporter
 from promptopt.strategies.reflexion import EpisodicMemory, clean_reflection, fill_placeholders
-from promptopt.types import GenerationRequest, Usage
 
 
 @dataclass(frozen=True)
@@ -243,9 +243,9 @@ def run_code_eval(
     problems = load_humaneval(test_size)
     usage = Usage()
     if llm is None:
+        from promptopt.core.paths import cache_root
         from promptopt.llm.cache import open_cache
         from promptopt.llm.factory import ModelSpec, build_llm
-        from promptopt.paths import cache_root
         from promptopt.search import layered
 
         spec = model or ModelSpec("hf", "embedded")

@@ -22,7 +22,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from promptopt.errors import DataError
+from promptopt.core.errors import DataError
 from promptopt.sandbox import Sandbox, SandboxResult
 
 HUMANEVAL = "humaneval"

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.errors import ConfigError
-from promptopt.files import read_utf8, require_writable
+from promptopt.core.domain import Budget
+from promptopt.core.errors import ConfigError
+from promptopt.core.files import read_utf8, require_writable
+from promptopt.core.registry import get_strategy
 from promptopt.llm.factory import ModelSpec, model_identity
 from promptopt.pricing import load_prices
-from promptopt.registry import get_strategy
 from promptopt.search import (
     TEST_EXAMPLES_FILE,
     SearchSpec,
@@ -46,7 +47,6 @@ from promptopt.store import load_run_config, write_json_atomic
 from promptopt.strategies.base import Reporter, SilentReporter, build_config
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 from promptopt.task import check_requested_sizes
-from promptopt.types import Budget
 
 COMPARE_FILE = "compare.json"
 FORMAT = "promptopt.compare"

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promptopt.errors import ConfigError
+from promptopt.core.domain import Message, Prompt
+from promptopt.core.errors import ConfigError
 from promptopt.prompting import render_messages
 from promptopt.task import Split, Task
-from promptopt.types import Message, Prompt
 
 WINDOW_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 """Config attributes that hold a transformers model's number of positions."""

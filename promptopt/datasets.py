@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from promptopt.errors import ConfigError, DataError, did_you_mean
-from promptopt.files import read_utf8
-from promptopt.types import Example
+from promptopt.core.domain import Example
+from promptopt.core.errors import ConfigError, DataError, did_you_mean
+from promptopt.core.files import read_utf8
 
 TargetTransform = Callable[[str], tuple[str, str | None]]
 """Maps a raw target field to `(target, demo_output)`, e.g. a GSM8K solution to its number."""

@@ -43,7 +43,16 @@ from promptopt.context_window import (
     oversized_examples,
     window_on_disk,
 )
-from promptopt.errors import BudgetExhausted
+from promptopt.core.domain import (
+    Budget,
+    Completion,
+    GenerationRequest,
+    LogprobRequest,
+    Message,
+    Usage,
+)
+from promptopt.core.errors import BudgetExhausted
+from promptopt.core.registry import get_strategy
 from promptopt.evaluate import Evaluator
 from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS
 from promptopt.llm.cache import open_cache
@@ -52,7 +61,6 @@ from promptopt.llm.hf import local_tokenizer, render_prompt
 from promptopt.llm.tokens import estimate_prompt_tokens, estimate_text_tokens
 from promptopt.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
 from promptopt.prompting import render_user_message
-from promptopt.registry import get_strategy
 from promptopt.search import (
     SEARCH_SPLITS,
     SearchSpec,
@@ -65,14 +73,6 @@ from promptopt.search import (
 from promptopt.store import RunStore
 from promptopt.strategies.base import SilentReporter, build_config
 from promptopt.task import Task, require_examples
-from promptopt.types import (
-    Budget,
-    Completion,
-    GenerationRequest,
-    LogprobRequest,
-    Message,
-    Usage,
-)
 
 FORMULA_STRATEGIES = ("instructzero", "rlprompt")
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from promptopt.core.domain import Ensemble, EvalResult, Example, ExampleResult
 from promptopt.evaluate import Evaluator, ProgressFn
-from promptopt.types import Ensemble, EvalResult, Example, ExampleResult
 
 
 def vote_key(prediction: str) -> str:

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from promptopt.errors import ConfigError, ModelError
-from promptopt.llm.base import FULL_LOGPROBS, LLM, generate_with_progress, logprob_scope
-from promptopt.prompting import render_messages
-from promptopt.task import Task
-from promptopt.types import (
+from promptopt.core.domain import (
     EvalResult,
     Example,
     ExampleResult,
@@ -21,6 +17,10 @@ from promptopt.types import (
     Message,
     Prompt,
 )
+from promptopt.core.errors import ConfigError, ModelError
+from promptopt.llm.base import FULL_LOGPROBS, LLM, generate_with_progress, logprob_scope
+from promptopt.prompting import render_messages
+from promptopt.task import Task
 
 ProgressFn = Callable[[int], None]
 

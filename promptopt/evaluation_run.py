@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.context_window import refuse_oversized, window_of, window_on_disk
+from promptopt.core.domain import Ensemble, Example, Prompt, Usage
+from promptopt.core.errors import ConfigError, DataError, PromptoptError
+from promptopt.core.paths import cache_root
 from promptopt.ensemble import evaluate_ensemble
-from promptopt.errors import ConfigError, DataError, PromptoptError
 from promptopt.evaluate import Evaluator
 from promptopt.export import locate_recorded, read_export
 from promptopt.llm.base import describe
 from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
-from promptopt.paths import cache_root
 from promptopt.search import layered
 from promptopt.strategies.base import Reporter, SilentReporter
 from promptopt.task import (
@@ -32,7 +33,6 @@ from promptopt.task import (
     require_examples,
     task_from_data_file,
 )
-from promptopt.types import Ensemble, Example, Prompt, Usage
 
 
 @dataclass

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from promptopt import __version__
-from promptopt.errors import ConfigError
-from promptopt.files import read_utf8
+from promptopt.core.domain import Ensemble, EvalResult, Prompt
+from promptopt.core.errors import ConfigError
+from promptopt.core.files import read_utf8
 from promptopt.llm.factory import ModelSpec
 from promptopt.task import Task, looks_like_path
-from promptopt.types import Ensemble, EvalResult, Prompt
 
 FORMAT = "promptopt.prompt"
 FORMAT_VERSION = 1

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.errors import ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.stats import compare_paired
 
 REPORT_FORMAT = "promptopt.eval_report"

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from promptopt.errors import ConfigError
-from promptopt.files import read_utf8
+from promptopt.core.errors import ConfigError
+from promptopt.core.files import read_utf8
 
 PRICES_ENV = "PROMPTOPT_PRICES"
 LOCAL_BACKENDS = ("hf",)

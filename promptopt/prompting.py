@@ -6,8 +6,8 @@ wherever it is used.
 
 from __future__ import annotations
 
-from promptopt.errors import ConfigError
-from promptopt.types import Example, Message, Prompt
+from promptopt.core.domain import Example, Message, Prompt
+from promptopt.core.errors import ConfigError
 
 
 def fill_template(template: str, text: str) -> str:

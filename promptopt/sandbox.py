@@ -73,8 +73,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt import paths
-from promptopt.errors import ConfigError
+from promptopt.core import paths
+from promptopt.core.errors import ConfigError
 
 OPT_IN_FLAG = "--allow-code-execution"
 NOBODY = 65534

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from promptopt.errors import ConfigError, did_you_mean
-from promptopt.types import Example
+from promptopt.core.domain import Example
+from promptopt.core.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,22 @@ from typing import Any
 
 from promptopt import __version__
 from promptopt.context_window import refuse_oversized, window_of, window_on_disk
+from promptopt.core.domain import (
+    DEMO_FORMATS,
+    Budget,
+    Candidate,
+    Ensemble,
+    EvalResult,
+    Prompt,
+    Usage,
+)
+from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.core.files import require_writable
+from promptopt.core.paths import cache_root
+from promptopt.core.registry import get_strategy
 from promptopt.ensemble import EnsembleResult, evaluate_ensemble
-from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.evaluate import Evaluator
 from promptopt.export import ensemble_export, prompt_export, recorded_task
-from promptopt.files import require_writable
 from promptopt.llm.base import (
     LLM,
     describe,
@@ -29,9 +40,7 @@ from promptopt.llm.base import (
 from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
 from promptopt.llm.meter import MeteredLLM
-from promptopt.paths import cache_root
 from promptopt.pricing import estimate_cost, load_prices
-from promptopt.registry import get_strategy
 from promptopt.start_guard import RULE, PairedDev, paired_dev, resolve_start
 from promptopt.store import RunStore, write_json_atomic
 from promptopt.strategies.base import (
@@ -50,7 +59,6 @@ from promptopt.task import (
     require_examples,
     task_from_data_file,
 )
-from promptopt.types import DEMO_FORMATS, Budget, Candidate, Ensemble, EvalResult, Prompt, Usage
 
 
 @dataclass

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptopt.errors import ConfigError
+from promptopt.core.domain import EvalResult, Prompt
+from promptopt.core.errors import ConfigError
 from promptopt.task import Task
-from promptopt.types import EvalResult, Prompt
 
 MIN_Z = 1.0
 RULE = (

@@ -25,11 +25,11 @@ from typing import Any
 
 import diskcache
 
-from promptopt.errors import ConfigError
-from promptopt.files import read_utf8
+from promptopt.core.domain import Usage
+from promptopt.core.errors import ConfigError
+from promptopt.core.files import read_utf8
 from promptopt.llm.cache import open_cache, run_cache_role
 from promptopt.llm.factory import model_identity
-from promptopt.types import Usage
 
 RESUME_KEYS = (
     "task",

@@ -21,12 +21,12 @@ from typing import Any, Literal
 import yaml
 
 from promptopt import datasets
-from promptopt.errors import ConfigError, DataError, did_you_mean
-from promptopt.files import read_utf8
-from promptopt.paths import builtin_tasks_dir
-from promptopt.paths import data_dir as default_data_dir
+from promptopt.core.domain import DEMO_FORMATS, Example, Prompt
+from promptopt.core.errors import ConfigError, DataError, did_you_mean
+from promptopt.core.files import read_utf8
+from promptopt.core.paths import builtin_tasks_dir
+from promptopt.core.paths import data_dir as default_data_dir
 from promptopt.scoring import Scorer, get_scorer
-from promptopt.types import DEMO_FORMATS, Example, Prompt
 
 Split = Literal["train", "dev", "test"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")
@@ -72,7 +72,7 @@ class Task:
     label_words: tuple[str, ...] | None = None
     scoring_mode: str = "generate"
     demo_format: str = "chat"
-    """How demonstrations reach the model (see `promptopt.types.DEMO_FORMATS`)."""
+    """How demonstrations reach the model (see `promptopt.core.domain.DEMO_FORMATS`)."""
     sizes: dict[str, int | None] = field(default_factory=dict)
     seed: int = 0
     loader: Callable[[], Splits] | None = field(default=None, repr=False, compare=False)

@@ -38,7 +38,7 @@ def data_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh call cache per test that still reuses the converted embedded model."""
-    from promptopt.paths import cache_root
+    from promptopt.core.paths import cache_root
 
     models = cache_root() / "models"
     models.mkdir(parents=True, exist_ok=True)

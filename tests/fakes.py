@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from promptopt.types import Completion, GenerationRequest, LogprobRequest
+from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest
 
 
 def last_user_text(request: GenerationRequest | LogprobRequest) -> str:

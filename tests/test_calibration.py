@@ -9,10 +9,10 @@ import random
 import pytest
 
 from promptopt.calibration import calibrated, calibration_inputs, label_prior
-from promptopt.errors import ConfigError
+from promptopt.core.domain import Example, LogprobRequest, Prompt
+from promptopt.core.errors import ConfigError
 from promptopt.evaluate import Evaluator
 from promptopt.task import Task
-from promptopt.types import Example, LogprobRequest, Prompt
 from tests.fakes import ScriptedLLM, last_user_text
 
 WORDS = ("yes", "no")

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from promptopt import evaluation_run
 from promptopt.ci_report import schema
 from promptopt.cli import app
-from promptopt.types import GenerationRequest
+from promptopt.core.domain import GenerationRequest
 from tests.fakes import ScriptedLLM, last_user_text
 
 runner = CliRunner()

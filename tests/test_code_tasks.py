@@ -25,9 +25,9 @@ from promptopt.code_tasks import (
     solution_program,
     visible_tests,
 )
-from promptopt.errors import ConfigError
+from promptopt.core.domain import GenerationRequest
+from promptopt.core.errors import ConfigError
 from promptopt.sandbox import Sandbox, SandboxLimits
-from promptopt.types import GenerationRequest
 from tests.fakes import ScriptedLLM, last_user_text
 
 LIMITS = SandboxLimits(timeout_s=3.0, cpu_s=2, memory_mb=256)

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from promptopt.cli import app
 from promptopt.compare import START_LABEL, CompareSpec, build_leaderboard, run_compare
+from promptopt.core.domain import Budget
 from promptopt.stats import binomial_tail, compare_paired
-from promptopt.types import Budget
 from tests.report.fixtures import result_json, write_json
 from tests.search_fakes import forbid_model_loading, plug_fake_model
 
@@ -173,7 +173,7 @@ def test_interrupted_run_is_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_unlike_settings_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: dict, message: str
 ) -> None:
-    from promptopt.errors import ConfigError
+    from promptopt.core.errors import ConfigError
 
     plug_fake_model(monkeypatch)
     first = spec(tmp_path, ["ape"])
@@ -192,7 +192,7 @@ def test_dirs_from_before_dtype_auto(
 ) -> None:
     """A comparison recorded with bfloat16 (the default before `auto`) grows where
     auto means bfloat16; where it means float32 mixing the two is refused."""
-    from promptopt.errors import ConfigError
+    from promptopt.core.errors import ConfigError
     from promptopt.llm import factory
     from promptopt.llm.dtype_choice import DtypeChoice
     from promptopt.llm.factory import ModelSpec

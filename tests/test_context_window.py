@@ -17,11 +17,11 @@ from promptopt.context_window import (
     window_of,
     window_on_disk,
 )
-from promptopt.errors import ConfigError
+from promptopt.core.domain import Example
+from promptopt.core.errors import ConfigError
 from promptopt.llm.factory import ModelSpec
 from promptopt.search import SearchSpec, run_search
 from promptopt.task import Task
-from promptopt.types import Example
 from tests.fakes import ScriptedLLM
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from promptopt import datasets
+from promptopt.core.domain import Example
+from promptopt.core.errors import ConfigError, DataError
 from promptopt.datasets import (
     gsm8k_answer,
     load_instruction_induction,
@@ -19,8 +21,6 @@ from promptopt.datasets import (
     sample,
     split_dev_test,
 )
-from promptopt.errors import ConfigError, DataError
-from promptopt.types import Example
 
 II = "instruction_induction"
 FSC = "few_shot_classification"

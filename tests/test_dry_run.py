@@ -10,13 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from promptopt.cli import app
+from promptopt.core.domain import Budget
+from promptopt.core.errors import BudgetExhausted
+from promptopt.core.registry import get_strategy
 from promptopt.dry_run import StandInLLM, formula_calls, project_search
-from promptopt.errors import BudgetExhausted
 from promptopt.llm.factory import ModelSpec
-from promptopt.registry import get_strategy
 from promptopt.search import SearchSpec, run_search
 from promptopt.strategies.base import build_config
-from promptopt.types import Budget
 from tests.search_fakes import forbid_model_loading, plug_fake_model
 
 runner = CliRunner()
@@ -169,7 +169,7 @@ def test_instructzero_formula() -> None:
 
 
 def test_stand_in_is_deterministic_and_distinct() -> None:
-    from promptopt.types import GenerationRequest
+    from promptopt.core.domain import GenerationRequest
 
     llm = StandInLLM(ModelSpec("hf", "embedded"), "proposer")
     request = GenerationRequest.chat("write an instruction", n=3, temperature=1.0, max_tokens=7)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.errors import ConfigError
+from promptopt.core.domain import Example, Prompt
+from promptopt.core.errors import ConfigError
 from promptopt.export import FORMAT, locate_recorded, read_export, recorded_task
-from promptopt.types import Example, Prompt
 
 
 def test_prompt_round_trips_through_the_export(tmp_path: Path) -> None:

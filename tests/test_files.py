@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.errors import ConfigError, DataError
-from promptopt.files import read_utf8, require_writable
+from promptopt.core.errors import ConfigError, DataError
+from promptopt.core.files import read_utf8, require_writable
 
 
 def test_read_utf8_names_the_byte_and_its_line(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from promptopt.ci_report import build_report, schema, to_junit, to_markdown
-from promptopt.errors import ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.gate import (
     Baseline,
     MinScores,

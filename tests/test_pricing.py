@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.errors import ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.pricing import Price, estimate_cost, load_prices
 
 HF = {"backend": "hf", "model": "embedded"}
@@ -76,9 +76,9 @@ def test_a_price_table_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> Non
 def test_a_search_is_priced_on_its_new_calls_only() -> None:
     """Cache hits count against the budget but cost nothing: the estimate prices the
     tokens the models were asked for, per model."""
+    from promptopt.core.domain import Usage
     from promptopt.llm.factory import ModelSpec
     from promptopt.search import SearchSpec, usage_report
-    from promptopt.types import Usage
 
     spec = SearchSpec(task="antonyms", target=ModelSpec("openai", "gpt-4o-mini"))
     search = Usage(calls=30, prompt_tokens=3_000_000, cache_hits=20)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from promptopt.core.domain import Example, Message, Prompt
 from promptopt.prompting import render_messages
-from promptopt.types import Example, Message, Prompt
 
 TEMPLATE = "Input: {input}\nOutput:"
 DEMOS = (

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from promptopt import paths
-from promptopt.errors import ConfigError
+from promptopt.core import paths
+from promptopt.core.errors import ConfigError
 from promptopt.sandbox import Sandbox, SandboxLimits, SandboxResult
 
 FAST = SandboxLimits(timeout_s=3.0, cpu_s=2, memory_mb=256)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.errors import ConfigError
+from promptopt.core.domain import Example
+from promptopt.core.errors import ConfigError
 from promptopt.scoring import SCORER_NAMES, clean_answer, extract_number, get_scorer, normalize
-from promptopt.types import Example
 
 
 def ex(target: str, *aliases: str) -> Example:

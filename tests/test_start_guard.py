@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.errors import ConfigError
+from promptopt.core.domain import EvalResult, Example, ExampleResult, Prompt
+from promptopt.core.errors import ConfigError
 from promptopt.start_guard import paired_dev, resolve_start
 from promptopt.task import Task
-from promptopt.types import EvalResult, Example, ExampleResult, Prompt
 
 
 def result(scores: list[float]) -> EvalResult:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from promptopt.errors import ConfigError, DataError
-from promptopt.paths import builtin_tasks_dir
+from promptopt.core.domain import Example, Prompt
+from promptopt.core.errors import ConfigError, DataError
+from promptopt.core.paths import builtin_tasks_dir
 from promptopt.task import (
     GenerationSettings,
     Task,
@@ -19,7 +20,6 @@ from promptopt.task import (
     require_examples,
     task_from_data_file,
 )
-from promptopt.types import Example, Prompt
 
 INSTRUCTION_INDUCTION = [
     "active_to_passive",

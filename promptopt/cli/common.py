@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from promptopt.errors import INTERRUPTED_EXIT_CODE, ConfigError, PromptoptError
+from promptopt.core.errors import INTERRUPTED_EXIT_CODE, ConfigError, PromptoptError
 
 
 def plain_output() -> bool:

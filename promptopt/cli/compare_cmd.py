@@ -41,7 +41,7 @@ from promptopt.cli.common import (
     split_sizes,
     write_report_after,
 )
-from promptopt.errors import ConfigError, PromptoptError
+from promptopt.core.errors import ConfigError, PromptoptError
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 
@@ -111,8 +111,8 @@ def compare(
     holds it all; `promptopt report OUT_DIR` draws it.
     """
     from promptopt.compare import CompareSpec, parse_strategy_params, run_compare
+    from promptopt.core.domain import Budget
     from promptopt.llm.factory import parse_model_spec
-    from promptopt.types import Budget
 
     setup_logging(verbose)
     try:

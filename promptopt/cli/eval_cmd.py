@@ -29,7 +29,7 @@ from promptopt.cli.common import (
     plain_output,
     setup_logging,
 )
-from promptopt.errors import ConfigError, GateFailed, PromptoptError
+from promptopt.core.errors import ConfigError, GateFailed, PromptoptError
 from promptopt.strategies.base import Reporter, SilentReporter
 
 CODE_LABEL = "model"
@@ -208,7 +208,7 @@ def _code_eval(
 def _check_outputs(**paths: Path | None) -> None:
     """Fail before the model runs, not after, when a report could not be written
     (a directory, a path under a regular file, a folder nobody may write to)."""
-    from promptopt.files import require_writable
+    from promptopt.core.files import require_writable
 
     for option, path in paths.items():
         if path is not None:

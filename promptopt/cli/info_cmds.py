@@ -6,7 +6,7 @@ from rich.table import Table
 
 from promptopt import __version__
 from promptopt.cli.common import console, fail
-from promptopt.errors import PromptoptError
+from promptopt.core.errors import PromptoptError
 
 
 def tasks_list() -> None:
@@ -27,7 +27,7 @@ def tasks_list() -> None:
 
 def strategies_list() -> None:
     """Available search strategies."""
-    from promptopt.registry import STRATEGIES
+    from promptopt.core.registry import STRATEGIES
 
     table = Table(title="Strategies (parameters: `promptopt strategies show NAME`)")
     table.add_column("strategy")
@@ -39,7 +39,7 @@ def strategies_list() -> None:
 
 def strategies_show(name: str) -> None:
     """A strategy's parameters, defaults and meaning (set with -p key=value)."""
-    from promptopt.registry import get_strategy
+    from promptopt.core.registry import get_strategy
     from promptopt.strategies.base import config_table
     from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
@@ -64,7 +64,7 @@ def strategies_show(name: str) -> None:
 
 def models_list() -> None:
     """Model backends, how to name a model, and what each needs."""
-    from promptopt.registry import BACKENDS
+    from promptopt.core.registry import BACKENDS
 
     table = Table(title="Model backends (--model / --proposer)")
     table.add_column("backend")
@@ -107,8 +107,8 @@ def local_runtime_lines() -> list[str]:
 
 def cache_stats() -> None:
     """Entries and size of the shared model-call cache."""
+    from promptopt.core.paths import cache_root
     from promptopt.llm.cache import open_cache
-    from promptopt.paths import cache_root
 
     path = cache_root() / "calls"
     try:
@@ -124,8 +124,8 @@ def cache_clear() -> None:
     A corrupt cache database cannot clear itself, and clearing is the fix every
     corrupt-cache error names, so then its folder is removed instead.
     """
+    from promptopt.core.paths import cache_root
     from promptopt.llm.cache import CacheUnusable, discard_cache, open_cache
-    from promptopt.paths import cache_root
 
     path = cache_root() / "calls"
     try:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from promptopt.cli.common import console, fail, setup_logging
-from promptopt.errors import PromptoptError
+from promptopt.core.errors import PromptoptError
 
 
 def report(

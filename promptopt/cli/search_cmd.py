@@ -42,7 +42,7 @@ from promptopt.cli.common import (
     split_sizes,
     write_report_after,
 )
-from promptopt.errors import ConfigError, PromptoptError
+from promptopt.core.errors import ConfigError, PromptoptError
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 if TYPE_CHECKING:
@@ -139,10 +139,10 @@ def search(
     estimated cost (API models) a search would use, e.g.
     promptopt search --task antonyms --model openai:gpt-4o-mini --budget 200 --dry-run
     """
+    from promptopt.core.domain import Budget
     from promptopt.llm.factory import parse_model_spec, with_call_settings
     from promptopt.search import SearchSpec, default_run_dir, run_search
     from promptopt.store import load_run_config
-    from promptopt.types import Budget
 
     setup_logging(verbose)
     try:

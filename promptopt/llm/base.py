@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from promptopt.types import Completion, GenerationRequest, LogprobRequest
+from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest
 
 if TYPE_CHECKING:
     import torch

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import diskcache
 
-from promptopt.errors import ConfigError
+from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest, Usage
+from promptopt.core.errors import ConfigError
 from promptopt.llm.base import (
     FULL_LOGPROBS,
     LLM,
@@ -41,7 +42,6 @@ from promptopt.llm.base import (
     token_share,
 )
 from promptopt.llm.tokens import logprob_tokens
-from promptopt.types import Completion, GenerationRequest, LogprobRequest, Usage
 
 if TYPE_CHECKING:
     import torch

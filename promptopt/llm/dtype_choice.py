@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from promptopt.errors import ConfigError
-from promptopt.paths import cache_root
+from promptopt.core.errors import ConfigError
+from promptopt.core.paths import cache_root
 
 AUTO = "auto"
 DTYPE_NAMES = ("float32", "bfloat16", "float16")

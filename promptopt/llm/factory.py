@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from promptopt.errors import ConfigError
+from promptopt.core.errors import ConfigError
+from promptopt.core.registry import BACKENDS, get_backend_class
 from promptopt.llm.base import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_TIMEOUT,
@@ -30,7 +31,6 @@ from promptopt.llm.base import (
     public_url,
 )
 from promptopt.llm.dtype_choice import AUTO, resolve_dtype
-from promptopt.registry import BACKENDS, get_backend_class
 
 
 @dataclass(frozen=True)

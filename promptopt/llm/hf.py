@@ -28,15 +28,15 @@ from transformers import (
     StopStringCriteria,
 )
 
-from promptopt.errors import ConfigError, ModelError, PromptoptError
+from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest, Message
+from promptopt.core.errors import ConfigError, ModelError, PromptoptError
+from promptopt.core.paths import cache_root
 from promptopt.llm.base import model_scope
 from promptopt.llm.decoding import Prefilled, RowQueue, decode_continuously, prefill_rows
 from promptopt.llm.dtype_choice import AUTO, DtypeChoice, check_dtype_name, resolve_dtype
 from promptopt.llm.load_progress import loading_phase
 from promptopt.llm.models import EMBEDDED_MODEL_NAME, embedded_gguf_path
 from promptopt.llm.threads import ThreadChoice, configure_torch_threads
-from promptopt.paths import cache_root
-from promptopt.types import Completion, GenerationRequest, LogprobRequest, Message
 
 EMBEDDED = "embedded"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from promptopt.errors import BudgetExhausted
+from promptopt.core.domain import Budget, Completion, GenerationRequest, LogprobRequest, Usage
+from promptopt.core.errors import BudgetExhausted
 from promptopt.llm.base import (
     LLM,
     cache_scope,
@@ -33,7 +34,6 @@ from promptopt.llm.base import (
     soft_prompt_generate,
 )
 from promptopt.llm.tokens import logprob_tokens, projected_tokens
-from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 
 if TYPE_CHECKING:
     import torch

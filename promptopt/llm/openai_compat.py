@@ -43,7 +43,8 @@ from typing import Any, Literal, TypeVar
 
 import openai
 
-from promptopt.errors import AuthError, ModelError
+from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest, Message
+from promptopt.core.errors import AuthError, ModelError
 from promptopt.llm.base import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_TIMEOUT,
@@ -52,7 +53,6 @@ from promptopt.llm.base import (
     model_scope,
     public_url,
 )
-from promptopt.types import Completion, GenerationRequest, LogprobRequest, Message
 
 ChatTemplateFn = Callable[[tuple[Message, ...]], str]
 T = TypeVar("T")

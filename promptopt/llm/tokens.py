@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from promptopt.types import GenerationRequest, LogprobRequest
+from promptopt.core.domain import GenerationRequest, LogprobRequest
 
 CHARS_PER_TOKEN = 3
 MESSAGE_OVERHEAD = 4

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.errors import ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.store import load_events
 
 logger = logging.getLogger(__name__)

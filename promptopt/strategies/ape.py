@@ -21,8 +21,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from promptopt.errors import BudgetExhausted, ConfigError
-from promptopt.paths import read_prompt_template
+from promptopt.core.domain import Candidate, Example, GenerationRequest, Prompt
+from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.core.paths import read_prompt_template
 from promptopt.prompting import render_demonstration
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
 from promptopt.strategies.halving import successive_halving
@@ -35,7 +36,6 @@ from promptopt.strategies.proposals import (
 from promptopt.strategies.proposals import (
     clean_instruction as clean_instruction,  # re-exported: it lived here first
 )
-from promptopt.types import Candidate, Example, GenerationRequest, Prompt
 
 
 @dataclass

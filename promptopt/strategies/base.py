@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from promptopt.errors import ConfigError, did_you_mean
+from promptopt.core.domain import Budget, Candidate, Ensemble, Prompt, Usage
+from promptopt.core.errors import ConfigError, did_you_mean
 from promptopt.evaluate import Evaluator
 from promptopt.llm.base import LLM
 from promptopt.store import RunStore
 from promptopt.task import Task
-from promptopt.types import Budget, Candidate, Ensemble, Prompt, Usage
 
 
 class Reporter(Protocol):

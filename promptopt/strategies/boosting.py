@@ -31,10 +31,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from promptopt.core.domain import VOTE_RULES, Candidate, Ensemble, Example, Prompt
+from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.ensemble import plurality, vote_key
-from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
-from promptopt.types import VOTE_RULES, Candidate, Ensemble, Example, Prompt
 
 VERSIONS = ("train", "test", "bagged")
 DEMO_SOURCES = ("sample", "gold")

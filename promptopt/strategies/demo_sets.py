@@ -22,8 +22,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from promptopt.core.domain import EvalResult, Example
 from promptopt.strategies.base import SearchContext
-from promptopt.types import EvalResult, Example
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from promptopt.calibration import calibration_inputs, label_prior
-from promptopt.errors import BudgetExhausted
+from promptopt.core.domain import Candidate, Example, Prompt
+from promptopt.core.errors import BudgetExhausted
 from promptopt.strategies.base import SearchContext
 from promptopt.strategies.demo_sets import DemoSet, draw_demo_sets
 from promptopt.strategies.halving import halving_cost, successive_halving
-from promptopt.types import Candidate, Example, Prompt
 
 DEFAULT_DEMO_SETS = 4
 """The instruction alone and three demonstration sets."""

@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from promptopt.errors import ConfigError
-from promptopt.types import Example
+from promptopt.core.domain import Example
+from promptopt.core.errors import ConfigError
 
 K = TypeVar("K")
 

@@ -39,14 +39,14 @@ from typing import Protocol, cast
 import torch
 
 from promptopt import bayesopt
-from promptopt.errors import BudgetExhausted, ConfigError
+from promptopt.core.domain import Candidate, Completion, Message, Prompt
+from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.core.paths import read_prompt_template
 from promptopt.llm.base import soft_prompt_generate
-from promptopt.paths import read_prompt_template
 from promptopt.prompting import render_demonstration
 from promptopt.strategies.ape import clean_instruction
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
 from promptopt.task import Task
-from promptopt.types import Candidate, Completion, Message, Prompt
 
 
 class SoftPromptWriter(Protocol):

@@ -37,12 +37,12 @@ import itertools
 from dataclasses import dataclass, replace
 
 from promptopt.calibration import calibration_inputs, label_prior
-from promptopt.errors import BudgetExhausted, ConfigError
+from promptopt.core.domain import Candidate, Example, ExampleResult, Prompt
+from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.strategies import choice_bo
 from promptopt.strategies.base import SearchContext, SearchResult, knob
 from promptopt.strategies.demo_sets import DemoSet, draw_demo_sets
 from promptopt.strategies.instruction_candidates import propose_instructions
-from promptopt.types import Candidate, Example, ExampleResult, Prompt
 
 OPTIMIZERS = ("bo", "random")
 

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from promptopt.types import Example
+from promptopt.core.domain import Example
 
 # -- cleaning --------------------------------------------------------------------
 

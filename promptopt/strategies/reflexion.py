@@ -29,11 +29,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from promptopt.errors import BudgetExhausted, ConfigError
-from promptopt.paths import read_prompt_template
-from promptopt.scoring import first_line
-from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
-from promptopt.types import (
+from promptopt.core.domain import (
     Candidate,
     EvalResult,
     Example,
@@ -41,6 +37,10 @@ from promptopt.types import (
     GenerationRequest,
     Prompt,
 )
+from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.core.paths import read_prompt_template
+from promptopt.scoring import first_line
+from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
 
 
 @dataclass

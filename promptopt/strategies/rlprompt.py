@@ -32,10 +32,10 @@ from typing import Any
 
 import torch
 
-from promptopt.errors import BudgetExhausted, ConfigError
+from promptopt.core.domain import Candidate, Example, Message, Prompt
+from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.rl_policy import PromptPolicy, Rollout
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
-from promptopt.types import Candidate, Example, Message, Prompt
 
 POLICY_PREFIX = "Write a short instruction for a classifier."
 

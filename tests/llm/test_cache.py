@@ -15,7 +15,8 @@ from typing import Any
 import diskcache
 import pytest
 
-from promptopt.errors import BudgetExhausted
+from promptopt.core.domain import Budget, Completion, GenerationRequest, LogprobRequest, Usage
+from promptopt.core.errors import BudgetExhausted
 from promptopt.llm.base import describe, model_scope
 from promptopt.llm.cache import (
     SHARED_CACHE,
@@ -28,7 +29,6 @@ from promptopt.llm.cache import (
 )
 from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.openai_compat import OpenAICompatLLM
-from promptopt.types import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 from tests.fakes import ScriptedLLM
 from tests.llm.fake_openai_server import FakeOpenAIServer
 
@@ -267,9 +267,9 @@ def test_an_unwritable_cache_is_not_called_corrupt(tmp_path: Path) -> None:
 def test_a_batch_the_budget_refuses_charges_none_of_its_replays(tmp_path: Path) -> None:
     """The interrupted run was charged nothing for a refused batch: nor is the resumed
     one, so its usage matches at every step (the events record it), not only at the end."""
-    from promptopt.errors import BudgetExhausted
+    from promptopt.core.domain import Budget
+    from promptopt.core.errors import BudgetExhausted
     from promptopt.search import layered
-    from promptopt.types import Budget
 
     journal = open_cache(tmp_path / "journal")
     fake = ScriptedLLM(echo)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.errors import ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.llm.dtype_choice import (
     DtypeChoice,
     MachineFacts,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from promptopt.errors import ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.llm.factory import ModelSpec, parse_model_spec
 
 

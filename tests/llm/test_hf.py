@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from promptopt.core.domain import GenerationRequest, LogprobRequest, Message
 from promptopt.llm.hf import HFLLM, converted_copy_dir, truncate_at_stop
 from promptopt.llm.models import embedded_gguf_path
-from promptopt.types import GenerationRequest, LogprobRequest, Message
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import torch
 
+from promptopt.core.domain import Completion, GenerationRequest
 from promptopt.llm import decoding, hf
 from promptopt.llm.hf import HFLLM, _strip_after_eos, truncate_at_stop
-from promptopt.types import Completion, GenerationRequest
 
 pytestmark = pytest.mark.integration
 

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.errors import BudgetExhausted
+from promptopt.core.domain import Budget, GenerationRequest, Usage
+from promptopt.core.errors import BudgetExhausted
 from promptopt.llm.cache import open_cache
 from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.tokens import estimate_prompt_tokens, projected_tokens
 from promptopt.search import layered
-from promptopt.types import Budget, GenerationRequest, Usage
 from tests.fakes import ScriptedLLM
 
 
@@ -110,7 +110,7 @@ def test_shared_cache_hits_are_charged_to_the_budget_but_not_new(tmp_path: Path)
 
 
 def test_logprob_cache_hits_are_charged_their_tokens(tmp_path: Path) -> None:
-    from promptopt.types import LogprobRequest
+    from promptopt.core.domain import LogprobRequest
 
     shared = open_cache(tmp_path / "shared")
     requests = [LogprobRequest(text=f"q{i} " * 9, continuations=("a", "b")) for i in range(3)]
@@ -128,7 +128,7 @@ def test_logprob_cache_hits_are_charged_their_tokens(tmp_path: Path) -> None:
 def test_logprob_requests_are_charged_the_tokens_they_read() -> None:
     """Backends report no usage for scoring, so the meter counts what was read: the
     context once per continuation (full), or once plus the reply token (first token)."""
-    from promptopt.types import LogprobRequest
+    from promptopt.core.domain import LogprobRequest
 
     request = LogprobRequest(text="a" * 30, continuations=("yes", "nope!"))  # 10 + 1 + 2
     for scope, expected in (("full", (10 + 1) + (10 + 2)), ("first_token", 10 + 1)):

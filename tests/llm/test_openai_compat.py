@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from promptopt.errors import ModelError
+from promptopt.core.domain import GenerationRequest, LogprobRequest, Message
+from promptopt.core.errors import ModelError
 from promptopt.llm.base import LLM, describe
 from promptopt.llm.openai_compat import (
     OpenAICompatLLM,
     first_token_scores,
     sum_continuation_logprobs,
 )
-from promptopt.types import GenerationRequest, LogprobRequest, Message
 from tests.llm.fake_openai_server import FakeOpenAIServer
 
 
@@ -369,10 +369,10 @@ def test_chat_api_label_scores_agree_with_the_local_model(
     """First-token label scoring through llama.cpp's chat endpoint against full label
     scoring by the same model in transformers: a polar pair of reviews moves both the
     same way, and the sst2 labels they pick mostly agree (measured: 23 of 24)."""
+    from promptopt.core.domain import Example
     from promptopt.evaluate import Evaluator
     from promptopt.llm.hf import HFLLM
     from promptopt.task import load_task
-    from promptopt.types import Example
 
     task = load_task("sst2", sizes={"train": 4, "dev": 4, "test": 24})
     prompt = task.baseline_prompt()

@@ -25,10 +25,10 @@ import pytest
 from typer.testing import CliRunner
 
 from promptopt.cli import app
-from promptopt.errors import AuthError, ModelError
+from promptopt.core.domain import GenerationRequest
+from promptopt.core.errors import AuthError, ModelError
 from promptopt.llm.openai_compat import OpenAICompatLLM
 from promptopt.strategies.base import SearchContext
-from promptopt.types import GenerationRequest
 from tests.llm.fake_openai_server import FakeOpenAIServer
 
 runner = CliRunner()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from promptopt.core.domain import Usage
 from promptopt.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig
 from promptopt.strategies.base import SearchContext
 from promptopt.strategies.boosting import Boosted, BoostedConfig
 from promptopt.strategies.reflexion import Reflexion
 from promptopt.strategies.rlprompt import _Trainer
-from promptopt.types import Usage
 from tests.strategies import test_ape, test_boosting, test_reflexion
 
 
@@ -76,7 +76,7 @@ def test_boosting_records_each_member_when_it_has_answered_the_pool(tmp_path: Pa
 
 class _Evaluator:
     def evaluate_many(self, prompts, examples):  # type: ignore[no-untyped-def]
-        from promptopt.types import EvalResult
+        from promptopt.core.domain import EvalResult
 
         return [EvalResult(score=0.5, n=len(examples), results=[]) for _ in prompts]
 

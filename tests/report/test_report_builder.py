@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from promptopt.cli import app
-from promptopt.errors import ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.report import write_report
 from promptopt.report.loading import CandidatePoint
 from promptopt.report.plots import best_so_far

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from promptopt.errors import ConfigError
-from promptopt.registry import STRATEGIES, get_strategy
+from promptopt.core.errors import ConfigError
+from promptopt.core.registry import STRATEGIES, get_strategy
 from promptopt.strategies.base import build_config, check_range, knob
 
 

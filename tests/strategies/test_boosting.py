@@ -7,8 +7,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from promptopt.core.domain import (
+    Budget,
+    Ensemble,
+    EvalResult,
+    Example,
+    GenerationRequest,
+    Prompt,
+    Usage,
+)
+from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.ensemble import ensemble_vote, evaluate_ensemble, plurality
-from promptopt.errors import BudgetExhausted, ConfigError
 from promptopt.evaluate import Evaluator
 from promptopt.export import FORMAT, ensemble_export, read_export
 from promptopt.llm.cache import CachedLLM, open_cache
@@ -24,7 +33,6 @@ from promptopt.strategies.boosting import (
     select_train_time,
 )
 from promptopt.task import Task
-from promptopt.types import Budget, Ensemble, EvalResult, Example, GenerationRequest, Prompt, Usage
 from tests.fakes import ScriptedLLM, last_user_text
 
 # --------------------------------------------------------------------------- the vote

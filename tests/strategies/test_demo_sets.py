@@ -5,13 +5,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from promptopt.core.domain import EvalResult, Example, ExampleResult
 from promptopt.strategies.demo_sets import (
     balanced_sample,
     bootstrapped_examples,
     candidate_sets,
 )
 from promptopt.task import load_task
-from promptopt.types import EvalResult, Example, ExampleResult
 
 
 def examples(n: int, labels: tuple[str, ...] = ("a", "b")) -> list[Example]:

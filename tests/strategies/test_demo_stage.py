@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from promptopt.errors import BudgetExhausted
+from promptopt.core.domain import (
+    Budget,
+    Candidate,
+    Example,
+    GenerationRequest,
+    LogprobRequest,
+    Usage,
+)
+from promptopt.core.errors import BudgetExhausted
 from promptopt.evaluate import Evaluator
 from promptopt.search import layered, search_from_start
 from promptopt.store import RunStore, read_events
@@ -13,7 +21,6 @@ from promptopt.strategies.ape import APE, APEConfig
 from promptopt.strategies.base import SearchContext, SearchResult
 from promptopt.strategies.demo_stage import DEMO_SHARE
 from promptopt.task import Task
-from promptopt.types import Budget, Candidate, Example, GenerationRequest, LogprobRequest, Usage
 from tests.fakes import ScriptedLLM, last_user_text
 
 OPPOSITES = {"hot": "cold", "up": "down", "big": "small", "fast": "slow", "day": "night"}

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from promptopt.errors import ConfigError
+from promptopt.core.domain import Example
+from promptopt.core.errors import ConfigError
 from promptopt.strategies.halving import halving_cost, successive_halving
-from promptopt.types import Example
 
 
 def dev_set(n: int) -> list[Example]:

@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.errors import ConfigError
+from promptopt.core.domain import Budget, Completion, Usage
+from promptopt.core.errors import ConfigError
 from promptopt.evaluate import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext
 from promptopt.strategies.instructzero import InstructZero, InstructZeroConfig
-from promptopt.types import Budget, Completion, Usage
 from tests.fakes import ScriptedLLM
 from tests.strategies.test_ape import make_task, proposer_reply, target_reply
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from promptopt import search as search_module
+from promptopt.core.domain import Budget, Example, GenerationRequest, LogprobRequest
 from promptopt.llm.factory import ModelSpec
 from promptopt.search import SearchSpec, run_search
 from promptopt.strategies.mipro import Trials
 from promptopt.task import Task
-from promptopt.types import Budget, Example, GenerationRequest, LogprobRequest
 from tests.fakes import ScriptedLLM, last_user_text
 
 WORDS = [
@@ -199,7 +199,7 @@ def test_calibration_is_a_choice_on_label_log_probability_tasks(
 
 
 def test_bad_knobs_are_one_line_errors() -> None:
-    from promptopt.errors import ConfigError
+    from promptopt.core.errors import ConfigError
     from promptopt.strategies.base import build_config
     from promptopt.strategies.mipro import MiproConfig
 

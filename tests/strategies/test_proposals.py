@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from promptopt.core.domain import Example
 from promptopt.strategies.proposals import (
     ANSWER,
     CHIT_CHAT,
@@ -28,7 +29,6 @@ from promptopt.strategies.proposals import (
     with_constraint,
 )
 from promptopt.task import list_tasks, load_task
-from promptopt.types import Example
 
 # Written by the embedded SmolLM2-135M proposer. APE's chosen "best" instructions
 # in bench/results/ape_quality.jsonl and reflexion_quality.txt (every one of them

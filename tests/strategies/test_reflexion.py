@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.errors import BudgetExhausted, ConfigError
+from promptopt.core.domain import (
+    Budget,
+    EvalResult,
+    Example,
+    ExampleResult,
+    GenerationRequest,
+    Usage,
+)
+from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.evaluate import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.store import RunStore, read_events
@@ -23,7 +31,6 @@ from promptopt.strategies.reflexion import (
     revision_prompt,
 )
 from promptopt.task import Task
-from promptopt.types import Budget, EvalResult, Example, ExampleResult, GenerationRequest, Usage
 from tests.fakes import ScriptedLLM, last_user_text
 
 OPPOSITES = {"hot": "cold", "up": "down", "big": "small", "fast": "slow", "day": "night"}

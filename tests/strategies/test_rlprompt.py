@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from promptopt.errors import ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.rl_policy import PromptPolicy
 from promptopt.strategies.rlprompt import (
     RLPromptConfig,

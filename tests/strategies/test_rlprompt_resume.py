@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from promptopt import search as search_module
-from promptopt.errors import ConfigError
+from promptopt.core.domain import Budget, LogprobRequest
+from promptopt.core.errors import ConfigError
 from promptopt.llm.factory import ModelSpec
 from promptopt.search import SearchSpec, run_search
 from promptopt.store import RUN_MARKERS, read_events
 from promptopt.strategies import rlprompt
-from promptopt.types import Budget, LogprobRequest
 from tests.fakes import ScriptedLLM
 from tests.strategies.test_rlprompt import tiny_lm
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from promptopt.errors import ConfigError, did_you_mean
+from promptopt.core.errors import ConfigError, did_you_mean
 
 STRATEGIES: dict[str, tuple[str, str]] = {
     "ape": (

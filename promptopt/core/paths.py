@@ -23,10 +23,10 @@ def data_dir() -> Path | None:
 
 def _resource_dir(name: str) -> Path:
     """Built-in `tasks/` or `prompts/`: inside a wheel, or at the repository root."""
-    packaged = Path(__file__).parent / "_data" / name
+    packaged = Path(__file__).parent.parent / "_data" / name
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / name
+    return Path(__file__).resolve().parents[2] / name
 
 
 def builtin_tasks_dir() -> Path:

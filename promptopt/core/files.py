@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from promptopt.errors import ConfigError, PromptoptError
+from promptopt.core.errors import ConfigError, PromptoptError
 
 UTF8_FIX = "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE > NEW)"
 

@@ -47,7 +47,7 @@ METHODS = ("single best", "self-consistency", "bagged", "boosted train-time", "b
 
 
 def load(name: str) -> Any:
-    from promptopt.task import GenerationSettings, load_task
+    from promptopt.data.task import GenerationSettings, load_task
 
     spec = TASKS[name]
     task = load_task(name, sizes={"test": spec["test"]}, seed=0)

@@ -36,10 +36,10 @@ def main() -> None:
 
     from promptopt.core.domain import Usage
     from promptopt.core.paths import cache_root
+    from promptopt.data.task import list_tasks, load_task
     from promptopt.evaluate import Evaluator
     from promptopt.llm.cache import CachedLLM, open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
-    from promptopt.task import list_tasks, load_task
 
     known = {name for name, _ in list_tasks()}
     llm = CachedLLM(

@@ -21,11 +21,11 @@ from typing import Any
 import torch
 
 from promptopt.core.domain import Message, Usage
+from promptopt.data.task import GenerationSettings, load_task
 from promptopt.evaluate import Evaluator
 from promptopt.llm.hf import HFLLM
 from promptopt.llm.meter import MeteredLLM
 from promptopt.prompting import render_user_message
-from promptopt.task import GenerationSettings, load_task
 
 
 def bare_generate(

@@ -11,7 +11,7 @@ This file runs the installed package's public API (`gepa.optimize` with a
 `GEPAAdapter`) under the same conditions as promptopt's strategies, so its row
 can sit in the same table:
 
-- task and splits: `promptopt.task.load_task` (train is GEPA's trainset, dev
+- task and splits: `promptopt.data.task.load_task` (train is GEPA's trainset, dev
   its valset, test is held out and scored only at the end);
 - metric: `promptopt.evaluate.Evaluator`, so GEPA is scored exactly as every
   promptopt strategy (greedy generation and the task's scorer, or label
@@ -48,10 +48,10 @@ from typing import Any
 
 from promptopt.core.domain import Example, GenerationRequest, Prompt
 from promptopt.core.errors import BudgetExhausted
+from promptopt.data.task import Task
 from promptopt.evaluate import Evaluator
 from promptopt.llm.base import LLM
 from promptopt.prompting import fill_template
-from promptopt.task import Task
 
 GEPA_VERSION = "0.1.4"
 COMPONENT = "instruction"
@@ -297,11 +297,11 @@ def run_gepa(
         )
     from promptopt.core.domain import Budget, Usage
     from promptopt.core.paths import cache_root
+    from promptopt.data.task import load_task
     from promptopt.llm.cache import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
     from promptopt.search import layered, score_on_test
     from promptopt.strategies.base import SilentReporter
-    from promptopt.task import load_task
 
     task = load_task(task_name, sizes={"test": test_size} if test_size is not None else None)
     baseline = task.baseline_prompt()
@@ -433,11 +433,11 @@ def rescore(path: Path) -> None:
     the shared cache (which the run filled, so nothing is generated again)."""
     from promptopt.core.domain import Usage
     from promptopt.core.paths import cache_root
+    from promptopt.data.task import load_task
     from promptopt.llm.cache import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
     from promptopt.search import layered, score_on_test
     from promptopt.strategies.base import SilentReporter
-    from promptopt.task import load_task
 
     rows = json.loads(path.read_text())
     target = build_llm(ModelSpec("hf", "embedded"))

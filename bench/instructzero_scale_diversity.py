@@ -52,10 +52,10 @@ def main() -> None:
     import torch
 
     from promptopt import bayesopt
+    from promptopt.data.task import load_task
     from promptopt.llm.factory import ModelSpec, build_llm
     from promptopt.strategies.ape import clean_instruction
     from promptopt.strategies.instructzero import InstructZeroConfig, writer_text
-    from promptopt.task import load_task
 
     torch.set_num_threads(1)
     config = InstructZeroConfig()

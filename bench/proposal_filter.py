@@ -30,10 +30,10 @@ TASKS = "gsm8k,antonyms,first_word_letter,singular_to_plural,sentiment,sst2,subj
 def context(task_name: str, seed: int, proposer: Any, run_dir: Path) -> Any:
     """A SearchContext like a search's. The proposal step never scores, so
     re-judging saved texts (no proposer) needs no evaluator either."""
+    from promptopt.data.task import load_task
     from promptopt.evaluate import Evaluator
     from promptopt.store import RunStore
     from promptopt.strategies.base import SearchContext
-    from promptopt.task import load_task
 
     task = load_task(task_name)
     return SearchContext(

@@ -28,11 +28,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from promptopt.core.domain import Prompt, Usage
+    from promptopt.data.task import load_task
     from promptopt.evaluate import Evaluator
     from promptopt.llm.factory import ModelSpec, build_llm
     from promptopt.llm.meter import MeteredLLM
     from promptopt.search import SearchSpec, run_search
-    from promptopt.task import load_task
 
     params = dict(p.split("=", 1) for p in args.param)
     runs = Path(tempfile.mkdtemp(prefix="rl-bench-"))

@@ -128,11 +128,11 @@ def decoding_rates(dtype: str, questions: int, batch: int) -> dict[str, Any]:
     from evaluator_throughput import bare_generate  # bench/, beside this file
 
     from promptopt.core.domain import Usage
+    from promptopt.data.task import load_task
     from promptopt.evaluate import Evaluator
     from promptopt.llm.hf import HFLLM
     from promptopt.llm.meter import MeteredLLM
     from promptopt.prompting import render_messages
-    from promptopt.task import load_task
 
     task = load_task("gsm8k", sizes={"test": questions})
     examples = task.examples("test")

@@ -25,7 +25,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptopt.code_tasks import (
+from promptopt.core.domain import GenerationRequest, Usage
+from promptopt.core.errors import ConfigError
+from promptopt.core.paths import read_prompt_template
+from promptopt.data.code_tasks import (
     HUMANEVAL,
     CodeProblem,
     TestOutcome,
@@ -35,9 +38,6 @@ from promptopt.code_tasks import (
     run_hidden,
     run_visible,
 )
-from promptopt.core.domain import GenerationRequest, Usage
-from promptopt.core.errors import ConfigError
-from promptopt.core.paths import read_prompt_template
 from promptopt.llm.base import LLM, describe
 from promptopt.sandbox import Sandbox, SandboxLimits, require_opt_in
 from promptopt.strategies.base import Reporter, SilentReporter

@@ -33,6 +33,7 @@ from promptopt.core.domain import Budget
 from promptopt.core.errors import ConfigError
 from promptopt.core.files import read_utf8, require_writable
 from promptopt.core.registry import get_strategy
+from promptopt.data.task import check_requested_sizes
 from promptopt.llm.factory import ModelSpec, model_identity
 from promptopt.pricing import load_prices
 from promptopt.search import (
@@ -46,7 +47,6 @@ from promptopt.stats import compare_paired
 from promptopt.store import load_run_config, write_json_atomic
 from promptopt.strategies.base import Reporter, SilentReporter, build_config
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
-from promptopt.task import check_requested_sizes
 
 COMPARE_FILE = "compare.json"
 FORMAT = "promptopt.compare"

@@ -53,6 +53,7 @@ from promptopt.core.domain import (
 )
 from promptopt.core.errors import BudgetExhausted
 from promptopt.core.registry import get_strategy
+from promptopt.data.task import Task, require_examples
 from promptopt.evaluate import Evaluator
 from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS
 from promptopt.llm.cache import open_cache
@@ -72,7 +73,6 @@ from promptopt.search import (
 )
 from promptopt.store import RunStore
 from promptopt.strategies.base import SilentReporter, build_config
-from promptopt.task import Task, require_examples
 
 FORMULA_STRATEGIES = ("instructzero", "rlprompt")
 

@@ -18,9 +18,9 @@ from promptopt.core.domain import (
     Prompt,
 )
 from promptopt.core.errors import ConfigError, ModelError
+from promptopt.data.task import Task
 from promptopt.llm.base import FULL_LOGPROBS, LLM, generate_with_progress, logprob_scope
 from promptopt.prompting import render_messages
-from promptopt.task import Task
 
 ProgressFn = Callable[[int], None]
 

@@ -17,6 +17,14 @@ from promptopt.context_window import refuse_oversized, window_of, window_on_disk
 from promptopt.core.domain import Ensemble, Example, Prompt, Usage
 from promptopt.core.errors import ConfigError, DataError, PromptoptError
 from promptopt.core.paths import cache_root
+from promptopt.data.task import (
+    Task,
+    check_requested_sizes,
+    load_task,
+    looks_like_path,
+    require_examples,
+    task_from_data_file,
+)
 from promptopt.ensemble import evaluate_ensemble
 from promptopt.evaluate import Evaluator
 from promptopt.export import locate_recorded, read_export
@@ -25,14 +33,6 @@ from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
 from promptopt.search import layered
 from promptopt.strategies.base import Reporter, SilentReporter
-from promptopt.task import (
-    Task,
-    check_requested_sizes,
-    load_task,
-    looks_like_path,
-    require_examples,
-    task_from_data_file,
-)
 
 
 @dataclass

@@ -22,8 +22,8 @@ from promptopt import __version__
 from promptopt.core.domain import Ensemble, EvalResult, Prompt
 from promptopt.core.errors import ConfigError
 from promptopt.core.files import read_utf8
+from promptopt.data.task import Task, looks_like_path
 from promptopt.llm.factory import ModelSpec
-from promptopt.task import Task, looks_like_path
 
 FORMAT = "promptopt.prompt"
 FORMAT_VERSION = 1

@@ -27,6 +27,14 @@ from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.core.files import require_writable
 from promptopt.core.paths import cache_root
 from promptopt.core.registry import get_strategy
+from promptopt.data.task import (
+    Split,
+    Task,
+    check_requested_sizes,
+    load_task,
+    require_examples,
+    task_from_data_file,
+)
 from promptopt.ensemble import EnsembleResult, evaluate_ensemble
 from promptopt.evaluate import Evaluator
 from promptopt.export import ensemble_export, prompt_export, recorded_task
@@ -51,14 +59,6 @@ from promptopt.strategies.base import (
     build_config,
 )
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS, add_demonstrations, reserve
-from promptopt.task import (
-    Split,
-    Task,
-    check_requested_sizes,
-    load_task,
-    require_examples,
-    task_from_data_file,
-)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any
 
 from promptopt.core.domain import EvalResult, Prompt
 from promptopt.core.errors import ConfigError
-from promptopt.task import Task
+from promptopt.data.task import Task
 
 MIN_Z = 1.0
 RULE = (

@@ -14,7 +14,9 @@ from promptopt.code_eval import (
     reflexion_solve,
     run_code_eval,
 )
-from promptopt.code_tasks import (
+from promptopt.core.domain import GenerationRequest
+from promptopt.core.errors import ConfigError
+from promptopt.data.code_tasks import (
     CodeProblem,
     VisibleTest,
     extract_code,
@@ -25,8 +27,6 @@ from promptopt.code_tasks import (
     solution_program,
     visible_tests,
 )
-from promptopt.core.domain import GenerationRequest
-from promptopt.core.errors import ConfigError
 from promptopt.sandbox import Sandbox, SandboxLimits
 from tests.fakes import ScriptedLLM, last_user_text
 

@@ -19,9 +19,9 @@ from promptopt.context_window import (
 )
 from promptopt.core.domain import Example
 from promptopt.core.errors import ConfigError
+from promptopt.data.task import Task
 from promptopt.llm.factory import ModelSpec
 from promptopt.search import SearchSpec, run_search
-from promptopt.task import Task
 from tests.fakes import ScriptedLLM
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from promptopt import datasets
 from promptopt.core.domain import Example
 from promptopt.core.errors import ConfigError, DataError
-from promptopt.datasets import (
+from promptopt.data import datasets
+from promptopt.data.datasets import (
     gsm8k_answer,
     load_instruction_induction,
     load_jsonl,

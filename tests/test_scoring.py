@@ -11,7 +11,7 @@ import pytest
 
 from promptopt.core.domain import Example
 from promptopt.core.errors import ConfigError
-from promptopt.scoring import SCORER_NAMES, clean_answer, extract_number, get_scorer, normalize
+from promptopt.data.scoring import SCORER_NAMES, clean_answer, extract_number, get_scorer, normalize
 
 
 def ex(target: str, *aliases: str) -> Example:
@@ -243,7 +243,7 @@ def test_custom_scorer_errors_name_the_problem(custom_module: Path) -> None:
 
 
 def test_announced_quoted_answer_is_extracted() -> None:
-    from promptopt.scoring import clean_answer
+    from promptopt.data.scoring import clean_answer
 
     assert clean_answer('The opposite of the input word is "uncurable".') == "uncurable"
     assert clean_answer('The opposite of "happy" is "sad"') == "sad"

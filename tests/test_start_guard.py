@@ -9,8 +9,8 @@ import pytest
 
 from promptopt.core.domain import EvalResult, Example, ExampleResult, Prompt
 from promptopt.core.errors import ConfigError
+from promptopt.data.task import Task
 from promptopt.start_guard import paired_dev, resolve_start
-from promptopt.task import Task
 
 
 def result(scores: list[float]) -> EvalResult:

@@ -11,7 +11,7 @@ import yaml
 from promptopt.core.domain import Example, Prompt
 from promptopt.core.errors import ConfigError, DataError
 from promptopt.core.paths import builtin_tasks_dir
-from promptopt.task import (
+from promptopt.data.task import (
     GenerationSettings,
     Task,
     check_requested_sizes,

@@ -100,7 +100,7 @@ def _plan_cases(
     allow_code_execution: bool,
 ) -> list[Case]:
     """Check the options and load every test split, before any model is loaded."""
-    from promptopt.code_tasks import is_code_task, load_humaneval
+    from promptopt.data.code_tasks import is_code_task, load_humaneval
     from promptopt.evaluation_run import prepare_eval
     from promptopt.sandbox import require_opt_in
 
@@ -323,8 +323,8 @@ def eval_command(
     rejected (HTTP 401/403).
     """
     from promptopt import ci_report, gate
+    from promptopt.data.task import check_requested_sizes
     from promptopt.llm.factory import parse_model_spec, with_call_settings
-    from promptopt.task import check_requested_sizes
 
     if quiet or plain_output():
         # transformers reads this when first imported: no weight-loading bars in CI logs.

@@ -11,14 +11,14 @@ from promptopt.core.errors import PromptoptError
 
 def tasks_list() -> None:
     """Built-in tasks. Use a YAML file path with --task for your own (see tasks/README.md)."""
-    from promptopt.task import list_tasks
+    from promptopt.data.task import list_tasks
 
     table = Table(title="Built-in tasks")
     table.add_column("task")
     table.add_column("description")
     for name, description in list_tasks():
         table.add_row(name, description)
-    from promptopt.code_tasks import CODE_TASKS
+    from promptopt.data.code_tasks import CODE_TASKS
 
     for name, description in CODE_TASKS.items():
         table.add_row(name, description)

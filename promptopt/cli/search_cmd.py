@@ -245,7 +245,7 @@ def _write_out(out: Path, export: dict[str, Any]) -> None:
 
 
 def _refuse_code_task(task: str | None) -> None:
-    from promptopt.code_tasks import is_code_task
+    from promptopt.data.code_tasks import is_code_task
 
     if is_code_task(task):
         raise ConfigError(

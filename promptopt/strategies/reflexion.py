@@ -39,7 +39,7 @@ from promptopt.core.domain import (
 )
 from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.core.paths import read_prompt_template
-from promptopt.scoring import first_line
+from promptopt.data.scoring import first_line
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
 
 

@@ -7,12 +7,12 @@ import pytest
 
 from promptopt.core.domain import Budget, Example, GenerationRequest, Prompt, Usage
 from promptopt.core.errors import ConfigError
+from promptopt.data.task import Task
 from promptopt.evaluate import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig, clean_instruction, forward_requests
 from promptopt.strategies.base import SearchContext, build_config
-from promptopt.task import Task
 from tests.fakes import ScriptedLLM, last_user_text
 
 OPPOSITES = {"hot": "cold", "up": "down", "big": "small", "fast": "slow", "day": "night"}

@@ -17,6 +17,7 @@ from promptopt.core.domain import (
     Usage,
 )
 from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.data.task import Task
 from promptopt.ensemble import ensemble_vote, evaluate_ensemble, plurality
 from promptopt.evaluate import Evaluator
 from promptopt.export import FORMAT, ensemble_export, read_export
@@ -32,7 +33,6 @@ from promptopt.strategies.boosting import (
     select_test_time,
     select_train_time,
 )
-from promptopt.task import Task
 from tests.fakes import ScriptedLLM, last_user_text
 
 # --------------------------------------------------------------------------- the vote

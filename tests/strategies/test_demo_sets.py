@@ -6,12 +6,12 @@ import random
 from pathlib import Path
 
 from promptopt.core.domain import EvalResult, Example, ExampleResult
+from promptopt.data.task import load_task
 from promptopt.strategies.demo_sets import (
     balanced_sample,
     bootstrapped_examples,
     candidate_sets,
 )
-from promptopt.task import load_task
 
 
 def examples(n: int, labels: tuple[str, ...] = ("a", "b")) -> list[Example]:

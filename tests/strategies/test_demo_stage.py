@@ -14,13 +14,13 @@ from promptopt.core.domain import (
     Usage,
 )
 from promptopt.core.errors import BudgetExhausted
+from promptopt.data.task import Task
 from promptopt.evaluate import Evaluator
 from promptopt.search import layered, search_from_start
 from promptopt.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig
 from promptopt.strategies.base import SearchContext, SearchResult
 from promptopt.strategies.demo_stage import DEMO_SHARE
-from promptopt.task import Task
 from tests.fakes import ScriptedLLM, last_user_text
 
 OPPOSITES = {"hot": "cold", "up": "down", "big": "small", "fast": "slow", "day": "night"}

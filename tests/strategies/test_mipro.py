@@ -11,10 +11,10 @@ import pytest
 
 from promptopt import search as search_module
 from promptopt.core.domain import Budget, Example, GenerationRequest, LogprobRequest
+from promptopt.data.task import Task
 from promptopt.llm.factory import ModelSpec
 from promptopt.search import SearchSpec, run_search
 from promptopt.strategies.mipro import Trials
-from promptopt.task import Task
 from tests.fakes import ScriptedLLM, last_user_text
 
 WORDS = [

@@ -71,7 +71,7 @@ def test_mipro_resumes_after_an_interruption(
 
 
 def test_calibration_on_a_label_log_probability_task_reaches_eval(tmp_path: Path) -> None:
-    from promptopt.task import load_task
+    from promptopt.data.task import load_task
 
     export, run_dir = search_via_cli(
         tmp_path,

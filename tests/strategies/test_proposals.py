@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptopt.core.domain import Example
+from promptopt.data.task import list_tasks, load_task
 from promptopt.strategies.proposals import (
     ANSWER,
     CHIT_CHAT,
@@ -28,7 +29,6 @@ from promptopt.strategies.proposals import (
     rejection_reason,
     with_constraint,
 )
-from promptopt.task import list_tasks, load_task
 
 # Written by the embedded SmolLM2-135M proposer. APE's chosen "best" instructions
 # in bench/results/ape_quality.jsonl and reflexion_quality.txt (every one of them

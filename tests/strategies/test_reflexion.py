@@ -15,6 +15,7 @@ from promptopt.core.domain import (
     Usage,
 )
 from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.data.task import Task
 from promptopt.evaluate import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.store import RunStore, read_events
@@ -30,7 +31,6 @@ from promptopt.strategies.reflexion import (
     reflection_prompt,
     revision_prompt,
 )
-from promptopt.task import Task
 from tests.fakes import ScriptedLLM, last_user_text
 
 OPPOSITES = {"hot": "cold", "up": "down", "big": "small", "fast": "slow", "day": "night"}

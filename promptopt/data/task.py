@@ -20,13 +20,13 @@ from typing import Any, Literal
 
 import yaml
 
-from promptopt import datasets
 from promptopt.core.domain import DEMO_FORMATS, Example, Prompt
 from promptopt.core.errors import ConfigError, DataError, did_you_mean
 from promptopt.core.files import read_utf8
 from promptopt.core.paths import builtin_tasks_dir
 from promptopt.core.paths import data_dir as default_data_dir
-from promptopt.scoring import Scorer, get_scorer
+from promptopt.data import datasets
+from promptopt.data.scoring import Scorer, get_scorer
 
 Split = Literal["train", "dev", "test"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")

@@ -1,0 +1,1 @@
+"""Tasks (YAML) with their scorers, data-set readers and splits, code tasks."""

@@ -60,8 +60,8 @@ def load(name: str) -> Any:
 
 def run_seed(task: Any, name: str, seed: int, base: Any, cache: Any, runs: Path) -> list[dict]:
     from promptopt.core.domain import Ensemble, Usage
-    from promptopt.ensemble import evaluate_ensemble
-    from promptopt.evaluate import Evaluator
+    from promptopt.evaluation.ensemble import evaluate_ensemble
+    from promptopt.evaluation.evaluator import Evaluator
     from promptopt.search import layered
     from promptopt.store import RunStore
     from promptopt.strategies.base import SearchContext

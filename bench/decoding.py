@@ -41,8 +41,8 @@ import torch
 from promptopt.core.domain import Completion, GenerationRequest
 from promptopt.core.paths import read_prompt_template
 from promptopt.data.task import load_task
+from promptopt.evaluation.prompting import render_demonstration, render_messages
 from promptopt.llm.hf import HFLLM, _strip_after_eos, truncate_at_stop
-from promptopt.prompting import render_demonstration, render_messages
 from promptopt.strategies.ape import APEConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"

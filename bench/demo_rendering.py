@@ -37,7 +37,7 @@ def main() -> None:
     from promptopt.core.domain import Usage
     from promptopt.core.paths import cache_root
     from promptopt.data.task import list_tasks, load_task
-    from promptopt.evaluate import Evaluator
+    from promptopt.evaluation.evaluator import Evaluator
     from promptopt.llm.cache import CachedLLM, open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
 

@@ -22,10 +22,10 @@ import torch
 
 from promptopt.core.domain import Message, Usage
 from promptopt.data.task import GenerationSettings, load_task
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.evaluator import Evaluator
+from promptopt.evaluation.prompting import render_user_message
 from promptopt.llm.hf import HFLLM
 from promptopt.llm.meter import MeteredLLM
-from promptopt.prompting import render_user_message
 
 
 def bare_generate(

@@ -13,7 +13,7 @@ can sit in the same table:
 
 - task and splits: `promptopt.data.task.load_task` (train is GEPA's trainset, dev
   its valset, test is held out and scored only at the end);
-- metric: `promptopt.evaluate.Evaluator`, so GEPA is scored exactly as every
+- metric: `promptopt.evaluation.evaluator.Evaluator`, so GEPA is scored exactly as every
   promptopt strategy (greedy generation and the task's scorer, or label
   log-probabilities for classification tasks);
 - target and reflection model: the embedded model (`ModelSpec("hf",
@@ -49,9 +49,9 @@ from typing import Any
 from promptopt.core.domain import Example, GenerationRequest, Prompt
 from promptopt.core.errors import BudgetExhausted
 from promptopt.data.task import Task
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.evaluator import Evaluator
+from promptopt.evaluation.prompting import fill_template
 from promptopt.llm.base import LLM
-from promptopt.prompting import fill_template
 
 GEPA_VERSION = "0.1.4"
 COMPONENT = "instruction"

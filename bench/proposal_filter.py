@@ -31,7 +31,7 @@ def context(task_name: str, seed: int, proposer: Any, run_dir: Path) -> Any:
     """A SearchContext like a search's. The proposal step never scores, so
     re-judging saved texts (no proposer) needs no evaluator either."""
     from promptopt.data.task import load_task
-    from promptopt.evaluate import Evaluator
+    from promptopt.evaluation.evaluator import Evaluator
     from promptopt.store import RunStore
     from promptopt.strategies.base import SearchContext
 

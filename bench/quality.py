@@ -91,7 +91,7 @@ def gepa_row(task: str, seeds: int, budget: int, test_size: int) -> dict[str, An
 
 def aggregate_gepa(task: str, runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
     """One table row from `run_gepa`'s per-seed rows."""
-    from promptopt.stats import compare_paired
+    from promptopt.evaluation.stats import compare_paired
 
     done = [r for r in runs if r.get("test") is not None]
     notes = sorted({r["note"] for r in runs if r.get("note")})

@@ -29,7 +29,7 @@ def main() -> None:
 
     from promptopt.core.domain import Prompt, Usage
     from promptopt.data.task import load_task
-    from promptopt.evaluate import Evaluator
+    from promptopt.evaluation.evaluator import Evaluator
     from promptopt.llm.factory import ModelSpec, build_llm
     from promptopt.llm.meter import MeteredLLM
     from promptopt.search import SearchSpec, run_search

@@ -129,10 +129,10 @@ def decoding_rates(dtype: str, questions: int, batch: int) -> dict[str, Any]:
 
     from promptopt.core.domain import Usage
     from promptopt.data.task import load_task
-    from promptopt.evaluate import Evaluator
+    from promptopt.evaluation.evaluator import Evaluator
+    from promptopt.evaluation.prompting import render_messages
     from promptopt.llm.hf import HFLLM
     from promptopt.llm.meter import MeteredLLM
-    from promptopt.prompting import render_messages
 
     task = load_task("gsm8k", sizes={"test": questions})
     examples = task.examples("test")

@@ -34,6 +34,7 @@ from promptopt.core.errors import ConfigError
 from promptopt.core.files import read_utf8, require_writable
 from promptopt.core.registry import get_strategy
 from promptopt.data.task import check_requested_sizes
+from promptopt.evaluation.stats import compare_paired
 from promptopt.llm.factory import ModelSpec, model_identity
 from promptopt.pricing import load_prices
 from promptopt.search import (
@@ -43,7 +44,6 @@ from promptopt.search import (
     check_search_inputs,
     run_search,
 )
-from promptopt.stats import compare_paired
 from promptopt.store import load_run_config, write_json_atomic
 from promptopt.strategies.base import Reporter, SilentReporter, build_config
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS

@@ -37,12 +37,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.context_window import (
-    UNKNOWN_WINDOW_WARNING,
-    answer_tokens,
-    oversized_examples,
-    window_on_disk,
-)
 from promptopt.core.domain import (
     Budget,
     Completion,
@@ -54,14 +48,20 @@ from promptopt.core.domain import (
 from promptopt.core.errors import BudgetExhausted
 from promptopt.core.registry import get_strategy
 from promptopt.data.task import Task, require_examples
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.context_window import (
+    UNKNOWN_WINDOW_WARNING,
+    answer_tokens,
+    oversized_examples,
+    window_on_disk,
+)
+from promptopt.evaluation.evaluator import Evaluator
+from promptopt.evaluation.prompting import render_user_message
 from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS
 from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec
 from promptopt.llm.hf import local_tokenizer, render_prompt
 from promptopt.llm.tokens import estimate_prompt_tokens, estimate_text_tokens
 from promptopt.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
-from promptopt.prompting import render_user_message
 from promptopt.search import (
     SEARCH_SPLITS,
     SearchSpec,

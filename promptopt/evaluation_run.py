@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptopt.context_window import refuse_oversized, window_of, window_on_disk
 from promptopt.core.domain import Ensemble, Example, Prompt, Usage
 from promptopt.core.errors import ConfigError, DataError, PromptoptError
 from promptopt.core.paths import cache_root
@@ -25,8 +24,9 @@ from promptopt.data.task import (
     require_examples,
     task_from_data_file,
 )
-from promptopt.ensemble import evaluate_ensemble
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.context_window import refuse_oversized, window_of, window_on_disk
+from promptopt.evaluation.ensemble import evaluate_ensemble
+from promptopt.evaluation.evaluator import Evaluator
 from promptopt.export import locate_recorded, read_export
 from promptopt.llm.base import describe
 from promptopt.llm.cache import open_cache

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from promptopt import __version__
-from promptopt.context_window import refuse_oversized, window_of, window_on_disk
 from promptopt.core.domain import (
     DEMO_FORMATS,
     Budget,
@@ -35,8 +34,9 @@ from promptopt.data.task import (
     require_examples,
     task_from_data_file,
 )
-from promptopt.ensemble import EnsembleResult, evaluate_ensemble
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.context_window import refuse_oversized, window_of, window_on_disk
+from promptopt.evaluation.ensemble import EnsembleResult, evaluate_ensemble
+from promptopt.evaluation.evaluator import Evaluator
 from promptopt.export import ensemble_export, prompt_export, recorded_task
 from promptopt.llm.base import (
     LLM,

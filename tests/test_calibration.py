@@ -8,11 +8,11 @@ import random
 
 import pytest
 
-from promptopt.calibration import calibrated, calibration_inputs, label_prior
 from promptopt.core.domain import Example, LogprobRequest, Prompt
 from promptopt.core.errors import ConfigError
 from promptopt.data.task import Task
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.calibration import calibrated, calibration_inputs, label_prior
+from promptopt.evaluation.evaluator import Evaluator
 from tests.fakes import ScriptedLLM, last_user_text
 
 WORDS = ("yes", "no")

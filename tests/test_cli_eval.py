@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from promptopt import evaluation_run
-from promptopt.ci_report import schema
 from promptopt.cli import app
 from promptopt.core.domain import GenerationRequest
+from promptopt.evaluation.ci_report import schema
 from tests.fakes import ScriptedLLM, last_user_text
 
 runner = CliRunner()

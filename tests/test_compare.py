@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from promptopt.cli import app
 from promptopt.compare import START_LABEL, CompareSpec, build_leaderboard, run_compare
 from promptopt.core.domain import Budget
-from promptopt.stats import binomial_tail, compare_paired
+from promptopt.evaluation.stats import binomial_tail, compare_paired
 from tests.report.fixtures import result_json, write_json
 from tests.search_fakes import forbid_model_loading, plug_fake_model
 

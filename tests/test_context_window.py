@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 
 from promptopt import search
-from promptopt.context_window import (
+from promptopt.core.domain import Example
+from promptopt.core.errors import ConfigError
+from promptopt.data.task import Task
+from promptopt.evaluation.context_window import (
     ContextWindow,
     oversized_examples,
     refuse_oversized,
     window_of,
     window_on_disk,
 )
-from promptopt.core.domain import Example
-from promptopt.core.errors import ConfigError
-from promptopt.data.task import Task
 from promptopt.llm.factory import ModelSpec
 from promptopt.search import SearchSpec, run_search
 from tests.fakes import ScriptedLLM

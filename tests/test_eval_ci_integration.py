@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from promptopt.ci_report import schema
 from promptopt.cli import app
+from promptopt.evaluation.ci_report import schema
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()

@@ -9,9 +9,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from promptopt.ci_report import build_report, schema, to_junit, to_markdown
 from promptopt.core.errors import ConfigError
-from promptopt.gate import (
+from promptopt.evaluation.ci_report import build_report, schema, to_junit, to_markdown
+from promptopt.evaluation.gate import (
     Baseline,
     MinScores,
     apply_gates,
@@ -154,7 +154,7 @@ def test_the_schema_rejects_reports_without_examples() -> None:
 
 
 def test_alpha_is_split_over_the_cases_the_baseline_has() -> None:
-    from promptopt.gate import Baseline, per_case_alpha
+    from promptopt.evaluation.gate import Baseline, per_case_alpha
 
     base = Baseline(Path("old.json"), {"a/x": {}, "b/x": {}, "c/x": {}})
     assert per_case_alpha(0.05, None, ["a/x", "b/x"]) == 0.05

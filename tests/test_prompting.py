@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from promptopt.core.domain import Example, Message, Prompt
-from promptopt.prompting import render_messages
+from promptopt.evaluation.prompting import render_messages
 
 TEMPLATE = "Input: {input}\nOutput:"
 DEMOS = (

@@ -3,7 +3,7 @@ import math
 import pytest
 from scipy import stats as scipy_stats
 
-from promptopt.stats import binomial_tail, compare_paired, mcnemar_exact
+from promptopt.evaluation.stats import binomial_tail, compare_paired, mcnemar_exact
 
 
 def test_binomial_tail_matches_scipy() -> None:

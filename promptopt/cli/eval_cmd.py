@@ -322,8 +322,8 @@ def eval_command(
     other test examples); 3 data missing; 4 model unavailable; 6 API key
     rejected (HTTP 401/403).
     """
-    from promptopt import ci_report, gate
     from promptopt.data.task import check_requested_sizes
+    from promptopt.evaluation import ci_report, gate
     from promptopt.llm.factory import parse_model_spec, with_call_settings
 
     if quiet or plain_output():

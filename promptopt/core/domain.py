@@ -204,7 +204,7 @@ class Prompt:
     log prior per label word, subtracted before the argmax (empty: none). A small
     model under a given prompt often prefers one label whatever the input; the
     prior is that preference, measured by the search on unlabeled train inputs
-    (see promptopt.calibration), and is part of the prompt so `eval` reproduces
+    (see promptopt.evaluation.calibration), and is part of the prompt so `eval` reproduces
     the search's decisions without measuring it again.
     """
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from promptopt.core.domain import Candidate, Example, GenerationRequest, Prompt
 from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.core.paths import read_prompt_template
-from promptopt.prompting import render_demonstration
+from promptopt.evaluation.prompting import render_demonstration
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
 from promptopt.strategies.halving import successive_halving
 from promptopt.strategies.proposals import (

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from promptopt.core.domain import Budget, Candidate, Ensemble, Prompt, Usage
 from promptopt.core.errors import ConfigError, did_you_mean
 from promptopt.data.task import Task
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.base import LLM
 from promptopt.store import RunStore
 

@@ -18,7 +18,7 @@
    until the ensemble has `num_prompts` members.
 
 The ensemble answers by a plurality vote over all prompts x samples (or a vote
-weighted by each member's pool accuracy); see `promptopt.ensemble` for the
+weighted by each member's pool accuracy); see `promptopt.evaluation.ensemble` for the
 exact rules. `version=bagged` builds the paper's baseline instead: members with
 random train demonstrations, no pool runs.
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from promptopt.core.domain import VOTE_RULES, Candidate, Ensemble, Example, Prompt
 from promptopt.core.errors import BudgetExhausted, ConfigError
-from promptopt.ensemble import plurality, vote_key
+from promptopt.evaluation.ensemble import plurality, vote_key
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
 
 VERSIONS = ("train", "test", "bagged")

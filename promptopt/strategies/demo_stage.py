@@ -9,7 +9,7 @@ instruction are crossed with a few demonstration sets drawn from train
 (`demo_sets.draw_demo_sets`), and successive halving on dev picks among the
 pairs. The instruction alone stays a candidate, so the stage can only add. On tasks
 scored by label log-probabilities the bases and the halving's winner are also
-tried calibrated (`promptopt.calibration`): each prior costs `CALIBRATION_INPUTS`
+tried calibrated (`promptopt.evaluation.calibration`): each prior costs `CALIBRATION_INPUTS`
 calls, and the calibrated twin's dev scores reuse the raw prompt's
 log-probabilities (the run journal serves them).
 
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from promptopt.calibration import calibration_inputs, label_prior
 from promptopt.core.domain import Candidate, Example, Prompt
 from promptopt.core.errors import BudgetExhausted
+from promptopt.evaluation.calibration import calibration_inputs, label_prior
 from promptopt.strategies.base import SearchContext
 from promptopt.strategies.demo_sets import DemoSet, draw_demo_sets
 from promptopt.strategies.halving import halving_cost, successive_halving

@@ -43,8 +43,8 @@ from promptopt.core.domain import Candidate, Completion, Message, Prompt
 from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.core.paths import read_prompt_template
 from promptopt.data.task import Task
+from promptopt.evaluation.prompting import render_demonstration
 from promptopt.llm.base import soft_prompt_generate
-from promptopt.prompting import render_demonstration
 from promptopt.strategies.ape import clean_instruction
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
 

@@ -17,7 +17,7 @@
    the baseline the GP must beat at equal calls.
    On tasks scored by label log-probabilities a third choice is calibration:
    every pair is scored both raw and with its label prior measured on a few
-   unlabeled train inputs (`promptopt.calibration`). Both read the same
+   unlabeled train inputs (`promptopt.evaluation.calibration`). Both read the same
    log-probabilities, so the calibrated twin costs only the prior's calls, once
    per pair, and the GP sees both as observations.
 4. Confirmation: every `confirm_every` trials, and at the end, the pair with
@@ -36,9 +36,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 
-from promptopt.calibration import calibration_inputs, label_prior
 from promptopt.core.domain import Candidate, Example, ExampleResult, Prompt
 from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.evaluation.calibration import calibration_inputs, label_prior
 from promptopt.strategies import choice_bo
 from promptopt.strategies.base import SearchContext, SearchResult, knob
 from promptopt.strategies.demo_sets import DemoSet, draw_demo_sets

@@ -172,7 +172,7 @@ class TopLogprobsEndpoint:
 
 def test_likelihood_objective_refuses_first_token_scores(data_dir: Path) -> None:
     from promptopt.data.task import load_task
-    from promptopt.evaluate import Evaluator
+    from promptopt.evaluation.evaluator import Evaluator
 
     task = load_task("antonyms", sizes={"train": 2, "dev": 2, "test": 2})
     chat = OpenAICompatLLM(model="gpt-x", base_url="http://127.0.0.1:9/v1")
@@ -371,7 +371,7 @@ def test_chat_api_label_scores_agree_with_the_local_model(
     same way, and the sst2 labels they pick mostly agree (measured: 23 of 24)."""
     from promptopt.core.domain import Example
     from promptopt.data.task import load_task
-    from promptopt.evaluate import Evaluator
+    from promptopt.evaluation.evaluator import Evaluator
     from promptopt.llm.hf import HFLLM
 
     task = load_task("sst2", sizes={"train": 4, "dev": 4, "test": 24})

@@ -8,7 +8,7 @@ import pytest
 from promptopt.core.domain import Budget, Example, GenerationRequest, Prompt, Usage
 from promptopt.core.errors import ConfigError
 from promptopt.data.task import Task
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig, clean_instruction, forward_requests

@@ -18,8 +18,8 @@ from promptopt.core.domain import (
 )
 from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.data.task import Task
-from promptopt.ensemble import ensemble_vote, evaluate_ensemble, plurality
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.ensemble import ensemble_vote, evaluate_ensemble, plurality
+from promptopt.evaluation.evaluator import Evaluator
 from promptopt.export import FORMAT, ensemble_export, read_export
 from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.meter import MeteredLLM

@@ -15,7 +15,7 @@ from promptopt.core.domain import (
 )
 from promptopt.core.errors import BudgetExhausted
 from promptopt.data.task import Task
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.evaluator import Evaluator
 from promptopt.search import layered, search_from_start
 from promptopt.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig

@@ -6,7 +6,7 @@ import pytest
 
 from promptopt.core.domain import Budget, Completion, Usage
 from promptopt.core.errors import ConfigError
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext

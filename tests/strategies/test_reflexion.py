@@ -16,7 +16,7 @@ from promptopt.core.domain import (
 )
 from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.data.task import Task
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext, build_config

@@ -19,8 +19,8 @@ from promptopt.core.domain import (
 )
 from promptopt.core.errors import ConfigError, ModelError
 from promptopt.data.task import Task
+from promptopt.evaluation.prompting import render_messages
 from promptopt.llm.base import FULL_LOGPROBS, LLM, generate_with_progress, logprob_scope
-from promptopt.prompting import render_messages
 
 ProgressFn = Callable[[int], None]
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from promptopt.core.domain import Ensemble, EvalResult, Example, ExampleResult
-from promptopt.evaluate import Evaluator, ProgressFn
+from promptopt.evaluation.evaluator import Evaluator, ProgressFn
 
 
 def vote_key(prediction: str) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from promptopt.core.domain import Example, Prompt
-from promptopt.evaluate import Evaluator
+from promptopt.evaluation.evaluator import Evaluator
 
 
 def calibration_inputs(

@@ -8,7 +8,7 @@ place.
 
 The regression gate compares the case's per-example scores with the baseline's
 on the same examples (matched by example id) with a one-sided paired test
-(`promptopt.stats.compare_paired`, alternative "less"). It fails only when the
+(`promptopt.evaluation.stats.compare_paired`, alternative "less"). It fails only when the
 new score is significantly below the old one: a lower mean alone is noise on
 small test splits, and a CI gate that fails on noise gets switched off.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.core.errors import ConfigError
-from promptopt.stats import compare_paired
+from promptopt.evaluation.stats import compare_paired
 
 REPORT_FORMAT = "promptopt.eval_report"
 REPORT_FORMAT_VERSION = 1

@@ -28,7 +28,7 @@ from typing import Any
 from promptopt.core.domain import Message, Prompt
 from promptopt.core.errors import ConfigError
 from promptopt.data.task import Split, Task
-from promptopt.prompting import render_messages
+from promptopt.evaluation.prompting import render_messages
 
 WINDOW_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 """Config attributes that hold a transformers model's number of positions."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from promptopt import __version__
 from promptopt.core.errors import ConfigError
-from promptopt.gate import REPORT_FORMAT, REPORT_FORMAT_VERSION, Baseline
+from promptopt.evaluation.gate import REPORT_FORMAT, REPORT_FORMAT_VERSION, Baseline
 
 USAGE_FIELDS = ("calls", "prompt_tokens", "completion_tokens", "cache_hits")
 

@@ -51,9 +51,9 @@ def main() -> None:
 
     import torch
 
-    from promptopt import bayesopt
     from promptopt.data.task import load_task
     from promptopt.llm.factory import ModelSpec, build_llm
+    from promptopt.strategies import instructzero_bo as bayesopt
     from promptopt.strategies.ape import clean_instruction
     from promptopt.strategies.instructzero import InstructZeroConfig, writer_text
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from gpytorch.kernels import MaternKernel
 
-from promptopt.bayesopt import (
+from promptopt.strategies.instructzero_bo import (
     InstructionCoupledKernel,
     Observations,
     project,
@@ -116,7 +116,7 @@ def test_bo_beats_random_search_at_equal_evaluations() -> None:
 def test_propose_passes_the_acquisition_knobs_to_the_optimizer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import promptopt.bayesopt as bayesopt
+    import promptopt.strategies.instructzero_bo as bayesopt
 
     seen: dict[str, int] = {}
     real = bayesopt.optimize_acqf
@@ -138,7 +138,7 @@ def test_propose_or_explore_falls_back_to_uniform_points_when_bo_breaks(
 ) -> None:
     from botorch.exceptions.errors import OptimizationGradientError
 
-    import promptopt.bayesopt as bayesopt
+    import promptopt.strategies.instructzero_bo as bayesopt
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OptimizationGradientError("all gradients are NaN", current_x=None)

@@ -9,7 +9,7 @@ Searches a low-dimensional soft prompt z in [-1, 1]^d instead of text:
    the shared evaluator (identical instructions are scored once);
 4. Bayesian optimization (botorch: GP, q-log-EI) over z proposes the next soft
    prompts, after a Sobol initial design. The GP kernel is the
-   instruction-coupled kernel (see promptopt/bayesopt.py) or a plain Matern.
+   instruction-coupled kernel (see promptopt/strategies/instructzero_bo.py) or a plain Matern.
 
 `optimizer=random` draws uniform soft prompts instead of BO: the paper's
 "uniform" baseline, at the same number of evaluations.
@@ -38,13 +38,13 @@ from typing import Protocol, cast
 
 import torch
 
-from promptopt import bayesopt
 from promptopt.core.domain import Candidate, Completion, Message, Prompt
 from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.core.paths import read_prompt_template
 from promptopt.data.task import Task
 from promptopt.evaluation.prompting import render_demonstration
 from promptopt.llm.base import soft_prompt_generate
+from promptopt.strategies import instructzero_bo as bayesopt
 from promptopt.strategies.ape import clean_instruction
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
 

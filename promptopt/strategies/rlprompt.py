@@ -1,6 +1,6 @@
 """RLPrompt (Deng et al. 2022, arXiv 2205.12548): a trained policy writes discrete prompts.
 
-The policy (promptopt/rl_policy.py) is the proposer LM, frozen, with a small
+The policy (promptopt/strategies/rlprompt_policy.py) is the proposer LM, frozen, with a small
 trainable MLP before its head; it samples T-token prompts with top-k. Each
 step scores K sampled prompts on B train inputs with the target model through
 the shared evaluator and updates the MLP.
@@ -34,8 +34,8 @@ import torch
 
 from promptopt.core.domain import Candidate, Example, Message, Prompt
 from promptopt.core.errors import BudgetExhausted, ConfigError
-from promptopt.rl_policy import PromptPolicy, Rollout
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
+from promptopt.strategies.rlprompt_policy import PromptPolicy, Rollout
 
 POLICY_PREFIX = "Write a short instruction for a classifier."
 

@@ -254,7 +254,7 @@ def test_empty_replies_are_not_scored_and_never_beat_a_scored_instruction(
 def test_a_broken_bo_round_explores_instead_of_failing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import promptopt.bayesopt as bayesopt
+    import promptopt.strategies.instructzero_bo as bayesopt
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("cholesky_cpu: the factorization could not be completed")

@@ -7,7 +7,6 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from promptopt.core.errors import ConfigError
-from promptopt.rl_policy import PromptPolicy
 from promptopt.strategies.rlprompt import (
     RLPromptConfig,
     label_gap,
@@ -15,6 +14,7 @@ from promptopt.strategies.rlprompt import (
     policy_gradient_step,
     stabilize,
 )
+from promptopt.strategies.rlprompt_policy import PromptPolicy
 
 
 def tiny_lm(vocab: int = 16, seed: int = 0) -> GPT2LMHeadModel:

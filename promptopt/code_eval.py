@@ -41,7 +41,7 @@ from promptopt.data.code_tasks import (
 from promptopt.llm.base import LLM, describe
 from promptopt.sandbox import Sandbox, SandboxLimits, require_opt_in
 from promptopt.strategies.base import Reporter, SilentReporter
-from promptopt.strategies.reflexion import EpisodicMemory, clean_reflection, fill_placeholders
+from promptopt.strategies.reflection import EpisodicMemory, clean_reflection, fill_placeholders
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,10 @@ from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext, build_config
+from promptopt.strategies.reflection import EpisodicMemory, clean_reflection, fill_placeholders
 from promptopt.strategies.reflexion import (
-    EpisodicMemory,
     Reflexion,
     ReflexionConfig,
-    clean_reflection,
-    fill_placeholders,
     format_failures,
     parse_revision,
     reflection_prompt,

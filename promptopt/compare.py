@@ -36,7 +36,7 @@ from promptopt.core.registry import get_strategy
 from promptopt.data.task import check_requested_sizes
 from promptopt.evaluation.stats import compare_paired
 from promptopt.llm.factory import ModelSpec, model_identity
-from promptopt.pricing import load_prices
+from promptopt.llm.pricing import load_prices
 from promptopt.search import (
     TEST_EXAMPLES_FILE,
     SearchSpec,

@@ -60,8 +60,8 @@ from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS
 from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec
 from promptopt.llm.hf import local_tokenizer, render_prompt
+from promptopt.llm.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
 from promptopt.llm.tokens import estimate_prompt_tokens, estimate_text_tokens
-from promptopt.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
 from promptopt.search import (
     SEARCH_SPLITS,
     SearchSpec,

@@ -48,7 +48,7 @@ from promptopt.llm.base import (
 from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
 from promptopt.llm.meter import MeteredLLM
-from promptopt.pricing import estimate_cost, load_prices
+from promptopt.llm.pricing import estimate_cost, load_prices
 from promptopt.start_guard import RULE, PairedDev, paired_dev, resolve_start
 from promptopt.store import RunStore, write_json_atomic
 from promptopt.strategies.base import (

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from promptopt.core.errors import ConfigError
-from promptopt.pricing import Price, estimate_cost, load_prices
+from promptopt.llm.pricing import Price, estimate_cost, load_prices
 
 HF = {"backend": "hf", "model": "embedded"}
 MINI = {"backend": "openai", "model": "gpt-4o-mini"}

@@ -1,7 +1,7 @@
 """Estimated cost of model tokens, from a price table you can extend.
 
 Token counts are what promptopt measures; dollars are an estimate made from a
-table of published prices (promptopt/prices.yaml, dated inside), because API
+table of published prices (promptopt/llm/prices.yaml, dated inside), because API
 bills depend on discounts and tiers promptopt cannot see. Local models (the hf
 backend, including the embedded model) cost 0. An API model missing from every
 table gets no number rather than a wrong one.
@@ -73,9 +73,9 @@ def _read_table(path: Path, text: str) -> PriceTable:
 
 def load_prices(extra: Path | str | None = None) -> PriceTable:
     """The shipped table, extended and overridden by PROMPTOPT_PRICES, then by `extra`."""
-    shipped = resources.files("promptopt").joinpath("prices.yaml")
-    table = _read_table(Path("promptopt/prices.yaml"), shipped.read_text(encoding="utf-8"))
-    table.sources = ["promptopt/prices.yaml"]
+    shipped = resources.files("promptopt.llm").joinpath("prices.yaml")
+    table = _read_table(Path("promptopt/llm/prices.yaml"), shipped.read_text(encoding="utf-8"))
+    table.sources = ["promptopt/llm/prices.yaml"]
     for source in (os.environ.get(PRICES_ENV), extra):
         if not source:
             continue

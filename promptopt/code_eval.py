@@ -39,7 +39,7 @@ from promptopt.data.code_tasks import (
     run_visible,
 )
 from promptopt.llm.base import LLM, describe
-from promptopt.sandbox import Sandbox, SandboxLimits, require_opt_in
+from promptopt.sandbox.runner import Sandbox, SandboxLimits, require_opt_in
 from promptopt.strategies.base import Reporter, SilentReporter
 from promptopt.strategies.reflection import EpisodicMemory, clean_reflection, fill_placeholders
 

@@ -27,7 +27,7 @@ from promptopt.data.code_tasks import (
     solution_program,
     visible_tests,
 )
-from promptopt.sandbox import Sandbox, SandboxLimits
+from promptopt.sandbox.runner import Sandbox, SandboxLimits
 from tests.fakes import ScriptedLLM, last_user_text
 
 LIMITS = SandboxLimits(timeout_s=3.0, cpu_s=2, memory_mb=256)

@@ -19,7 +19,7 @@ import pytest
 
 from promptopt.core import paths
 from promptopt.core.errors import ConfigError
-from promptopt.sandbox import Sandbox, SandboxLimits, SandboxResult
+from promptopt.sandbox.runner import Sandbox, SandboxLimits, SandboxResult
 
 FAST = SandboxLimits(timeout_s=3.0, cpu_s=2, memory_mb=256)
 

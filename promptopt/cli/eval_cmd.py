@@ -102,7 +102,7 @@ def _plan_cases(
     """Check the options and load every test split, before any model is loaded."""
     from promptopt.data.code_tasks import is_code_task, load_humaneval
     from promptopt.evaluation_run import prepare_eval
-    from promptopt.sandbox import require_opt_in
+    from promptopt.sandbox.runner import require_opt_in
 
     code_tasks = [t for t in tasks if is_code_task(t)]
     cases: list[Case] = []

@@ -6,7 +6,7 @@ problems). Each problem is a function signature with a docstring; its hidden
 unit tests (`check(candidate)`) give pass@1. The docstring's examples
 (`>>> f(1)` / `2`, or `f(1) == 2`, `f(1) ➞ 2`, `f(1) => 2`) become *visible*
 tests: what the Reflexion loop may show the model. Every run of model-written
-code goes through `promptopt.sandbox`.
+code goes through `promptopt.sandbox.runner`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from promptopt.core.errors import DataError
-from promptopt.sandbox import Sandbox, SandboxResult
+from promptopt.sandbox.runner import Sandbox, SandboxResult
 
 HUMANEVAL = "humaneval"
 CODE_TASKS = {

@@ -33,7 +33,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from promptopt.search import SearchSpec, run_search
+    from promptopt.run.search import SearchSpec, run_search
 
     params = dict(p.split("=", 1) for p in args.param)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ def main() -> None:
     os.environ["PROMPTOPT_CACHE_DIR"] = str(scratch / "cache")
 
     from promptopt.llm.factory import build_llm
-    from promptopt.search import SearchSpec, run_search
+    from promptopt.run.search import SearchSpec, run_search
 
     build_llm(SearchSpec(task=args.task).target)  # load once, outside both timings
     timings, exports = [], []

@@ -101,7 +101,7 @@ def run_one(
 ) -> dict[str, Any]:
     """One search; the row records what the table needs and what explains it."""
     from promptopt.core.domain import Budget
-    from promptopt.search import SearchSpec, run_search
+    from promptopt.run.search import SearchSpec, run_search
 
     strategy, params = METHODS[method]
     shared_cache = ape_cache and strategy == "ape"

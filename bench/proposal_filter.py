@@ -32,7 +32,7 @@ def context(task_name: str, seed: int, proposer: Any, run_dir: Path) -> Any:
     re-judging saved texts (no proposer) needs no evaluator either."""
     from promptopt.data.task import load_task
     from promptopt.evaluation.evaluator import Evaluator
-    from promptopt.store import RunStore
+    from promptopt.run.store import RunStore
     from promptopt.strategies.base import SearchContext
 
     task = load_task(task_name)

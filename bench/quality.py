@@ -45,8 +45,8 @@ def parse_strategy(entry: str) -> tuple[str, str, dict[str, str]]:
 def compare_rows(
     task: str, entry: str, seeds: int, budget: int, test_size: int, runs_dir: Path
 ) -> dict[str, Any]:
-    from promptopt.compare import CompareSpec, run_compare
     from promptopt.core.domain import Budget
+    from promptopt.run.compare import CompareSpec, run_compare
 
     label, strategy, params = parse_strategy(entry)
     spec = CompareSpec(

@@ -39,7 +39,7 @@ def _mean_sd(values: list[float]) -> str:
 
 def prompt_search(args: argparse.Namespace) -> None:
     from promptopt.core.domain import Budget
-    from promptopt.search import SearchSpec, run_search
+    from promptopt.run.search import SearchSpec, run_search
 
     runs = Path(tempfile.mkdtemp(prefix="reflexion-bench-"))
     sizes = {"dev": args.dev, "test": args.test}
@@ -117,8 +117,8 @@ def prompt_search(args: argparse.Namespace) -> None:
 
 
 def humaneval(args: argparse.Namespace) -> None:
-    from promptopt.code_eval import run_code_eval
     from promptopt.llm.factory import ModelSpec
+    from promptopt.run.code_eval import run_code_eval
 
     model = ModelSpec("hf", "embedded", batch_size=32)
     reports = {}

@@ -32,7 +32,7 @@ def main() -> None:
     from promptopt.evaluation.evaluator import Evaluator
     from promptopt.llm.factory import ModelSpec, build_llm
     from promptopt.llm.meter import MeteredLLM
-    from promptopt.search import SearchSpec, run_search
+    from promptopt.run.search import SearchSpec, run_search
 
     params = dict(p.split("=", 1) for p in args.param)
     runs = Path(tempfile.mkdtemp(prefix="rl-bench-"))

@@ -35,7 +35,7 @@ class TokenizingFake(ScriptedLLM):
 def plug_fake_model(monkeypatch: pytest.MonkeyPatch) -> ScriptedLLM:
     """Every model run_search builds is this one fake (as target and proposer)."""
     fake = TokenizingFake(role_reply)
-    monkeypatch.setattr("promptopt.search.build_llm", lambda spec: fake)
+    monkeypatch.setattr("promptopt.run.search.build_llm", lambda spec: fake)
     return fake
 
 
@@ -43,5 +43,5 @@ def forbid_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(spec):  # type: ignore[no-untyped-def]
         raise AssertionError(f"a model was loaded: {spec}")
 
-    monkeypatch.setattr("promptopt.search.build_llm", refuse)
+    monkeypatch.setattr("promptopt.run.search.build_llm", refuse)
     monkeypatch.setattr("promptopt.llm.factory.build_llm", refuse)

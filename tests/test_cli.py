@@ -296,7 +296,7 @@ def hand_export(tmp_path: Path, data: Path) -> Path:
 def test_eval_refuses_no_test_examples_and_oversized_ones_before_the_model_loads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("promptopt.evaluation_run.build_llm", forbid)
+    monkeypatch.setattr("promptopt.run.eval_run.build_llm", forbid)
     export = hand_export(tmp_path, big_data(tmp_path))
     code, out = run("eval", "--prompt", str(export), "--test-size", "0")
     line = one_line_error(out)

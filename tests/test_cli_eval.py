@@ -17,10 +17,10 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from promptopt import evaluation_run
 from promptopt.cli import app
 from promptopt.core.domain import GenerationRequest
 from promptopt.evaluation.ci_report import schema
+from promptopt.run import eval_run
 from tests.fakes import ScriptedLLM, last_user_text
 
 runner = CliRunner()
@@ -49,7 +49,7 @@ def reply(request: GenerationRequest, sample: int) -> str:
 @pytest.fixture
 def model(monkeypatch: pytest.MonkeyPatch) -> ScriptedLLM:
     llm = ScriptedLLM(reply)
-    monkeypatch.setattr(evaluation_run, "build_llm", lambda spec: llm)
+    monkeypatch.setattr(eval_run, "build_llm", lambda spec: llm)
     return llm
 
 

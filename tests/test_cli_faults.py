@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from promptopt import evaluation_run
 from promptopt.cli import app
 from promptopt.llm.cache import open_cache
+from promptopt.run import eval_run
 from tests.fakes import ScriptedLLM
 from tests.search_fakes import forbid_model_loading, plug_fake_model
 
@@ -55,11 +55,11 @@ def forbid_eval_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(spec: object) -> None:
         raise AssertionError(f"a model was loaded: {spec}")
 
-    monkeypatch.setattr(evaluation_run, "build_llm", refuse)
+    monkeypatch.setattr(eval_run, "build_llm", refuse)
 
 
 def fake_eval_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(evaluation_run, "build_llm", lambda spec: ScriptedLLM(lambda r, i: "x"))
+    monkeypatch.setattr(eval_run, "build_llm", lambda spec: ScriptedLLM(lambda r, i: "x"))
 
 
 def write_rows(path: Path, count: int = 30, offset: int = 0) -> Path:

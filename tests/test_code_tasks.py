@@ -8,12 +8,6 @@ import pytest
 from typer.testing import CliRunner
 
 from promptopt.cli import app
-from promptopt.code_eval import (
-    CodeReflexionConfig,
-    pass_at_1,
-    reflexion_solve,
-    run_code_eval,
-)
 from promptopt.core.domain import GenerationRequest
 from promptopt.core.errors import ConfigError
 from promptopt.data.code_tasks import (
@@ -26,6 +20,12 @@ from promptopt.data.code_tasks import (
     run_visible,
     solution_program,
     visible_tests,
+)
+from promptopt.run.code_eval import (
+    CodeReflexionConfig,
+    pass_at_1,
+    reflexion_solve,
+    run_code_eval,
 )
 from promptopt.sandbox.runner import Sandbox, SandboxLimits
 from tests.fakes import ScriptedLLM, last_user_text

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from promptopt.cli import app
-from promptopt.compare import START_LABEL, CompareSpec, build_leaderboard, run_compare
 from promptopt.core.domain import Budget
 from promptopt.evaluation.stats import binomial_tail, compare_paired
+from promptopt.run.compare import START_LABEL, CompareSpec, build_leaderboard, run_compare
 from tests.report.fixtures import result_json, write_json
 from tests.search_fakes import forbid_model_loading, plug_fake_model
 
@@ -102,7 +102,7 @@ def test_compare_runs_reuses_and_adds(tmp_path: Path, monkeypatch: pytest.Monkey
     data = run_compare(spec(tmp_path, ["ape"]))
     saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert saved == data
-    assert data["format"] == "promptopt.compare" and data["format_version"] == 1
+    assert data["format"] == "promptopt.run.compare" and data["format_version"] == 1
     assert data["task"] == "antonyms" and data["seeds"] == [0, 1]
     assert data["budget"] == {"max_calls": 30, "max_tokens": None}
     assert data["settings"]["sizes"] == {"dev": 5, "test": 6}

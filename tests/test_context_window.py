@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from promptopt import search
 from promptopt.core.domain import Example
 from promptopt.core.errors import ConfigError
 from promptopt.data.task import Task
@@ -21,7 +20,8 @@ from promptopt.evaluation.context_window import (
     window_on_disk,
 )
 from promptopt.llm.factory import ModelSpec
-from promptopt.search import SearchSpec, run_search
+from promptopt.run import search
+from promptopt.run.search import SearchSpec, run_search
 from tests.fakes import ScriptedLLM
 
 

@@ -13,9 +13,9 @@ from promptopt.cli import app
 from promptopt.core.domain import Budget
 from promptopt.core.errors import BudgetExhausted
 from promptopt.core.registry import get_strategy
-from promptopt.dry_run import StandInLLM, formula_calls, project_search
 from promptopt.llm.factory import ModelSpec
-from promptopt.search import SearchSpec, run_search
+from promptopt.run.dry_run import StandInLLM, formula_calls, project_search
+from promptopt.run.search import SearchSpec, run_search
 from promptopt.strategies.base import build_config
 from tests.search_fakes import forbid_model_loading, plug_fake_model
 

@@ -7,7 +7,7 @@ import pytest
 
 from promptopt.core.domain import Example, Prompt
 from promptopt.core.errors import ConfigError
-from promptopt.export import FORMAT, locate_recorded, read_export, recorded_task
+from promptopt.run.export import FORMAT, locate_recorded, read_export, recorded_task
 
 
 def test_prompt_round_trips_through_the_export(tmp_path: Path) -> None:

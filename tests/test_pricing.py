@@ -78,7 +78,7 @@ def test_a_search_is_priced_on_its_new_calls_only() -> None:
     tokens the models were asked for, per model."""
     from promptopt.core.domain import Usage
     from promptopt.llm.factory import ModelSpec
-    from promptopt.search import SearchSpec, usage_report
+    from promptopt.run.search import SearchSpec, usage_report
 
     spec = SearchSpec(task="antonyms", target=ModelSpec("openai", "gpt-4o-mini"))
     search = Usage(calls=30, prompt_tokens=3_000_000, cache_hits=20)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.code_eval import CodeReflexionConfig, run_code_eval
-from promptopt.store import read_events
+from promptopt.run.code_eval import CodeReflexionConfig, run_code_eval
+from promptopt.run.store import read_events
 from tests.cli_helpers import search_via_cli
 
 pytestmark = pytest.mark.integration

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from promptopt import search as search_module
 from promptopt.core.domain import Budget
 from promptopt.llm.factory import ModelSpec
-from promptopt.search import SearchSpec, run_search
-from promptopt.store import RUN_MARKERS, read_events
+from promptopt.run import search as search_module
+from promptopt.run.search import SearchSpec, run_search
+from promptopt.run.store import RUN_MARKERS, read_events
 from promptopt.strategies.base import SearchContext
 from tests.cli_helpers import invoke
 from tests.search_fakes import TokenizingFake, plug_fake_model, role_reply

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from promptopt.cli import app
-from promptopt.store import read_events
+from promptopt.run.store import read_events
 from tests.cli_helpers import eval_json, search_via_cli
 
 pytestmark = pytest.mark.integration

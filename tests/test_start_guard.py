@@ -10,7 +10,7 @@ import pytest
 from promptopt.core.domain import EvalResult, Example, ExampleResult, Prompt
 from promptopt.core.errors import ConfigError
 from promptopt.data.task import Task
-from promptopt.start_guard import paired_dev, resolve_start
+from promptopt.run.start_guard import paired_dev, resolve_start
 
 
 def result(scores: list[float]) -> EvalResult:

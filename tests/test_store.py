@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from promptopt.core.errors import ConfigError
-from promptopt.store import RunStore, load_events, load_run_config, read_events
+from promptopt.run.store import RunStore, load_events, load_run_config, read_events
 
 CONFIG = {"task": "antonyms", "strategy": "ape", "params": {}, "seed": 0, "sizes": {}}
 

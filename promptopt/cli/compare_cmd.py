@@ -110,9 +110,9 @@ def compare(
     two-sided tests over the same test examples of every seed). OUT_DIR/compare.json
     holds it all; `promptopt report OUT_DIR` draws it.
     """
-    from promptopt.compare import CompareSpec, parse_strategy_params, run_compare
     from promptopt.core.domain import Budget
     from promptopt.llm.factory import parse_model_spec
+    from promptopt.run.compare import CompareSpec, parse_strategy_params, run_compare
 
     setup_logging(verbose)
     try:

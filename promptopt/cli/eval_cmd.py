@@ -101,7 +101,7 @@ def _plan_cases(
 ) -> list[Case]:
     """Check the options and load every test split, before any model is loaded."""
     from promptopt.data.code_tasks import is_code_task, load_humaneval
-    from promptopt.evaluation_run import prepare_eval
+    from promptopt.run.eval_run import prepare_eval
     from promptopt.sandbox.runner import require_opt_in
 
     code_tasks = [t for t in tasks if is_code_task(t)]
@@ -159,7 +159,7 @@ def _run_case(
     allow_code_execution: bool,
     reporter: Reporter,
 ) -> dict[str, Any]:
-    from promptopt.evaluation_run import score_prepared
+    from promptopt.run.eval_run import score_prepared
 
     if case.prepared is not None:
         result = score_prepared(case.prepared, use_cache=use_cache, reporter=reporter)
@@ -186,7 +186,7 @@ def _code_eval(
     reporter: Reporter,
 ) -> dict[str, Any]:
     """`eval --task humaneval`: the model's pass@1, with the Reflexion loop when attempts > 1."""
-    from promptopt.code_eval import run_code_eval
+    from promptopt.run.code_eval import run_code_eval
 
     report = run_code_eval(
         task,

@@ -46,7 +46,7 @@ from promptopt.core.errors import ConfigError, PromptoptError
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 if TYPE_CHECKING:
-    from promptopt.search import SearchSpec
+    from promptopt.run.search import SearchSpec
 
 
 def search(
@@ -141,8 +141,8 @@ def search(
     """
     from promptopt.core.domain import Budget
     from promptopt.llm.factory import parse_model_spec, with_call_settings
-    from promptopt.search import SearchSpec, default_run_dir, run_search
-    from promptopt.store import load_run_config
+    from promptopt.run.search import SearchSpec, default_run_dir, run_search
+    from promptopt.run.store import load_run_config
 
     setup_logging(verbose)
     try:
@@ -190,7 +190,7 @@ def search(
         if prices is not None:
             spec.prices = str(prices)
         if dry_run:
-            from promptopt.dry_run import project_search
+            from promptopt.run.dry_run import project_search
 
             for line in project_search(spec).lines():
                 console.print(line, soft_wrap=True)
@@ -218,7 +218,7 @@ def _how_to_resume(spec: SearchSpec) -> str:
     repeats none of them; a search stopped before it wrote its config left nothing.
     A credential in a server URL is never saved: the resume must be given it again.
     """
-    from promptopt.search import BASE_URL_OPTION
+    from promptopt.run.search import BASE_URL_OPTION
 
     run_dir = Path(str(spec.run_dir))
     if not (run_dir / "config.json").is_file():
@@ -232,7 +232,7 @@ def _how_to_resume(spec: SearchSpec) -> str:
 def _write_out(out: Path, export: dict[str, Any]) -> None:
     """`--out` was checked before the search; should it fail anyway (disk full, a
     permission changed), the result is not lost: the run directory holds it."""
-    from promptopt.export import write_export
+    from promptopt.run.export import write_export
 
     try:
         write_export(out, export)

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.core.errors import ConfigError
-from promptopt.store import load_events
+from promptopt.run.store import load_events
 
 logger = logging.getLogger(__name__)
 
 COMPARE_FILE = "compare.json"
-COMPARE_FORMAT = "promptopt.compare"
+COMPARE_FORMAT = "promptopt.run.compare"
 RESULT_FILE = "result.json"
 TEST_EXAMPLES_FILE = "test_examples.json"
 RUN_MARKERS = ("config.json", "events.jsonl", RESULT_FILE)

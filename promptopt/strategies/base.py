@@ -19,7 +19,7 @@ from promptopt.core.errors import ConfigError, did_you_mean
 from promptopt.data.task import Task
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.base import LLM
-from promptopt.store import RunStore
+from promptopt.run.store import RunStore
 
 
 class Reporter(Protocol):

@@ -114,10 +114,10 @@ def test_logprobs_rank_plausible_continuations(llm: HFLLM) -> None:
 def test_dry_run_counts_prompt_tokens_like_the_model(llm: HFLLM) -> None:
     """The dry run's stand-in reads the local tokenizer (no weights) and counts prompt
     tokens exactly as the real model charges them."""
-    from promptopt.dry_run import StandInLLM
     from promptopt.llm.factory import ModelSpec
     from promptopt.llm.hf import local_tokenizer
     from promptopt.llm.tokens import estimate_prompt_tokens
+    from promptopt.run.dry_run import StandInLLM
 
     stand_in = StandInLLM(ModelSpec("hf", "embedded"), "target")
     assert stand_in.tokenizer is not None

@@ -9,7 +9,7 @@ from promptopt.core.errors import BudgetExhausted
 from promptopt.llm.cache import open_cache
 from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.tokens import estimate_prompt_tokens, projected_tokens
-from promptopt.search import layered
+from promptopt.run.search import layered
 from tests.fakes import ScriptedLLM
 
 

@@ -201,7 +201,7 @@ def make_compare(
     write_json(
         path / "compare.json",
         {
-            "format": "promptopt.compare",
+            "format": "promptopt.run.compare",
             "format_version": 1,
             "task": TASK,
             "budget": {"max_calls": 40, "max_tokens": None},
@@ -217,7 +217,7 @@ def make_compare(
 def add_start_row(path: Path, warnings: tuple[str, ...] = ()) -> Path:
     """Rewrite a make_compare directory's leaderboard the way compare now writes it:
     with the starting prompt's row and each strategy's test against it."""
-    from promptopt.compare import (
+    from promptopt.run.compare import (
         build_leaderboard,
         example_scores,
         pick_start_scores,

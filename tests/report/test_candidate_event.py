@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from promptopt.core.domain import Usage
-from promptopt.store import RunStore, read_events
+from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig
 from promptopt.strategies.base import SearchContext
 from promptopt.strategies.boosting import Boosted, BoostedConfig

@@ -10,7 +10,7 @@ from promptopt.core.errors import ConfigError
 from promptopt.data.task import Task
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
-from promptopt.store import RunStore, read_events
+from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig, clean_instruction, forward_requests
 from promptopt.strategies.base import SearchContext, build_config
 from tests.fakes import ScriptedLLM, last_user_text

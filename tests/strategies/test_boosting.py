@@ -20,10 +20,10 @@ from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.data.task import Task
 from promptopt.evaluation.ensemble import ensemble_vote, evaluate_ensemble, plurality
 from promptopt.evaluation.evaluator import Evaluator
-from promptopt.export import FORMAT, ensemble_export, read_export
 from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.meter import MeteredLLM
-from promptopt.store import RunStore, read_events
+from promptopt.run.export import FORMAT, ensemble_export, read_export
+from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext, build_config
 from promptopt.strategies.boosting import (
     Boosted,
@@ -487,8 +487,8 @@ def test_search_and_eval_of_an_ensemble_through_the_cli(
 
     Here any demonstration makes the model right, so the ensemble beats the starting
     prompt (no demonstrations) on dev and replaces it."""
-    from promptopt import evaluation_run, search
     from promptopt.cli import app
+    from promptopt.run import eval_run, search
 
     def demos_help(request: GenerationRequest, sample: int) -> str:
         if any(m.role == "assistant" for m in request.messages):
@@ -498,7 +498,7 @@ def test_search_and_eval_of_an_ensemble_through_the_cli(
 
     model = ScriptedLLM(demos_help)
     monkeypatch.setattr(search, "build_llm", lambda spec: model)
-    monkeypatch.setattr(evaluation_run, "build_llm", lambda spec: model)
+    monkeypatch.setattr(eval_run, "build_llm", lambda spec: model)
     data = tmp_path / "plus.jsonl"
     rows = [{"input": f"What is {a} plus {a + 2}?", "output": str(2 * a + 2)} for a in range(30)]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))

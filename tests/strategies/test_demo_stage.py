@@ -16,8 +16,8 @@ from promptopt.core.domain import (
 from promptopt.core.errors import BudgetExhausted
 from promptopt.data.task import Task
 from promptopt.evaluation.evaluator import Evaluator
-from promptopt.search import layered, search_from_start
-from promptopt.store import RunStore, read_events
+from promptopt.run.search import layered, search_from_start
+from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig
 from promptopt.strategies.base import SearchContext, SearchResult
 from promptopt.strategies.demo_stage import DEMO_SHARE

@@ -8,7 +8,7 @@ from promptopt.core.domain import Budget, Completion, Usage
 from promptopt.core.errors import ConfigError
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
-from promptopt.store import RunStore, read_events
+from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext
 from promptopt.strategies.instructzero import InstructZero, InstructZeroConfig
 from tests.fakes import ScriptedLLM

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from promptopt import search as search_module
 from promptopt.core.domain import Budget, GenerationRequest
 from promptopt.llm.factory import ModelSpec
-from promptopt.search import SearchSpec, run_search
+from promptopt.run import search as search_module
+from promptopt.run.search import SearchSpec, run_search
 from promptopt.strategies.base import SearchContext
 from tests.fakes import ScriptedLLM
 from tests.strategies.test_instructzero import FakeWriter

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from promptopt import search as search_module
 from promptopt.core.domain import Budget, Example, GenerationRequest, LogprobRequest
 from promptopt.data.task import Task
 from promptopt.llm.factory import ModelSpec
-from promptopt.search import SearchSpec, run_search
+from promptopt.run import search as search_module
+from promptopt.run.search import SearchSpec, run_search
 from promptopt.strategies.mipro import Trials
 from tests.fakes import ScriptedLLM, last_user_text
 

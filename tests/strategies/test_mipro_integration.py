@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from promptopt.cli import app
-from promptopt.store import read_events
+from promptopt.run.store import read_events
 from tests.cli_helpers import search_via_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_dir", "isolated_cache")]

@@ -18,7 +18,7 @@ from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.data.task import Task
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
-from promptopt.store import RunStore, read_events
+from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext, build_config
 from promptopt.strategies.reflection import EpisodicMemory, clean_reflection, fill_placeholders
 from promptopt.strategies.reflexion import (
@@ -420,9 +420,9 @@ def test_an_interrupted_run_resumes_from_its_journal(
 ) -> None:
     """Stop a search in trial 2, resume it: the journal answers the finished work
     (charged as before) and the result equals an uninterrupted run's."""
-    from promptopt import search as search_module
     from promptopt.llm.factory import ModelSpec
-    from promptopt.search import SearchSpec, run_search
+    from promptopt.run import search as search_module
+    from promptopt.run.search import SearchSpec, run_search
 
     models = {"target": ScriptedLLM(target_reply)}
 

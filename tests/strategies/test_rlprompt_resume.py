@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from promptopt import search as search_module
 from promptopt.core.domain import Budget, LogprobRequest
 from promptopt.core.errors import ConfigError
 from promptopt.llm.factory import ModelSpec
-from promptopt.search import SearchSpec, run_search
-from promptopt.store import RUN_MARKERS, read_events
+from promptopt.run import search as search_module
+from promptopt.run.search import SearchSpec, run_search
+from promptopt.run.store import RUN_MARKERS, read_events
 from promptopt.strategies import rlprompt
 from tests.fakes import ScriptedLLM
 from tests.strategies.test_rlprompt import tiny_lm

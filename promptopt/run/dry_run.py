@@ -62,7 +62,7 @@ from promptopt.llm.factory import ModelSpec
 from promptopt.llm.hf import local_tokenizer, render_prompt
 from promptopt.llm.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
 from promptopt.llm.tokens import estimate_prompt_tokens, estimate_text_tokens
-from promptopt.search import (
+from promptopt.run.search import (
     SEARCH_SPLITS,
     SearchSpec,
     layered,
@@ -71,7 +71,7 @@ from promptopt.search import (
     search_context,
     search_from_start,
 )
-from promptopt.store import RunStore
+from promptopt.run.store import RunStore
 from promptopt.strategies.base import SilentReporter, build_config
 
 FORMULA_STRATEGIES = ("instructzero", "rlprompt")

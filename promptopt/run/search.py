@@ -37,7 +37,6 @@ from promptopt.data.task import (
 from promptopt.evaluation.context_window import refuse_oversized, window_of, window_on_disk
 from promptopt.evaluation.ensemble import EnsembleResult, evaluate_ensemble
 from promptopt.evaluation.evaluator import Evaluator
-from promptopt.export import ensemble_export, prompt_export, recorded_task
 from promptopt.llm.base import (
     LLM,
     describe,
@@ -49,8 +48,9 @@ from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
 from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.pricing import estimate_cost, load_prices
-from promptopt.start_guard import RULE, PairedDev, paired_dev, resolve_start
-from promptopt.store import RunStore, write_json_atomic
+from promptopt.run.export import ensemble_export, prompt_export, recorded_task
+from promptopt.run.start_guard import RULE, PairedDev, paired_dev, resolve_start
+from promptopt.run.store import RunStore, write_json_atomic
 from promptopt.strategies.base import (
     Reporter,
     SearchContext,

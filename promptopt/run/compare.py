@@ -37,19 +37,19 @@ from promptopt.data.task import check_requested_sizes
 from promptopt.evaluation.stats import compare_paired
 from promptopt.llm.factory import ModelSpec, model_identity
 from promptopt.llm.pricing import load_prices
-from promptopt.search import (
+from promptopt.run.search import (
     TEST_EXAMPLES_FILE,
     SearchSpec,
     check_budget,
     check_search_inputs,
     run_search,
 )
-from promptopt.store import load_run_config, write_json_atomic
+from promptopt.run.store import load_run_config, write_json_atomic
 from promptopt.strategies.base import Reporter, SilentReporter, build_config
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 COMPARE_FILE = "compare.json"
-FORMAT = "promptopt.compare"
+FORMAT = "promptopt.run.compare"
 FORMAT_VERSION = 1
 START_LABEL = "start (baseline)"
 """The leaderboard row of the starting prompt (kind "start"); strategy rows have kind "strategy"."""

@@ -88,7 +88,7 @@ def resolve_start(value: str, task: Task) -> tuple[Prompt, str]:
 
     Returns the prompt and a short description of where it came from.
     """
-    from promptopt.export import read_export
+    from promptopt.run.export import read_export
 
     path = Path(value)
     looks_like_file = path.suffix.lower() in {".json", ".txt", ".md"}

@@ -27,11 +27,11 @@ from promptopt.data.task import (
 from promptopt.evaluation.context_window import refuse_oversized, window_of, window_on_disk
 from promptopt.evaluation.ensemble import evaluate_ensemble
 from promptopt.evaluation.evaluator import Evaluator
-from promptopt.export import locate_recorded, read_export
 from promptopt.llm.base import describe
 from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
-from promptopt.search import layered
+from promptopt.run.export import locate_recorded, read_export
+from promptopt.run.search import layered
 from promptopt.strategies.base import Reporter, SilentReporter
 
 

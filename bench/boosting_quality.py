@@ -62,7 +62,7 @@ def run_seed(task: Any, name: str, seed: int, base: Any, cache: Any, runs: Path)
     from promptopt.core.domain import Ensemble, Usage
     from promptopt.evaluation.ensemble import evaluate_ensemble
     from promptopt.evaluation.evaluator import Evaluator
-    from promptopt.run.search import layered
+    from promptopt.llm.stack import layered
     from promptopt.run.store import RunStore
     from promptopt.strategies.base import SearchContext
     from promptopt.strategies.boosting import Boosted, BoostedConfig

@@ -300,7 +300,8 @@ def run_gepa(
     from promptopt.data.task import load_task
     from promptopt.llm.cache import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
-    from promptopt.run.search import layered, score_on_test
+    from promptopt.llm.stack import layered
+    from promptopt.run.search import score_on_test
     from promptopt.strategies.base import SilentReporter
 
     task = load_task(task_name, sizes={"test": test_size} if test_size is not None else None)
@@ -436,7 +437,8 @@ def rescore(path: Path) -> None:
     from promptopt.data.task import load_task
     from promptopt.llm.cache import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
-    from promptopt.run.search import layered, score_on_test
+    from promptopt.llm.stack import layered
+    from promptopt.run.search import score_on_test
     from promptopt.strategies.base import SilentReporter
 
     rows = json.loads(path.read_text())

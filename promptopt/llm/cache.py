@@ -1,6 +1,6 @@
 """Caching wrapper (diskcache) around any backend, with one key function.
 
-The same class serves two roles (`promptopt.run.search.layered` stacks them):
+The same class serves two roles (`promptopt.llm.stack.layered` stacks them):
 - the shared cache (`~/.cache/promptopt/calls`), under the meter: the meter
   charges its hits like model calls (the budget counts work, whoever answers),
   and the cache counts them as the free part of that work (`Usage.cache_hits`);

@@ -1,7 +1,7 @@
 """Charges every request of a run, and enforces the budget.
 
 It sits above the shared call cache and below the run journal (see
-`promptopt.run.search.layered`), so a request is charged alike whether the cache or
+`promptopt.llm.stack.layered`), so a request is charged alike whether the cache or
 the model answers it: a rerun with the same seed and budget walks the same
 search, answered from the cache (which counts its hits as the free part of the
 work, `Usage.cache_hits`). A request repeated within one run is answered by the

@@ -246,7 +246,7 @@ def run_code_eval(
         from promptopt.core.paths import cache_root
         from promptopt.llm.cache import open_cache
         from promptopt.llm.factory import ModelSpec, build_llm
-        from promptopt.run.search import layered
+        from promptopt.llm.stack import layered
 
         spec = model or ModelSpec("hf", "embedded")
         reporter.phase(f"Loading model {spec.model}")

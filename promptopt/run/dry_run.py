@@ -61,11 +61,11 @@ from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec
 from promptopt.llm.hf import local_tokenizer, render_prompt
 from promptopt.llm.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
+from promptopt.llm.stack import layered
 from promptopt.llm.tokens import estimate_prompt_tokens, estimate_text_tokens
 from promptopt.run.search import (
     SEARCH_SPLITS,
     SearchSpec,
-    layered,
     score_ensemble_on_test,
     score_on_test,
     search_context,

@@ -30,8 +30,8 @@ from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.base import describe
 from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
+from promptopt.llm.stack import layered
 from promptopt.run.export import locate_recorded, read_export
-from promptopt.run.search import layered
 from promptopt.strategies.base import Reporter, SilentReporter
 
 

@@ -44,10 +44,10 @@ from promptopt.llm.base import (
     public_url,
     with_placeholder_credential,
 )
-from promptopt.llm.cache import CachedLLM, open_cache
+from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec, build_llm
-from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.pricing import estimate_cost, load_prices
+from promptopt.llm.stack import layered
 from promptopt.run.export import ensemble_export, prompt_export, recorded_task
 from promptopt.run.start_guard import RULE, PairedDev, paired_dev, resolve_start
 from promptopt.run.store import RunStore, write_json_atomic
@@ -301,31 +301,6 @@ def default_run_dir(task: str, strategy: str) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     safe_task = Path(task).stem if task.endswith((".yaml", ".yml")) else task
     return Path("runs") / f"{stamp}-{safe_task}-{strategy}"
-
-
-def layered(
-    base: LLM,
-    usage: Usage,
-    budget: Budget | None,
-    shared: Any | None,
-    journal: Any | None,
-    also: Usage | None = None,
-) -> LLM:
-    """backend <- shared cache <- meter (charges, budget) <- run journal.
-
-    The meter charges and budgets every request the journal passes down, whether
-    the shared cache or the model answers it (the cache counts its hits as the
-    free part, `Usage.cache_hits`): a search does the same work however warm the
-    cache is, so a rerun with the same seed and budget walks the same search and
-    makes no new model calls, and `compare` gives every strategy the same work.
-    A request repeated within the run is answered by the journal, free.
-    `also` is charged too, to know one model's share of a shared usage (for pricing).
-    """
-    llm: LLM = base if shared is None else CachedLLM(base, shared, usage, also=also)
-    llm = MeteredLLM(llm, usage, budget, also)
-    if journal is not None:
-        llm = CachedLLM(llm, journal, usage, also=also, replay_charges=True)
-    return llm
 
 
 def search_context(

@@ -121,7 +121,7 @@ def test_journal_replays_charges_of_an_earlier_process(tmp_path: Path) -> None:
 
 def test_journal_replays_a_shared_cache_hit_as_a_cache_hit(tmp_path: Path) -> None:
     """What the shared cache answered was charged as a cache hit: replayed as one."""
-    from promptopt.run.search import layered
+    from promptopt.llm.stack import layered
 
     shared, journal = open_cache(tmp_path / "shared"), open_cache(tmp_path / "journal")
     fake = ScriptedLLM(echo, logprob=lambda r, c: -1.0)
@@ -269,7 +269,7 @@ def test_a_batch_the_budget_refuses_charges_none_of_its_replays(tmp_path: Path) 
     one, so its usage matches at every step (the events record it), not only at the end."""
     from promptopt.core.domain import Budget
     from promptopt.core.errors import BudgetExhausted
-    from promptopt.run.search import layered
+    from promptopt.llm.stack import layered
 
     journal = open_cache(tmp_path / "journal")
     fake = ScriptedLLM(echo)
@@ -306,7 +306,7 @@ def test_soft_prompt_writes_are_shared_keyed_by_their_vectors_and_replayed(
     import torch
 
     from promptopt.llm.base import soft_prompt_generate
-    from promptopt.run.search import layered
+    from promptopt.llm.stack import layered
 
     shared = open_cache(tmp_path / "shared")
     writer, soft = SoftWriter(), torch.arange(12, dtype=torch.float32).reshape(2, 3, 2)

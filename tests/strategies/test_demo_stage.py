@@ -16,7 +16,8 @@ from promptopt.core.domain import (
 from promptopt.core.errors import BudgetExhausted
 from promptopt.data.task import Task
 from promptopt.evaluation.evaluator import Evaluator
-from promptopt.run.search import layered, search_from_start
+from promptopt.llm.stack import layered
+from promptopt.run.search import search_from_start
 from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig
 from promptopt.strategies.base import SearchContext, SearchResult

@@ -17,7 +17,7 @@ from promptopt.run.search import SearchSpec, run_search
 from promptopt.run.store import RUN_MARKERS, read_events
 from promptopt.strategies.base import SearchContext
 from tests.cli_helpers import invoke
-from tests.search_fakes import TokenizingFake, plug_fake_model, role_reply
+from tests.fakes import TokenizingFake, plug_fake_model, role_reply
 
 pytestmark = pytest.mark.usefixtures("data_dir", "isolated_cache")
 SEARCH = ["--task", "antonyms", "--dev-size", "5", "--test-size", "6", "--seed", "1"]

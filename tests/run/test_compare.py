@@ -14,8 +14,8 @@ from promptopt.cli import app
 from promptopt.core.domain import Budget
 from promptopt.evaluation.stats import binomial_tail, compare_paired
 from promptopt.run.compare import START_LABEL, CompareSpec, build_leaderboard, run_compare
+from tests.fakes import forbid_model_loading, plug_fake_model
 from tests.report.fixtures import result_json, write_json
-from tests.search_fakes import forbid_model_loading, plug_fake_model
 
 pytestmark = pytest.mark.usefixtures("data_dir", "isolated_cache")
 runner = CliRunner()

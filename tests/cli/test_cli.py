@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from promptopt.cli import app
-from tests.search_fakes import forbid_model_loading
+from tests.fakes import forbid_model_loading
 
 runner = CliRunner()
 

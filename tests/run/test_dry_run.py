@@ -17,7 +17,7 @@ from promptopt.llm.factory import ModelSpec
 from promptopt.run.dry_run import StandInLLM, formula_calls, project_search
 from promptopt.run.search import SearchSpec, run_search
 from promptopt.strategies.base import build_config
-from tests.search_fakes import forbid_model_loading, plug_fake_model
+from tests.fakes import forbid_model_loading, plug_fake_model
 
 runner = CliRunner()
 APE_SMALL = {"num_subsamples": "2", "proposals_per_subsample": "3"}

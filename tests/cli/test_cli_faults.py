@@ -22,8 +22,7 @@ from typer.testing import CliRunner
 from promptopt.cli import app
 from promptopt.llm.cache import open_cache
 from promptopt.run import eval_run
-from tests.fakes import ScriptedLLM
-from tests.search_fakes import forbid_model_loading, plug_fake_model
+from tests.fakes import ScriptedLLM, forbid_model_loading, plug_fake_model
 
 runner = CliRunner()
 SMALL = ["--task", "antonyms", "--dev-size", "2", "--test-size", "2"]

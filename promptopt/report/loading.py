@@ -22,7 +22,7 @@ from promptopt.run.store import load_events
 logger = logging.getLogger(__name__)
 
 COMPARE_FILE = "compare.json"
-COMPARE_FORMAT = "promptopt.run.compare"
+COMPARE_FORMAT = "promptopt.compare"
 RESULT_FILE = "result.json"
 TEST_EXAMPLES_FILE = "test_examples.json"
 RUN_MARKERS = ("config.json", "events.jsonl", RESULT_FILE)

@@ -49,7 +49,7 @@ from promptopt.strategies.base import Reporter, SilentReporter, build_config
 from promptopt.strategies.demo_stage import DEFAULT_DEMO_SETS
 
 COMPARE_FILE = "compare.json"
-FORMAT = "promptopt.run.compare"
+FORMAT = "promptopt.compare"
 FORMAT_VERSION = 1
 START_LABEL = "start (baseline)"
 """The leaderboard row of the starting prompt (kind "start"); strategy rows have kind "strategy"."""

@@ -201,7 +201,7 @@ def make_compare(
     write_json(
         path / "compare.json",
         {
-            "format": "promptopt.run.compare",
+            "format": "promptopt.compare",
             "format_version": 1,
             "task": TASK,
             "budget": {"max_calls": 40, "max_tokens": None},

@@ -195,7 +195,7 @@ def test_a_compare_json_file_stands_for_its_folder(tmp_path: Path) -> None:
 
 
 def test_an_empty_leaderboard_is_a_note(tmp_path: Path) -> None:
-    write_json(tmp_path / "compare.json", {"format": "promptopt.run.compare", "task": "t"})
+    write_json(tmp_path / "compare.json", {"format": "promptopt.compare", "task": "t"})
     html = write_report(tmp_path).read_text(encoding="utf-8")
     assert "compare.json holds no leaderboard" in html and "compare.json lists no runs" in html
 

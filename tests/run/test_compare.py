@@ -102,7 +102,7 @@ def test_compare_runs_reuses_and_adds(tmp_path: Path, monkeypatch: pytest.Monkey
     data = run_compare(spec(tmp_path, ["ape"]))
     saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert saved == data
-    assert data["format"] == "promptopt.run.compare" and data["format_version"] == 1
+    assert data["format"] == "promptopt.compare" and data["format_version"] == 1
     assert data["task"] == "antonyms" and data["seeds"] == [0, 1]
     assert data["budget"] == {"max_calls": 30, "max_tokens": None}
     assert data["settings"]["sizes"] == {"dev": 5, "test": 6}

@@ -24,7 +24,7 @@ def test_compare_on_the_embedded_model_then_a_free_rerun(
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads((out / "compare.json").read_text())
-    assert data["format"] == "promptopt.run.compare" and data["budget"]["max_calls"] == 30
+    assert data["format"] == "promptopt.compare" and data["budget"]["max_calls"] == 30
     assert {(r["strategy"], r["seed"]) for r in data["runs"]} == {("ape", 0), ("reflexion", 0)}
     for run in data["runs"]:
         assert run["test_n"] == 6 and 0 < run["calls"] <= 30 and run["cost_usd"] == 0

@@ -1,1 +1,2 @@
-"""Model backends behind one batch-first protocol, plus caching and metering wrappers."""
+"""Model backends behind one batch-first protocol, the one stack builder (stack.py:
+backend <- cache <- meter <- journal), caching, metering and pricing."""

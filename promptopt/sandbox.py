@@ -34,26 +34,57 @@ fresh `python -I -B` subprocess with these layers, each independent of the other
 
 `Sandbox.protections()` says which layers are active on this machine.
 
-The verdict. stdout, argv and the whole process are the program's too, so none
-of them decides the status: stdout carries only the `sandbox_report` lines,
-which are informational. The harness writes its one outcome record to a pipe of
-its own (`pass_fds`), after a per-run token that the parent sends on a second
-pipe, read and closed by the harness before the program starts (never in argv,
-the environment or a file). The parent takes the record only when that pipe
-holds exactly one line, starting with the token, with exactly the harness's
-fields, and the process then exited with 0; otherwise the status comes from how
-the process ended (`crashed` when nothing else applies). Printing a fake
-record, writing one to every descriptor, exiting with 0 or raising afterwards
-never passes, and the harness in a forked copy of the process stays silent.
+Judging model-written code: `Sandbox.check(program, tests)`. The program and
+its tests run in two such processes, each with every layer above. The program's
+process runs program.py, which only defines functions, then answers calls: the
+tests' process runs the tests with `sandbox_function(name)` standing for the
+program's function, sends each call's arguments over a pipe and gets back the
+return value as plain data (`promptopt.sandbox_wire`: JSON with tags for tuples,
+sets, bytes, inf and nan; never pickle, never an object the program built), or
+the name and message of the exception it raised, raised again in the tests'
+process as a fresh exception of that name. The program's process never holds
+the tests: they reach the tests' process on a pipe, and its scratch and output
+directories, and any `hidden` paths (HumanEval's data file, which holds every
+canonical solution), are hidden from the program (an empty tmpfs or /dev/null
+over them, and refused by its guard). A call that hangs ends the run at the CPU
+or wall-clock limit, as a timeout.
 
-What this cannot stop: the program runs in the harness's interpreter, so code
-written against this harness can find the token in the harness's frame and
-write the exact record itself, as it can skip its own asserts (a trace function
-that jumps over them) or return objects equal to anything. No channel fixes
-that: anything the harness does after the program returns, the program can do
-first, and a supervising process learns nothing from this one that the program
-could not fake (so there is none). Only running the tests outside the
-candidate's process would.
+The verdict. stdout, argv and a whole process are the program's, so none of
+them decides the status: stdout carries only the `sandbox_report` lines, which
+are informational. The harness writes its one outcome record to a pipe of its
+own (`pass_fds`), after a per-run token that the parent sends on a second pipe,
+read and closed by the harness before any test runs (never in argv, the
+environment or a file). The parent takes the record only when that pipe holds
+exactly one line, starting with the token, with exactly the harness's fields,
+and the process then exited with 0; otherwise the status comes from how the
+process ended (`crashed` when nothing else applies). For `check`, that harness
+is the tests' process: the program's process has no token, no verdict pipe
+and no view of the other process (its own PID namespace; the tests' process is
+also non-dumpable, so its /proc entries are closed to the same user where there
+is no PID namespace). Whatever the program does in its own process (find
+strings through frames and gc, write "passed" records to every descriptor,
+install a trace function, patch builtins or the harness, return an object equal
+to everything, exit with 0 right after defining its functions), the tests run
+elsewhere with their own asserts and builtins, on values rebuilt from data: the
+worst it can do is answer wrongly, or stop answering (then the status is how its
+process ended, never "passed").
+
+`Sandbox.run(program)` runs one program with its own asserts in one process;
+its "passed" says the program ended normally, which a program written against
+the harness can fake (it can find the token in the harness's frame, or skip its
+asserts). It is kept for code that is not being judged; untrusted code is
+judged with `check`.
+
+What this cannot stop: a program can still write the function's body to detect
+the tests' inputs and answer only those (the tests' values reach it, as they
+must); it can read whatever the layers above leave readable (a copy of a
+benchmark's solutions somewhere the hiding plan does not know); a guard
+violation it hides from its own guard goes unreported (the guard is not a
+boundary); arguments it mutates are not sent back. Without the namespaces (no
+`unshare`, `isolate=False`) and running as the same user as the tests' process,
+the program could reach that process through the kernel (signals; /proc only
+if the non-dumpable flag could not be set), so the verdict is only as strong as
+the OS layers that are active (`protections()`).
 """
 
 from __future__ import annotations

@@ -372,3 +372,14 @@ def test_humaneval_data_is_gzip_json() -> None:
     """The cheat above reads the file the way the benchmark stores it."""
     with gzip.open(humaneval_file(), "rt", encoding="utf-8") as handle:
         assert "canonical_solution" in json.loads(handle.readline())
+
+
+def test_the_tests_process_is_not_dumpable(bare: Sandbox) -> None:
+    """Where there is no PID namespace, its /proc entries (pipes, memory) are then
+    closed to the program's process even as the same user."""
+    tests = (
+        "import ctypes\n"
+        "sandbox_report(dumpable=ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))\n"  # PR_GET_DUMPABLE
+    )
+    result = bare.check("def f():\n    pass\n", tests)
+    assert result.passed and result.reports == [{"dumpable": 0}], result

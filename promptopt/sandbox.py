@@ -161,9 +161,12 @@ def _install_guard():
         if isinstance(path, int) or path is None:
             return True
         full = resolve(path)
-        if within(full, hidden):
-            return False
         return within(full, readable) or full in devices
+
+    def unseen(path):
+        return bool(hidden) and not isinstance(path, int) and path is not None and within(
+            resolve(path), hidden
+        )
 
     def deny(what):
         _violations.append(what)
@@ -180,6 +183,8 @@ def _install_guard():
                 if writes or (flags or 0) & writing_flags:
                     if not inside(path):
                         deny("writing %r outside the working directory" % (path,))
+                elif unseen(path):
+                    deny("reading %r, which is hidden from the program" % (path,))
                 elif not may_read(path):
                     deny("reading %r outside the working directory and Python" % (path,))
             elif event == "sqlite3.connect":

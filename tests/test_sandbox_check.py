@@ -272,10 +272,11 @@ def secret():
 
 def test_the_program_cannot_read_the_tests_or_their_expected_values(box: Sandbox) -> None:
     canary = f"canary-{os.urandom(8).hex()}"
-    tests = f"secret = sandbox_function('secret')\nassert secret() == {canary!r}\n"
+    tests = f"sandbox_report(expected={canary!r})\nsecret = sandbox_function('secret')\n"
+    tests += f"got = secret()\nassert got == {canary!r}, got\n"
     result = box.check(_SEARCH, tests)
     assert not result.passed and result.status in ("failed", "blocked"), result
-    assert canary not in result.stdout + result.stderr + repr(result.reports)
+    assert canary not in result.stdout + result.stderr + result.message
 
 
 # The benchmark's own data file holds every canonical solution: a program that
@@ -383,3 +384,25 @@ def test_the_tests_process_is_not_dumpable(bare: Sandbox) -> None:
     )
     result = bare.check("def f():\n    pass\n", tests)
     assert result.passed and result.reports == [{"dumpable": 0}], result
+
+
+def test_the_data_file_stays_hidden_inside_a_visible_interpreter() -> None:
+    """As root without dropping privileges the sandbox runs promptopt's own Python,
+    whose site-packages hold HumanEval's data file: the interpreter's directories
+    are shown again on top of the hidden ones, and the data file is hidden after."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    problem = load_humaneval(1)[0]
+    cheat = _COPY_THE_ANSWER.replace("DATA", repr(str(humaneval_file())))
+    tests = f"{problem.prompt}    pass\n\ncandidate = sandbox_function('has_close_elements')\n"
+    tests += problem.test + "\ncheck(candidate)\n"
+    for guard in (True, False):
+        box = Sandbox(allow_code_execution=True, limits=FAST, guard=guard, drop_privileges=False)
+        if not box.protections()["user_files_hidden"]:
+            pytest.skip("no mount namespace here")
+        assert box.check(cheat, tests).passed  # not hidden: the cheat works
+        result = run_hidden(box, problem, cheat)
+        if guard:
+            assert result.status == "blocked" and "hidden from the program" in result.violations[0]
+        else:
+            assert result.status == "failed", result  # /dev/null in its place

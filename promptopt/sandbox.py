@@ -676,7 +676,7 @@ class Sandbox:
         scratch = Path(tempfile.mkdtemp(prefix="promptopt-sandbox-"))
         captured = Path(tempfile.mkdtemp(prefix="promptopt-sandbox-out-"))
         try:
-            (scratch / "program.py").write_text(program, encoding="utf-8")
+            (scratch / "program.py").write_text(program, encoding="utf-8", errors="replace")
             if self.user is not None:
                 os.chown(scratch, self.user, self.user)
                 os.chown(scratch / "program.py", self.user, self.user)
@@ -705,7 +705,7 @@ class Sandbox:
         tests_dir = Path(tempfile.mkdtemp(prefix="promptopt-sandbox-tests-"))
         captured = Path(tempfile.mkdtemp(prefix="promptopt-sandbox-out-"))
         try:
-            (program_dir / "program.py").write_text(program, encoding="utf-8")
+            (program_dir / "program.py").write_text(program, encoding="utf-8", errors="replace")
             if self.user is not None:
                 for path in (program_dir, program_dir / "program.py", tests_dir):
                     os.chown(path, self.user, self.user)
@@ -813,7 +813,9 @@ class Sandbox:
         input_read, input_write = os.pipe()
         guarded = "1" if self.guard else "0"
         feeder = threading.Thread(
-            target=_feed, args=(input_write, token + b"\n" + tests.encode("utf-8")), daemon=True
+            target=_feed,
+            args=(input_write, token + b"\n" + tests.encode("utf-8", "replace")),
+            daemon=True,
         )
         procs: list[subprocess.Popen] = []  # type: ignore[type-arg]
         timed_out, program_ended = False, False

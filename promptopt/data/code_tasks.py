@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import doctest
+import functools
 import gzip
 import importlib.metadata
 import importlib.resources
@@ -290,8 +291,8 @@ def run_visible(
     if not problem.visible:
         return TestOutcome("untested", False, "")
     pairs = [(t.call, t.expected) for t in problem.visible]
-    program = solution_program(problem, code) + _VISIBLE_RUNNER.replace("%(tests)s", repr(pairs))
-    result = sandbox.run(program)
+    tests = _tests_context(problem) + _VISIBLE_RUNNER.replace("%(tests)s", repr(pairs))
+    result = sandbox.check(solution_program(problem, code), tests, hidden=_test_files())
     return TestOutcome(
         result.status, result.passed, feedback_text(problem, result, max_shown), result
     )
@@ -299,13 +300,27 @@ def run_visible(
 
 def run_hidden(sandbox: Sandbox, problem: CodeProblem, code: str) -> SandboxResult:
     """The benchmark's own tests: pass@1 counts this."""
-    program = (
-        solution_program(problem, code)
-        + "\n\n"
-        + problem.test
-        + f"\n\ncheck({problem.entry_point})\n"
-    )
-    return sandbox.run(program)
+    tests = _tests_context(problem) + "\n\n" + problem.test + "\n\ncheck(candidate)\n"
+    return sandbox.check(solution_program(problem, code), tests, hidden=_test_files())
+
+
+def _tests_context(problem: CodeProblem) -> str:
+    """What the tests run in, in their own process: the prompt (its imports and
+    helpers, such as HumanEval/38's `encode_cyclic`, are trusted and the tests use
+    them), then `candidate` and the function's own name standing for the model's
+    function in the program's process (HumanEval/33's tests call it by name)."""
+    entry = problem.entry_point
+    return f"{problem.prompt}    pass\n\n\n{entry} = candidate = sandbox_function({entry!r})\n"
+
+
+@functools.cache
+def _test_files() -> tuple[str, ...]:
+    """Files holding tests and solutions, which the program must not read (it could
+    copy HumanEval's canonical solution or its expected values)."""
+    try:
+        return (str(humaneval_file()),)
+    except DataError:
+        return ()
 
 
 def feedback_text(problem: CodeProblem, result: SandboxResult, max_shown: int = 3) -> str:

@@ -32,7 +32,14 @@ from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest,
 from promptopt.core.errors import ConfigError, ModelError, PromptoptError
 from promptopt.core.paths import cache_root
 from promptopt.llm.base import model_scope
-from promptopt.llm.decoding import Prefilled, RowQueue, decode_continuously, prefill_rows
+from promptopt.llm.decoding import (
+    Prefilled,
+    RowQueue,
+    cache_argument,
+    decode_continuously,
+    prefill_prompts,
+    prefill_rows,
+)
 from promptopt.llm.dtype_choice import AUTO, DtypeChoice, check_dtype_name, resolve_dtype
 from promptopt.llm.load_progress import loading_phase
 from promptopt.llm.models import EMBEDDED_MODEL_NAME, embedded_gguf_path
@@ -206,7 +213,9 @@ class HFLLM:
             groups[(req.max_tokens, req.temperature, req.top_p, req.stop, req.n)].append(i)
         for (max_tokens, temperature, top_p, stop, n), indices in groups.items():
             prompts = {i: self.render(requests[i].messages, requests[i].text) for i in indices}
-            ordered = sorted(indices, key=lambda i: len(prompts[i]), reverse=True)
+            # In text order: prompts that share an instruction and demonstrations are
+            # neighbours, so they are let in together and share their prefill.
+            ordered = sorted(indices, key=lambda i: prompts[i])
             outputs = self._generate_group(
                 [prompts[i] for i in ordered],
                 [requests[i].seed for i in ordered],
@@ -253,27 +262,29 @@ class HFLLM:
             # The criterion `stop_strings=` builds, passed ready-made: generate drops
             # its `tokenizer` argument when the loop is a callable.
             criteria.append(StopStringCriteria(tokenizer=tok, stop_strings=list(stop)))
-        prompt_tokens = [0] * len(prompts)
+        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        prompt_tokens = [len(row) for row in ids]
 
-        def prefill(positions: list[int]) -> Prefilled:
-            enc = tok(
-                [prompts[p] for p in positions],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            ).to(self.device)
-            for p, length in zip(positions, enc["attention_mask"].sum(dim=1).tolist(), strict=True):
-                prompt_tokens[p] = int(length)
+        def generate(input_ids: torch.Tensor, mask: torch.Tensor, cache: Any) -> Prefilled:
+            extra = {cache_argument(self.model): cache} if cache is not None else {}
             return cast(
                 Prefilled,
                 self.model.generate(
-                    **enc,
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    **extra,
                     **kwargs,
                     stopping_criteria=criteria,
                     samples=n,
                     custom_generate=prefill_rows,
                 ),
             )
+
+        def prefill(positions: list[int]) -> tuple[list[int], Prefilled]:
+            order, state = prefill_prompts(
+                self.model, [ids[p] for p in positions], tok.pad_token_id, generate
+            )
+            return [positions[i] for i in order], state
 
         rows = decode_continuously(
             RowQueue(len(prompts), n, prefill),

@@ -285,3 +285,42 @@ def test_cli_eval_scores_humaneval_and_gates(monkeypatch: pytest.MonkeyPatch) ->
     plain = runner.invoke(app, [*args, "--no-cache", "--min-score", "0.5"])
     assert plain.exit_code == 10 and "below --min-score" in plain.output
     assert "pass@1 0.000 on 1 problems with 1 attempt(s)" in plain.output
+
+
+# --------------------------------------------------------------------------- real problems
+
+
+def _canonical() -> dict[str, str]:
+    import gzip
+    import json
+
+    with gzip.open(humaneval_file(), "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return {row["task_id"]: row["canonical_solution"] for row in rows}
+
+
+# 0: lists and floats; 2: a float result; 32: the tests call the prompt's `poly`;
+# 33: the tests call the function by its name; 38: the prompt's `encode_cyclic`.
+REAL = ["HumanEval/0", "HumanEval/2", "HumanEval/32", "HumanEval/33", "HumanEval/38"]
+REAL_WRONG = {
+    "HumanEval/0": "    return False\n",
+    "HumanEval/2": "    return float(int(number))\n",
+    "HumanEval/32": "    return 0.0\n",
+    "HumanEval/33": "    return sorted(l)\n",
+    "HumanEval/38": "    return s\n",
+}
+
+
+def test_real_humaneval_solutions_pass_and_wrong_ones_fail(sandbox: Sandbox) -> None:
+    problems = {p.task_id: p for p in load_humaneval(40)}
+    canonical = _canonical()
+    for task_id in REAL:
+        problem = problems[task_id]
+        right = run_hidden(sandbox, problem, canonical[task_id])
+        assert right.passed, (task_id, right)
+        wrong = run_hidden(sandbox, problem, REAL_WRONG[task_id])
+        assert wrong.status == "failed", (task_id, wrong)
+        if problem.visible:
+            assert run_visible(sandbox, problem, canonical[task_id]).passed, task_id
+            shown = run_visible(sandbox, problem, REAL_WRONG[task_id])
+            assert shown.status == "failed" and "Expected:" in shown.feedback, task_id

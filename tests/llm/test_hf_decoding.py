@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from promptopt.core.domain import Completion, GenerationRequest
+from promptopt.core.domain import Completion, GenerationRequest, Message
 from promptopt.llm import decoding, hf
 from promptopt.llm.hf import HFLLM, _strip_after_eos, truncate_at_stop
 
@@ -221,3 +221,40 @@ def test_a_row_decodes_as_in_a_static_batch_whatever_joins_its_batch(
         static = llm64.generate(requests)
     assert [c.texts for c in together] == [c.texts for c in static]
     assert [c.completion_tokens for c in together] == [c.completion_tokens for c in static]
+
+
+def test_prompts_sharing_demonstrations_prefill_them_once_and_decode_the_same(
+    llm64: HFLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    words = varied_prompts(3)
+    requests = [
+        GenerationRequest(
+            messages=(
+                Message("system", f"Candidate {c}: answer like the examples. " + words[2]),
+                Message("user", "Question: " + words[1]),
+                Message("assistant", "Answer: the cat."),
+                Message("user", f"Question {q}: what is " + "the cat " * q + "on?"),
+            ),
+            max_tokens=12,
+            stop=("\n\n", "."),
+        )
+        for c in range(3)
+        for q in range(5)
+    ]
+    prefixes: list[int] = []
+    compute_prefix = decoding.prefix_cache
+
+    def counted(model: Any, prefix: list[int], rows: int) -> Any:
+        prefixes.append(rows)
+        return compute_prefix(model, prefix, rows)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(decoding, "prefix_cache", counted)
+        shared = llm64.generate(requests)
+    # Each candidate's prefix was computed once for the rows let in together.
+    assert prefixes and sum(prefixes) == len(requests) and len(prefixes) < len(requests)
+    with monkeypatch.context() as patch:
+        patch.setattr(decoding, "MIN_SHARED_PREFIX", 10**9)  # every prompt prefilled whole
+        whole = llm64.generate(requests)
+    assert [c.texts for c in shared] == [c.texts for c in whole]
+    assert [c.prompt_tokens for c in shared] == [c.prompt_tokens for c in whole]

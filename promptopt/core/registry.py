@@ -1,4 +1,4 @@
-"""Name -> lazy "module:attr" registries for strategies and backends.
+"""Name -> lazy "module:attr" registry of strategies (backends: `llm/backend.py`).
 
 Lazy so that `promptopt --help` and `tasks list` never import torch.
 """
@@ -44,19 +44,6 @@ STRATEGIES: dict[str, tuple[str, str]] = {
     ),
 }
 
-BACKENDS: dict[str, tuple[str, str]] = {
-    "hf": (
-        "promptopt.llm.hf:HFLLM",
-        "local transformers model: 'embedded' (default), a hub id, a local folder or a .gguf "
-        "file; needs nothing more offline for local files",
-    ),
-    "openai": (
-        "promptopt.llm.openai_compat:OpenAICompatLLM",
-        "OpenAI API (needs OPENAI_API_KEY) or any OpenAI-compatible server via --base-url "
-        "(vLLM, llama.cpp, Ollama)",
-    ),
-}
-
 
 def _load(entry: str) -> Any:
     module, attr = entry.split(":")
@@ -70,12 +57,3 @@ def get_strategy(name: str) -> Any:
             "run `promptopt strategies list`"
         )
     return _load(STRATEGIES[name][0])()
-
-
-def get_backend_class(name: str) -> Any:
-    if name not in BACKENDS:
-        raise ConfigError(
-            f"unknown backend '{name}'{did_you_mean(name, list(BACKENDS))}: "
-            "run `promptopt models list`"
-        )
-    return _load(BACKENDS[name][0])

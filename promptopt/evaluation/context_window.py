@@ -94,29 +94,18 @@ def _window_from_config(config: Any) -> int | None:
 
 
 def window_on_disk(spec: Any) -> ContextWindow | None:
-    """The window of the hf model a `ModelSpec` names, read from the files already
+    """The window of the local model a `ModelSpec` names, read from the files already
     on this machine (tokenizer and config, no weights): what lets a search refuse
     an example before it spends time loading the model. None when the model is
     not on disk yet (then `window_of` the loaded model) or is not local."""
-    if getattr(spec, "backend", None) != "hf":
+    kind = getattr(spec, "kind", None)
+    files = kind.local_files(spec.model) if kind is not None else None
+    if files is None or files.config is None:
         return None
-    from transformers import AutoConfig
-
-    from promptopt.llm.hf import EMBEDDED, local_tokenizer
-    from promptopt.llm.models import EMBEDDED_MODEL_NAME
-
-    tokenizer = local_tokenizer(spec.model)
-    if tokenizer is None:
-        return None
-    try:
-        config = AutoConfig.from_pretrained(tokenizer.name_or_path, local_files_only=True)
-    except (OSError, ValueError):
-        return None
-    tokens = _window_from_config(config)
+    tokens = _window_from_config(files.config)
     if tokens is None:
         return None
-    name = EMBEDDED_MODEL_NAME if spec.model == EMBEDDED else spec.model
-    return ContextWindow(model=name, tokens=tokens, tokenizer=tokenizer)
+    return ContextWindow(model=files.name, tokens=tokens, tokenizer=files.tokenizer)
 
 
 def window_of(llm: Any) -> ContextWindow | None:

@@ -1,142 +1,171 @@
-"""Model specs as users write them, and building the backend they name.
+"""Model specs as users write them (`--model`), as runs record them, and building
+the model a spec names.
 
-    embedded                       the bundled SmolLM2-135M-Instruct (default)
-    hf:<hub id | folder | .gguf>   any local transformers causal LM
-    openai:<model>                 the OpenAI API, or with --base-url any
-                                   OpenAI-compatible server (vLLM, llama.cpp, Ollama)
-
-A bare path to a folder or .gguf file means hf.
-
-openai models also take `timeout` (seconds per request) and `max_concurrency`
-(requests in flight). They say how a model is called, not what it answers: a
-spec records them, but they are not part of its identity (`model_identity`), so
-a run resumes and a comparison extends with other values, and they never enter
-a cache key.
+A spec is a backend name, a model id and that backend's options (`llm.backend`):
+`hf:org/model` is read by the hf backend, `openai:gpt-4o-mini` by openai, and a
+bare value (`embedded`, `./model.gguf`) by the backend that claims it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from promptopt.core.errors import ConfigError
-from promptopt.core.registry import BACKENDS, get_backend_class
-from promptopt.llm.base import (
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_TIMEOUT,
-    LLM,
-    model_scope,
-    public_url,
-)
-from promptopt.llm.dtype_choice import AUTO, resolve_dtype
+from promptopt.llm.backend import Backend, backends, get_backend
+from promptopt.llm.base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, LLM
+
+DEFAULT_MODEL = "embedded"
+
+LEGACY_OPTIONS: dict[str, Any] = {
+    "base_url": None,
+    "api": "chat",
+    "dtype": "auto",
+    "device": "cpu",
+    "batch_size": 16,
+    "max_concurrency": DEFAULT_MAX_CONCURRENCY,
+    "timeout": DEFAULT_TIMEOUT,
+}
+"""The options (and their defaults) every spec recorded before each backend owned its
+own: one spec carried them all. A record may hold those of another backend; they
+are ignored, so run configs and exports written then still load and resume."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ModelSpec:
     backend: str
     model: str
-    base_url: str | None = None
-    api: str = "chat"
-    dtype: str = AUTO
-    """hf models: float32, bfloat16, float16, or auto (`dtype_choice`: what runs
-    fastest here)."""
-    device: str = "cpu"
-    batch_size: int = 16
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    """openai models: requests in flight at once."""
-    timeout: float = DEFAULT_TIMEOUT
-    """openai models: seconds each request may take (a run recorded before the
-    option existed has no such key and gets this default)."""
+    options: Any
+    """The backend's own options (its `Options` dataclass)."""
+
+    def __init__(self, backend: str, model: str, options: Any = None, **values: Any) -> None:
+        """`ModelSpec("hf", "embedded", dtype="float32")`, or `ModelSpec(**recorded)`."""
+        kind = get_backend(backend)
+        unknown = [k for k in values if k not in kind.option_names() and k not in LEGACY_OPTIONS]
+        if unknown:
+            own = ", ".join(kind.option_names()) or "none"
+            raise ConfigError(
+                f"model backend '{backend}' has no option '{unknown[0]}' (its options: {own})"
+            )
+        object.__setattr__(self, "backend", backend)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "options", kind.options_from(values, options))
+
+    def __getattr__(self, name: str) -> Any:
+        """The backend's options read as attributes: `spec.dtype`, `spec.base_url`."""
+        if name.startswith("__") or name == "options":
+            raise AttributeError(name)
+        return getattr(self.options, name)
 
     def __repr__(self) -> str:
-        """Without a credential in the base URL, wherever a spec ends up printed."""
+        """Without a credential in a server URL, wherever a spec ends up printed."""
         fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
         return f"ModelSpec({fields})"
 
+    @property
+    def kind(self) -> Backend:
+        return get_backend(self.backend)
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """One option, or `default` when this backend has no such option."""
+        return getattr(self.options, name, default)
+
+    def with_options(self, **values: Any) -> ModelSpec:
+        """This spec with those `values` its backend owns (the others are not its own)."""
+        return replace(self, options=self.kind.options_from(values, self.options))
+
     def to_dict(self) -> dict[str, Any]:
         """What a run records: no credentials (base URLs are stripped of them)."""
-        data = asdict(self)
-        if self.base_url:
-            data["base_url"] = public_url(self.base_url)
-        return data
+        return {"backend": self.backend, "model": self.model, **self.kind.record(self.options)}
+
+    def identity(self) -> dict[str, Any]:
+        """The record without the backend's call settings: what must match to resume
+        a run or extend a comparison."""
+        calls = self.kind.call_settings
+        return {k: v for k, v in self.to_dict().items() if k not in calls}
 
     def scope(self) -> dict[str, str]:
         """The cache scope the model this spec builds will have (`model_scope`)."""
-        if self.backend == "hf":
-            return model_scope(dtype=self.resolved().dtype)
-        return model_scope(server=self.base_url)
+        return self.kind.scope(self.model, self.options)
 
     def resolved(self) -> ModelSpec:
-        """This spec with `auto` replaced by the dtype it means on this machine.
-
-        What runs and comparisons record, so that resuming or extending one on a
-        machine where `auto` means another dtype is refused instead of mixing
-        float32 and bfloat16 results; and on a machine where it means the old
-        default (bfloat16), runs recorded before `auto` existed stay resumable.
-        """
-        if self.backend != "hf" or self.dtype != AUTO:
-            return self
-        return replace(self, dtype=resolve_dtype(AUTO, self.device).dtype)
+        """This spec as its options act on this machine (hf: `auto` -> a dtype)."""
+        options = self.kind.resolved(self.options)
+        return self if options == self.options else replace(self, options=options)
 
 
-CALL_SETTINGS = ("timeout", "max_concurrency")
-"""ModelSpec fields that say how a model is called, not which model answers."""
+def recordable_options(backend: Any) -> dict[str, Any]:
+    """The keys a recorded spec of `backend` may hold, with their defaults: backend,
+    model, its options and the legacy ones (an unknown backend: the legacy ones)."""
+    keys: dict[str, Any] = {"backend": "", "model": "", **LEGACY_OPTIONS}
+    try:
+        options = get_backend(str(backend)).Options()
+    except ConfigError:
+        return keys
+    return {**keys, **{f.name: getattr(options, f.name) for f in fields(options)}}
 
 
-def model_identity(spec: Any) -> Any:
-    """A recorded spec (`ModelSpec.to_dict`) without `CALL_SETTINGS`: what must
-    match to resume a run or extend a comparison. Anything else comes back as is."""
-    if not isinstance(spec, dict):
-        return spec
-    return {k: v for k, v in spec.items() if k not in CALL_SETTINGS}
+def default_model_spec() -> ModelSpec:
+    """The model a search, compare or eval uses when none is given."""
+    return parse_model_spec(DEFAULT_MODEL)
+
+
+def model_identity(recorded: Any) -> Any:
+    """What must match in a recorded spec (`ModelSpec.to_dict`, or one written before
+    backends owned their options) to resume a run or extend a comparison: the spec
+    without its call settings, read the way this version records it. Anything not a
+    spec comes back as is."""
+    if not isinstance(recorded, dict):
+        return recorded
+    try:
+        return ModelSpec(**recorded).identity()
+    except (ConfigError, TypeError):  # a backend not installed here: compare as recorded
+        return {k: v for k, v in recorded.items() if k not in ("timeout", "max_concurrency")}
 
 
 def with_call_settings(
     spec: ModelSpec, timeout: float | None = None, max_concurrency: int | None = None
 ) -> ModelSpec:
     """`spec` with the `--timeout` and `--max-concurrency` given (None keeps its own),
-    checked: a bad value is a one-line ConfigError before anything runs."""
-    if timeout is not None:
-        if not (timeout > 0 and math.isfinite(timeout)):
-            raise ConfigError(
-                f"--timeout must be a positive number of seconds, got {timeout:g}: "
-                f"e.g. --timeout {DEFAULT_TIMEOUT:g}"
-            )
-        spec = replace(spec, timeout=float(timeout))
-    if max_concurrency is not None:
-        if max_concurrency < 1:
-            raise ConfigError(
-                f"--max-concurrency must be at least 1, got {max_concurrency}: "
-                "e.g. --max-concurrency 1 for one request at a time"
-            )
-        spec = replace(spec, max_concurrency=max_concurrency)
-    return spec
+    checked: a bad value is a one-line ConfigError before anything runs. A backend
+    without these options keeps none of them."""
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise ConfigError(
+            f"--timeout must be a positive number of seconds, got {timeout:g}: "
+            f"e.g. --timeout {DEFAULT_TIMEOUT:g}"
+        )
+    if max_concurrency is not None and max_concurrency < 1:
+        raise ConfigError(
+            f"--max-concurrency must be at least 1, got {max_concurrency}: "
+            "e.g. --max-concurrency 1 for one request at a time"
+        )
+    given = {"timeout": None if timeout is None else float(timeout)}
+    given["max_concurrency"] = max_concurrency
+    return spec.with_options(**{k: v for k, v in given.items() if v is not None})
 
 
 def parse_model_spec(
     text: str, timeout: float | None = None, max_concurrency: int | None = None, **options: Any
 ) -> ModelSpec:
-    """A `--model` or `--proposer` value with its options; `timeout` and
-    `max_concurrency` are checked (`with_call_settings`), None means the default."""
-    spec = _parse_model_spec(text, **options)
+    """A `--model` or `--proposer` value with the CLI's model options (each backend
+    keeps those it owns); `timeout` and `max_concurrency` are checked
+    (`with_call_settings`), None means the default."""
+    kind, model = _read_model(text.strip())
+    spec = ModelSpec(kind.name, model, kind.options_from(options))
     return with_call_settings(spec, timeout, max_concurrency)
 
 
-def _parse_model_spec(text: str, **options: Any) -> ModelSpec:
-    text = text.strip()
-    if text == "embedded":
-        return ModelSpec(backend="hf", model="embedded", **options)
-    backend, sep, model = text.partition(":")
-    if sep and backend in BACKENDS and model:
-        return ModelSpec(backend=backend, model=model, **options)
-    if text.endswith(".gguf") or Path(text).expanduser().is_dir():
-        return ModelSpec(backend="hf", model=text, **options)
-    raise ConfigError(
-        f"cannot read model '{text}': write 'embedded', 'hf:<hub id|folder|file.gguf>' "
-        "or 'openai:<model>' (see `promptopt models list`)"
-    )
+def _read_model(text: str) -> tuple[Backend, str]:
+    name, sep, rest = text.partition(":")
+    known = {b.name: b for b in backends()}
+    if sep and rest and name in known:
+        return known[name], known[name].parse(rest)
+    for kind in known.values():
+        if kind.claims(text):
+            return kind, kind.parse(text)
+    ways = " or ".join(b.usage or f"'{b.name}:<model>'" for b in known.values())
+    raise ConfigError(f"cannot read model '{text}': write {ways} (see `promptopt models list`)")
 
 
 _LOADED: dict[ModelSpec, LLM] = {}
@@ -144,18 +173,6 @@ _LOADED: dict[ModelSpec, LLM] = {}
 
 def build_llm(spec: ModelSpec) -> LLM:
     """One instance per spec per process: target and proposer may share a model."""
-    if spec in _LOADED:
-        return _LOADED[spec]
-    cls = get_backend_class(spec.backend)
-    if spec.backend == "hf":
-        llm = cls(spec.model, dtype=spec.dtype, device=spec.device, batch_size=spec.batch_size)
-    else:
-        llm = cls(
-            spec.model,
-            base_url=spec.base_url,
-            api=spec.api,
-            max_concurrency=spec.max_concurrency,
-            timeout=spec.timeout,
-        )
-    _LOADED[spec] = llm
-    return llm
+    if spec not in _LOADED:
+        _LOADED[spec] = spec.kind.build(spec.model, spec.options)
+    return _LOADED[spec]

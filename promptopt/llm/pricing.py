@@ -2,8 +2,8 @@
 
 Token counts are what promptopt measures; dollars are an estimate made from a
 table of published prices (promptopt/llm/prices.yaml, dated inside), because API
-bills depend on discounts and tiers promptopt cannot see. Local models (the hf
-backend, including the embedded model) cost 0. An API model missing from every
+bills depend on discounts and tiers promptopt cannot see. Local models (a backend
+that says it is local, like hf and the embedded model) cost 0. An API model missing from every
 table gets no number rather than a wrong one.
 """
 
@@ -19,9 +19,9 @@ import yaml
 
 from promptopt.core.errors import ConfigError
 from promptopt.core.files import read_utf8
+from promptopt.llm.backend import is_local
 
 PRICES_ENV = "PROMPTOPT_PRICES"
-LOCAL_BACKENDS = ("hf",)
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def estimate_cost(table: PriceTable, parts: list[tuple[dict[str, Any], int, int]
     """Sum over (model spec dict, prompt tokens, completion tokens) parts."""
     usd, local, unknown = 0.0, True, []
     for model, prompt_tokens, completion_tokens in parts:
-        if model.get("backend") in LOCAL_BACKENDS:
+        if is_local(model):
             continue
         local = False
         price = table.lookup(model)

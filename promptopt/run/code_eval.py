@@ -245,10 +245,10 @@ def run_code_eval(
     if llm is None:
         from promptopt.core.paths import cache_root
         from promptopt.llm.cache import open_cache
-        from promptopt.llm.factory import ModelSpec, build_llm
+        from promptopt.llm.factory import build_llm, default_model_spec
         from promptopt.llm.stack import layered
 
-        spec = model or ModelSpec("hf", "embedded")
+        spec = model or default_model_spec()
         reporter.phase(f"Loading model {spec.model}")
         base = build_llm(spec)
         shared = open_cache(cache_root() / "calls") if use_cache else None

@@ -35,7 +35,7 @@ from promptopt.core.files import read_utf8, require_writable
 from promptopt.core.registry import get_strategy
 from promptopt.data.task import check_requested_sizes
 from promptopt.evaluation.stats import compare_paired
-from promptopt.llm.factory import ModelSpec, model_identity
+from promptopt.llm.factory import ModelSpec, default_model_spec, model_identity
 from promptopt.llm.pricing import load_prices
 from promptopt.run.search import (
     TEST_EXAMPLES_FILE,
@@ -77,8 +77,8 @@ class CompareSpec:
     budget: Budget = field(default_factory=Budget)
     params: dict[str, dict[str, str]] = field(default_factory=dict)
     """Per-strategy parameters: {"ape": {"num_subsamples": "2"}}."""
-    target: ModelSpec = field(default_factory=lambda: ModelSpec("hf", "embedded"))
-    proposer: ModelSpec = field(default_factory=lambda: ModelSpec("hf", "embedded"))
+    target: ModelSpec = field(default_factory=default_model_spec)
+    proposer: ModelSpec = field(default_factory=default_model_spec)
     sizes: dict[str, int] = field(default_factory=dict)
     data_seed: int = 0
     use_cache: bool = True

@@ -56,10 +56,9 @@ from promptopt.evaluation.context_window import (
 )
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.evaluation.prompting import render_user_message
-from promptopt.llm.base import FIRST_TOKEN_LOGPROBS, FULL_LOGPROBS
+from promptopt.llm.base import FULL_LOGPROBS
 from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec
-from promptopt.llm.hf import local_tokenizer, render_prompt
 from promptopt.llm.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
 from promptopt.llm.stack import layered
 from promptopt.llm.tokens import estimate_prompt_tokens, estimate_text_tokens
@@ -91,16 +90,17 @@ class StandInLLM:
         self.model_id = spec.model
         self.cache_scope = spec.scope()
         self.role = role
-        self.supports_logprobs = True
-        full = spec.backend == "hf" or spec.api == "completions"
-        self.logprob_scope = FULL_LOGPROBS if full else FIRST_TOKEN_LOGPROBS
-        self.tokenizer = local_tokenizer(spec.model) if spec.backend == "hf" else None
+        scope = spec.kind.logprob_scope(spec.options)
+        self.supports_logprobs = scope is not None
+        self.logprob_scope = scope or FULL_LOGPROBS
+        self.files = spec.kind.local_files(spec.model)
+        self.tokenizer = self.files.tokenizer if self.files is not None else None
         """A local model's own tokenizer when it is on disk: exact prompt tokens."""
 
     def render(self, messages: Sequence[Message] | None, text: str | None) -> str:
-        if self.tokenizer is None:
+        if self.files is None:
             return text if text is not None else "\n\n".join(m.content for m in messages or ())
-        return render_prompt(self.tokenizer, messages, text)
+        return self.files.render(messages, text)
 
     def _digest(self, request: GenerationRequest, sample: int) -> str:
         payload = json.dumps([asdict(request), sample], sort_keys=True, default=str)

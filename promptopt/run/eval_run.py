@@ -29,7 +29,7 @@ from promptopt.evaluation.ensemble import evaluate_ensemble
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.base import describe
 from promptopt.llm.cache import open_cache
-from promptopt.llm.factory import ModelSpec, build_llm
+from promptopt.llm.factory import ModelSpec, build_llm, default_model_spec
 from promptopt.llm.stack import layered
 from promptopt.run.export import locate_recorded, read_export
 from promptopt.strategies.base import Reporter, SilentReporter
@@ -91,7 +91,7 @@ def prepare_eval(
         loaded = load_task(task_ref, sizes=sizes or None, seed=data_seed)
     if model is None:
         spec = ((export.get("models") or {}).get("target") or {}).get("spec")
-        model = ModelSpec(**spec) if spec else ModelSpec("hf", "embedded")
+        model = ModelSpec(**spec) if spec else default_model_spec()
     require_examples(loaded, ("test",))
     window = window_on_disk(model)
     if window is not None:

@@ -12,7 +12,6 @@ is a single prompt, as every format 1 export before ensembles.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -23,7 +22,7 @@ from promptopt.core.domain import Ensemble, EvalResult, Prompt
 from promptopt.core.errors import ConfigError
 from promptopt.core.files import read_utf8
 from promptopt.data.task import Task, looks_like_path
-from promptopt.llm.factory import ModelSpec
+from promptopt.llm.factory import recordable_options
 
 FORMAT = "promptopt.prompt"
 FORMAT_VERSION = 1
@@ -258,17 +257,18 @@ def _check_eval_fields(path: Path, data: dict[str, Any]) -> None:
     target = _optional(path, models, "target", "models.", dict) or {}
     spec = _optional(path, target, "spec", "models.target.", dict)
     if spec is not None:
-        defaults = {f.name: f.default for f in dataclasses.fields(ModelSpec)}
+        defaults = recordable_options(spec.get("backend"))
         for key, value in spec.items():
             if key not in defaults:
                 raise _bad_field(path, "models.target.spec", f"keyed by {', '.join(defaults)}", key)
-            if key in ("batch_size", "max_concurrency"):
+            default = defaults[key]
+            if isinstance(default, int) and not isinstance(default, bool):
                 ok, expected = _is_int(value), "a whole number"
-            elif key == "timeout":
+            elif isinstance(default, float):
                 ok, expected = _is_number(value) and 0 < value < float("inf"), "a positive number"
             else:
                 ok, expected = isinstance(value, str), "a string"
-            if not ok and not (value is None and defaults[key] is None):
+            if not ok and not (value is None and default is None):
                 raise _bad_field(path, f"models.target.spec.{key}", expected, value)
         for key in ("backend", "model"):
             if key not in spec:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from promptopt.llm.base import (
     with_placeholder_credential,
 )
 from promptopt.llm.cache import open_cache
-from promptopt.llm.factory import ModelSpec, build_llm
+from promptopt.llm.factory import ModelSpec, build_llm, default_model_spec
 from promptopt.llm.pricing import estimate_cost, load_prices
 from promptopt.llm.stack import layered
 from promptopt.run.export import ensemble_export, prompt_export, recorded_task
@@ -67,8 +67,8 @@ class SearchSpec:
     strategy: str = "ape"
     params: dict[str, str] = field(default_factory=dict)
     seed: int = 0
-    target: ModelSpec = field(default_factory=lambda: ModelSpec("hf", "embedded"))
-    proposer: ModelSpec = field(default_factory=lambda: ModelSpec("hf", "embedded"))
+    target: ModelSpec = field(default_factory=default_model_spec)
+    proposer: ModelSpec = field(default_factory=default_model_spec)
     sizes: dict[str, int] = field(default_factory=dict)
     data_seed: int = 0
     budget: Budget = field(default_factory=Budget)
@@ -133,16 +133,14 @@ class SearchSpec:
             if url is None:
                 continue
             model: ModelSpec = getattr(self, role)
-            option = BASE_URL_OPTION[role]
-            if public_url(url) != model.base_url:
-                started = (
-                    f"with {option} {model.base_url}" if model.base_url else f"without {option}"
-                )
+            option, recorded = BASE_URL_OPTION[role], model.option("base_url")
+            if public_url(url) != recorded:
+                started = f"with {option} {recorded}" if recorded else f"without {option}"
                 raise ConfigError(
                     f"run {self.run_dir} was started {started}, not {public_url(url)}: "
                     f"resume with the server it was started with, or start a new run"
                 )
-            setattr(self, role, replace(model, base_url=url))
+            setattr(self, role, model.with_options(base_url=url))
             self.credentials_to_give = tuple(r for r in self.credentials_to_give if r != role)
 
     def require_credentials(self) -> None:
@@ -150,7 +148,7 @@ class SearchSpec:
         the URL is given again, rather than failing at the server with a rejected or
         missing key after the models are set up."""
         for role in self.credentials_to_give:
-            option, url = BASE_URL_OPTION[role], str(getattr(self, role).base_url)
+            option, url = BASE_URL_OPTION[role], str(getattr(self, role).option("base_url"))
             raise ConfigError(
                 f"run {self.run_dir} was started with a credential in {option} ({url}), "
                 f"which is never saved: pass it again, {option} "
@@ -229,7 +227,7 @@ class SearchSpec:
         """Roles whose server URL carries a credential: what a resume must be given
         again (the run config records the roles, never the credential)."""
         models = (("target", self.target), ("proposer", self.proposer))
-        return [role for role, model in models if has_credential(model.base_url)]
+        return [role for role, model in models if has_credential(model.option("base_url"))]
 
 
 BASE_URL_OPTION = {"target": "--base-url", "proposer": "--proposer-base-url"}

@@ -29,10 +29,10 @@ def test_recorded_spec_has_no_credentials() -> None:
 def test_recorded_dtype_is_what_auto_means_here(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs record the resolved dtype: a run recorded before `auto` (bfloat16) stays
     resumable where auto means bfloat16, and is refused where it means float32."""
-    from promptopt.llm import factory
+    from promptopt.llm import hf_backend
     from promptopt.llm.dtype_choice import DtypeChoice
 
-    monkeypatch.setattr(factory, "resolve_dtype", lambda d, device: DtypeChoice("float32", "x"))
+    monkeypatch.setattr(hf_backend, "resolve_dtype", lambda d, device: DtypeChoice("float32", "x"))
     assert ModelSpec("hf", "embedded").dtype == "auto"
     assert ModelSpec("hf", "embedded").resolved() == ModelSpec("hf", "embedded", dtype="float32")
     explicit = ModelSpec("hf", "embedded", dtype="bfloat16")

@@ -193,7 +193,7 @@ def test_dirs_from_before_dtype_auto(
     """A comparison recorded with bfloat16 (the default before `auto`) grows where
     auto means bfloat16; where it means float32 mixing the two is refused."""
     from promptopt.core.errors import ConfigError
-    from promptopt.llm import factory
+    from promptopt.llm import hf_backend
     from promptopt.llm.dtype_choice import DtypeChoice
     from promptopt.llm.factory import ModelSpec
 
@@ -202,7 +202,7 @@ def test_dirs_from_before_dtype_auto(
     before.seeds = [0]
     before.target = before.proposer = ModelSpec("hf", "embedded", dtype="bfloat16")
     run_compare(before)
-    monkeypatch.setattr(factory, "resolve_dtype", lambda d, device: DtypeChoice(auto_means, "x"))
+    monkeypatch.setattr(hf_backend, "resolve_dtype", lambda d, device: DtypeChoice(auto_means, "x"))
     now = spec(tmp_path, ["ape"])
     assert now.target.dtype == "auto"
     if continues:

@@ -1,0 +1,75 @@
+"""A model backend written the way a third-party package would write one: this one
+file, registered by name (`register_backend`, or an entry point in the group
+`promptopt.backends`), and nothing in promptopt edited.
+
+`parrot:<mode>` answers every question with its last word (`upper`: in capitals)
+and scores a continuation by its length: deterministic, instant, local.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest
+from promptopt.core.errors import ConfigError
+from promptopt.llm.backend import Backend
+from promptopt.llm.base import FULL_LOGPROBS, LLM
+
+MODES = ("plain", "upper")
+
+
+@dataclass(frozen=True)
+class ParrotOptions:
+    batch_size: int = 4
+    """Named like the CLI's --batch-size, so that flag reaches it."""
+
+
+class ParrotLLM:
+    kind = "parrot"
+    supports_logprobs = True
+    supports_embeddings_input = False
+    logprob_scope = FULL_LOGPROBS
+
+    def __init__(self, mode: str, batch_size: int) -> None:
+        self.model_id = mode
+        self.batch_size = batch_size
+        self.cache_scope: dict[str, str] = {}
+        self.calls = 0
+
+    def _answer(self, request: GenerationRequest) -> str:
+        text = request.text if request.text is not None else request.messages[-1].content
+        words = text.split() or [""]
+        return words[-1].upper() if self.model_id == "upper" else words[-1]
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        self.calls += sum(r.n for r in requests)
+        return [
+            Completion(
+                texts=[self._answer(r)] * r.n,
+                prompt_tokens=len(str(r.text or r.messages).split()) * r.n,
+                completion_tokens=r.n,
+            )
+            for r in requests
+        ]
+
+    def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
+        self.calls += len(requests)
+        return [[-float(len(c)) for c in r.continuations] for r in requests]
+
+
+class ParrotBackend(Backend):
+    name = "parrot"
+    description = "test backend: repeats the last word of the prompt"
+    usage = "'parrot:plain|upper'"
+    examples = "parrot:plain | parrot:upper"
+    Options = ParrotOptions
+    local = True
+
+    def parse(self, model: str) -> str:
+        if model not in MODES:
+            raise ConfigError(f"parrot has modes {', '.join(MODES)}, not '{model}'")
+        return model
+
+    def build(self, model: str, options: ParrotOptions) -> LLM:
+        return ParrotLLM(model, options.batch_size)

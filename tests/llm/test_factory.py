@@ -76,3 +76,39 @@ def test_timeout_and_concurrency_are_recorded_but_are_not_the_model() -> None:
 def test_bad_call_settings_are_config_errors(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_model_spec("openai:m", **options)
+
+
+def test_records_from_before_backends_owned_their_options_still_load() -> None:
+    """Every spec used to record every backend's options; those of another backend are
+    ignored, so old run configs resume and old exports evaluate, and cache scopes hold."""
+    old_hf = {
+        "backend": "hf",
+        "model": "embedded",
+        "base_url": None,
+        "api": "chat",
+        "dtype": "bfloat16",
+        "device": "cpu",
+        "batch_size": 16,
+        "max_concurrency": 8,
+        "timeout": 60.0,
+    }
+    spec = ModelSpec(**old_hf)
+    assert spec == parse_model_spec("embedded", dtype="bfloat16")
+    assert spec.to_dict() == {
+        "backend": "hf",
+        "model": "embedded",
+        "dtype": "bfloat16",
+        "device": "cpu",
+        "batch_size": 16,
+    }
+    assert spec.scope() == {}
+    old_api = {**old_hf, "backend": "openai", "model": "m", "base_url": "http://h/v1"}
+    api = ModelSpec(**old_api)
+    assert api.scope() == {"server": "http://h/v1"}
+    assert "dtype" not in api.to_dict()
+    from promptopt.llm.factory import model_identity
+
+    assert model_identity(old_hf) == model_identity(spec.to_dict())
+    assert model_identity(old_api) == model_identity(api.to_dict())
+    with pytest.raises(ConfigError, match="model backend 'hf' has no option 'gpu'"):
+        ModelSpec("hf", "embedded", gpu=1)

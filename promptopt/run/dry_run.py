@@ -19,11 +19,12 @@ wrong answer to every question, and every completion is charged its full
 - calls and tokens are what the budget counts, whether the model or the call
   cache answers; the cost assumes an empty cache (a cache hit costs nothing).
 
-InstructZero (drives the writer's input embeddings) and RLPrompt (trains a
-policy on the proposer) need the real local model, so they get a *formula* from
-their config instead: an upper bound that ignores duplicate instructions and
-early stops. Every projection is capped by --budget / --budget-tokens, since a
-real run never crosses them.
+A strategy that needs the real local model (InstructZero drives the writer's
+input embeddings, RLPrompt trains a policy on the proposer) describes its own
+cost instead: its `project(config, dev_n)` gives an upper bound that ignores
+duplicate instructions and early stops. The dry run names no strategy. Every
+projection is capped by --budget / --budget-tokens, since a real run never
+crosses them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import json
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,7 @@ from promptopt.run.search import (
     search_from_start,
 )
 from promptopt.run.store import RunStore
-from promptopt.strategies.base import SilentReporter, build_config
-
-FORMULA_STRATEGIES = ("instructzero", "rlprompt")
+from promptopt.strategies.base import CallBound, SilentReporter, build_config
 
 
 class StandInLLM:
@@ -201,8 +200,8 @@ def project_search(spec: SearchSpec, prices: PriceTable | None = None) -> Projec
     table = prices or load_prices(spec.prices)
     task = spec.load_task()
     require_examples(task, SEARCH_SPLITS)
-    if spec.strategy in FORMULA_STRATEGIES:
-        projection = _formula(spec, config, task, table)
+    if hasattr(strategy, "project"):
+        projection = _formula(spec, strategy, config, task, table)
     else:
         projection = _simulate(spec, strategy, config, task, table)
     projection.warnings += context_warnings(spec, task)
@@ -294,11 +293,8 @@ def _simulate(
             journal.close()
         finally:
             store.close()
-    if spec.strategy == "reflexion":
-        notes.append(
-            "reflexion was projected along a path with no improvement, so it stops after "
-            "`patience` trials; a run that keeps improving can continue to `max_trials`"
-        )
+    if note := getattr(strategy, "dry_run_note", None):
+        notes.append(note)
     proposer_usage = usage.minus(target_usage)
     return Projection(
         strategy=spec.strategy,
@@ -324,29 +320,27 @@ def _per_eval_call(spec: SearchSpec, task: Task) -> tuple[int, int]:
 
 
 def formula_calls(strategy: str, config: Any, dev_n: int) -> tuple[int, int]:
-    """(target calls, writer calls) at most, from a config: duplicates and early stops
-    only lower them."""
-    start_check = 2 * dev_n  # the starting prompt on dev, then the best on all of dev
-    if strategy == "instructzero":
-        rounds = config.rounds or config.max_rounds
-        points = config.initial_points + rounds * config.batch_per_round
-        return points * min(config.dev_subset, dev_n) + start_check, points
-    if strategy == "rlprompt":
-        train_calls = config.steps * config.prompts_per_step * config.examples_per_step
-        dev_prompts = config.steps // config.eval_every + 1 + config.top_sampled
-        return train_calls + dev_prompts * dev_n + start_check, 0
-    raise ValueError(f"no formula for {strategy}")
+    """(target calls, writer calls) at most: the strategy's own bound (`project`) and
+    the starting prompt on dev, then the best on all of dev."""
+    bound = _with_start_check(get_strategy(strategy).project(config, dev_n), dev_n)
+    return bound.target_calls, bound.writer_calls
 
 
-def _formula(spec: SearchSpec, config: Any, task: Task, table: PriceTable) -> Projection:
+def _with_start_check(bound: CallBound, dev_n: int) -> CallBound:
+    """A strategy's bound plus what every search adds: the starting prompt on dev,
+    then the best candidate on all of dev."""
+    return replace(bound, target_calls=bound.target_calls + 2 * dev_n)
+
+
+def _formula(
+    spec: SearchSpec, strategy: Any, config: Any, task: Task, table: PriceTable
+) -> Projection:
     dev_n = len(task.examples("dev"))
-    target_calls, writer_calls = formula_calls(spec.strategy, config, dev_n)
+    bound = _with_start_check(strategy.project(config, dev_n), dev_n)
+    target_calls, writer_calls = bound.target_calls, bound.writer_calls
     per_prompt, per_completion = _per_eval_call(spec, task)
     notes = [f"an upper bound: {target_calls} target calls + {writer_calls} writer calls"]
-    if spec.strategy == "rlprompt":
-        notes.append(
-            "classification tasks score rewards by log-probabilities (no completion tokens)"
-        )
+    notes += bound.notes
     calls = target_calls + writer_calls
     scale, stopped = 1.0, False
     budget = spec.budget

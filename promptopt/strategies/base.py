@@ -109,10 +109,26 @@ class SearchResult:
         return self.candidates[0]
 
 
+@dataclass(frozen=True)
+class CallBound:
+    """A search's model calls at most, from its config alone (duplicates and early
+    stops only lower them): what `--dry-run` reports for a strategy it cannot run
+    against a stand-in model."""
+
+    target_calls: int
+    writer_calls: int
+    notes: tuple[str, ...] = ()
+
+
 class Strategy(Protocol):
     """A search method. One that picks demonstrations itself sets
     `chooses_demonstrations = True`; the others are followed by the demonstration
-    stage (`demo_stage`), which crosses their best instructions with demo sets."""
+    stage (`demo_stage`), which crosses their best instructions with demo sets.
+
+    For `--dry-run`, a strategy is run against an instant stand-in model, unless it
+    needs the real one: then it has `project(config, dev_n) -> CallBound`. A caveat
+    about the simulated path goes in `dry_run_note`.
+    """
 
     name: str
     Config: type

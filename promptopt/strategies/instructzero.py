@@ -46,7 +46,14 @@ from promptopt.evaluation.prompting import render_demonstration
 from promptopt.llm.base import soft_prompt_generate
 from promptopt.strategies import instructzero_bo as bayesopt
 from promptopt.strategies.ape import clean_instruction
-from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
+from promptopt.strategies.base import (
+    CallBound,
+    SearchContext,
+    SearchResult,
+    check_range,
+    knob,
+    rank,
+)
 
 
 class SoftPromptWriter(Protocol):
@@ -121,6 +128,13 @@ class InstructZeroConfig:
 class InstructZero:
     name = "instructzero"
     Config = InstructZeroConfig
+
+    def project(self, config: InstructZeroConfig, dev_n: int) -> CallBound:
+        """Each point is one writer call and its instruction scored on a dev subset;
+        it drives the writer's input embeddings, so the dry run cannot simulate it."""
+        rounds = config.rounds or config.max_rounds
+        points = config.initial_points + rounds * config.batch_per_round
+        return CallBound(points * min(config.dev_subset, dev_n), points)
 
     def search(self, ctx: SearchContext, config: InstructZeroConfig) -> SearchResult:
         writer = ctx.proposer_base

@@ -204,6 +204,10 @@ class _Board:
 class Reflexion:
     name = "reflexion"
     Config = ReflexionConfig
+    dry_run_note = (
+        "reflexion was projected along a path with no improvement, so it stops after "
+        "`patience` trials; a run that keeps improving can continue to `max_trials`"
+    )
 
     def search(self, ctx: SearchContext, config: ReflexionConfig) -> SearchResult:
         board = _Board(ctx.task.template)

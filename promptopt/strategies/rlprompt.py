@@ -34,7 +34,14 @@ import torch
 
 from promptopt.core.domain import Candidate, Example, Message, Prompt
 from promptopt.core.errors import BudgetExhausted, ConfigError
-from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
+from promptopt.strategies.base import (
+    CallBound,
+    SearchContext,
+    SearchResult,
+    check_range,
+    knob,
+    rank,
+)
 from promptopt.strategies.rlprompt_policy import PromptPolicy, Rollout
 
 POLICY_PREFIX = "Write a short instruction for a classifier."
@@ -119,6 +126,14 @@ def policy_gradient_step(
 class RLPrompt:
     name = "rlprompt"
     Config = RLPromptConfig
+
+    def project(self, config: RLPromptConfig, dev_n: int) -> CallBound:
+        """Training rewards, then the prompts checked on dev; the policy is trained on
+        the real proposer, so the dry run cannot simulate it."""
+        train_calls = config.steps * config.prompts_per_step * config.examples_per_step
+        dev_prompts = config.steps // config.eval_every + 1 + config.top_sampled
+        note = "classification tasks score rewards by log-probabilities (no completion tokens)"
+        return CallBound(train_calls + dev_prompts * dev_n, 0, (note,))
 
     def search(self, ctx: SearchContext, config: RLPromptConfig) -> SearchResult:
         base = ctx.proposer_base

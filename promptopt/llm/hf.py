@@ -32,6 +32,7 @@ from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest,
 from promptopt.core.errors import ConfigError, ModelError, PromptoptError
 from promptopt.core.paths import cache_root
 from promptopt.llm.base import model_scope
+from promptopt.llm.continuation_scores import score_continuations
 from promptopt.llm.decoding import (
     Prefilled,
     RowQueue,
@@ -396,48 +397,34 @@ class HFLLM:
         """Sum of log p(continuation tokens | context) for every continuation.
 
         Context and continuation are tokenized separately and concatenated, so
-        the continuation's tokens are exactly the ones scored.
+        the continuation's tokens are exactly the ones scored. Each context runs
+        once however many continuations follow it (`continuation_scores`), in
+        batches of `batch_size` contexts of similar length.
         """
-        rows: list[tuple[int, list[int], int]] = []  # (request index, ids, n context tokens)
-        for r, req in enumerate(requests):
-            context = self.render(req.messages, req.text)
-            ctx_ids = self.tokenizer(context, add_special_tokens=False)["input_ids"]
-            for cont in req.continuations:
-                cont_ids = self.tokenizer(cont, add_special_tokens=False)["input_ids"]
-                rows.append((r, ctx_ids + cont_ids, len(ctx_ids)))
-        scores: list[float] = []
-        order = sorted(range(len(rows)), key=lambda k: len(rows[k][1]), reverse=True)
-        by_row: dict[int, float] = {}
+        contexts = [
+            self.tokenizer(self.render(req.messages, req.text), add_special_tokens=False)[
+                "input_ids"
+            ]
+            for req in requests
+        ]
+        continuations = [
+            [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in req.continuations]
+            for req in requests
+        ]
+        order = sorted(range(len(requests)), key=lambda r: len(contexts[r]), reverse=True)
+        scores: list[list[float]] = [[] for _ in requests]
         for start in range(0, len(order), self.batch_size):
-            chunk = [rows[k] for k in order[start : start + self.batch_size]]
-            for k, value in zip(
-                order[start : start + self.batch_size], self._score_rows(chunk), strict=True
-            ):
-                by_row[k] = value
-        scores = [by_row[k] for k in range(len(rows))]
-        grouped: list[list[float]] = [[] for _ in requests]
-        for (r, _, _), value in zip(rows, scores, strict=True):
-            grouped[r].append(value)
-        return grouped
-
-    def _score_rows(self, chunk: list[tuple[int, list[int], int]]) -> list[float]:
-        width = max(len(ids) for _, ids, _ in chunk)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for b, (_, ids, _) in enumerate(chunk):  # right padding keeps positions intact
-            input_ids[b, : len(ids)] = torch.tensor(ids)
-            mask[b, : len(ids)] = 1
-        logits = self.model(
-            input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
-        ).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
-        values = []
-        for b, (_, ids, n_ctx) in enumerate(chunk):
-            positions = torch.arange(n_ctx, len(ids))
-            targets = torch.tensor(ids[n_ctx:])
-            values.append(float(logp[b, positions - 1, targets].sum()))
-        return values
+            chunk = order[start : start + self.batch_size]
+            chunk_scores = score_continuations(
+                self.model,
+                [contexts[r] for r in chunk],
+                [continuations[r] for r in chunk],
+                pad_id=self.tokenizer.pad_token_id,
+                device=self.device,
+            )
+            for r, values in zip(chunk, chunk_scores, strict=True):
+                scores[r] = values
+        return scores
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> str:

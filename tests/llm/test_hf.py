@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from promptopt.core.domain import GenerationRequest, LogprobRequest, Message
 from promptopt.llm.hf import HFLLM, converted_copy_dir, truncate_at_stop
@@ -126,3 +127,33 @@ def test_dry_run_counts_prompt_tokens_like_the_model(llm: HFLLM) -> None:
     assert estimate_prompt_tokens(stand_in, request) == completion.prompt_tokens
     assert stand_in.generate([request])[0].prompt_tokens == completion.prompt_tokens
     assert local_tokenizer("/nonexistent/model.gguf") is None
+
+
+def test_logprobs_equal_scoring_each_continuation_as_its_own_sequence() -> None:
+    """Contexts run once and continuations are read off their cache (one token)
+    or a second pass over it (longer ones): the sums equal those of running
+    context + continuation as one sequence, whatever shares the batch."""
+    llm32 = HFLLM(dtype="float32", batch_size=3)  # chunks mix context lengths
+    requests = [
+        LogprobRequest(
+            text="Classify the review. " * (1 + i % 4) + f"Review: {review}\nSentiment:",
+            continuations=(" positive", " negative", " very positive indeed", ""),
+        )
+        for i, review in enumerate(["witty and warm", "dull", "long, thin plot", "fine"] * 2)
+    ]
+    scores = llm32.logprobs(requests)
+
+    def one_sequence(context: str, continuation: str) -> float:
+        tokenize = llm32.tokenizer
+        ctx = tokenize(context, add_special_tokens=False)["input_ids"]
+        ids = ctx + tokenize(continuation, add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            logits = llm32.model(input_ids=torch.tensor([ids])).logits.float()
+        logp = torch.log_softmax(logits, dim=-1)[0]
+        return float(sum(logp[p - 1, ids[p]] for p in range(len(ctx), len(ids))))
+
+    for request, values in zip(requests, scores, strict=True):
+        assert request.text is not None
+        expected = [one_sequence(request.text, c) for c in request.continuations]
+        assert values == pytest.approx(expected, abs=1e-4)
+        assert values[-1] == 0.0 and values[2] < values[0]

@@ -130,11 +130,19 @@ def test_resume_repeats_no_model_call(tmp_path: Path, monkeypatch: pytest.Monkey
     assert export["prompt"] == straight["prompt"]
 
 
-def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
-    search(tmp_path, "done")
-    result = runner.invoke(
-        app, ["search", *SMALL, "--seed", "3", "--run-dir", str(tmp_path / "done")]
-    )
+def test_resume_refuses_a_different_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run directory that holds a run (here one stopped by Ctrl-C as its search
+    began) is never reused by a new search."""
+    from promptopt.strategies import ape
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ape.APE, "search", interrupted)
+    run_dir = tmp_path / "stopped"
+    first = runner.invoke(app, ["search", *SMALL, "--run-dir", str(run_dir)])
+    assert first.exit_code == 130 and (run_dir / "config.json").is_file(), first.output
+    result = runner.invoke(app, ["search", *SMALL, "--seed", "3", "--run-dir", str(run_dir)])
     assert result.exit_code == 2 and "already holds a run" in result.output
 
 

@@ -53,7 +53,8 @@ def _through(value: object) -> object:
 def test_values_round_trip_with_their_types(value: object) -> None:
     back = _through(value)
     assert back == value and type(back) is type(value)
-    assert repr(back) == repr(value)  # tuples stay tuples, -0.0 stays -0.0, inside too
+    if not isinstance(value, set | frozenset):  # a set's order is not part of its value
+        assert repr(back) == repr(value)  # tuples stay tuples, -0.0 stays -0.0, inside too
 
 
 def test_nan_round_trips() -> None:

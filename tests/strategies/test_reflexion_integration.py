@@ -50,7 +50,7 @@ def test_humaneval_loop_on_two_problems() -> None:
         allow_code_execution=True,
         attempts=2,
         test_size=2,
-        config=CodeReflexionConfig(max_tokens=160, reflection_max_tokens=64),
+        config=CodeReflexionConfig(max_tokens=96, reflection_max_tokens=32),
     )
     assert report["n"] == 2 and report["attempts"] == 2
     assert set(report["pass_at_1_by_attempts"]) == {"1", "2"}

@@ -230,7 +230,14 @@ def test_a_failure_does_not_wait_for_requests_in_flight(server: FakeOpenAIServer
 
 
 def promptopt(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from promptopt.cli import main; main()", *args]
+    """The CLI as a terminal starts it. A shell without job control starts its
+    background commands with Ctrl-C ignored, and children inherit that: a suite
+    run with `&` would then test a search that cannot be interrupted at all."""
+    start = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from promptopt.cli import main; main()"
+    )
+    return [sys.executable, "-c", start, *args]
 
 
 def test_ctrl_c_stops_a_search_within_seconds_and_the_run_resumes(

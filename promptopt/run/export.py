@@ -332,7 +332,7 @@ def read_export(path: Path) -> dict[str, Any]:
         name=FORMAT,
         newest=FORMAT_VERSION,
         what="a promptopt prompt export",
-        fix="pass the JSON `promptopt search --out` wrote",
+        fix=REEXPORT,
     )
     check_eval_fields(path, data)
     kind = data.get("kind", "prompt")

@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.core.errors import ConfigError
+from promptopt.core.versioned import format_version, refuse_newer
+from promptopt.run.compare_results import COMPARE_FILE
+from promptopt.run.compare_results import FORMAT as COMPARE_FORMAT
+from promptopt.run.compare_results import FORMAT_VERSION as COMPARE_FORMAT_VERSION
+from promptopt.run.export import FORMAT_VERSION as EXPORT_FORMAT_VERSION
 from promptopt.run.store import load_events
 
 logger = logging.getLogger(__name__)
 
-COMPARE_FILE = "compare.json"
-COMPARE_FORMAT = "promptopt.compare"
 RESULT_FILE = "result.json"
 TEST_EXAMPLES_FILE = "test_examples.json"
 RUN_MARKERS = ("config.json", "events.jsonl", RESULT_FILE)
@@ -89,6 +92,8 @@ def load_run(path: Path) -> RunData:
     notes: list[str] = []
     config = _read_json(path / "config.json", notes, "the run's configuration") or {}
     result = _read_json(path / RESULT_FILE, notes, "final result (the search did not finish)")
+    if isinstance(result, dict):
+        refuse_newer(path / RESULT_FILE, result, EXPORT_FORMAT_VERSION)
     examples = _read_json(path / TEST_EXAMPLES_FILE, notes, "per-example test results")
     if examples is not None and not _valid_examples(examples):
         notes.append(f"{TEST_EXAMPLES_FILE} is not in the expected shape; it was ignored.")
@@ -117,11 +122,14 @@ def load_compare(path: Path) -> CompareData:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{file} is unreadable ({exc}): rerun `promptopt compare`") from None
-    if not isinstance(data, dict) or data.get("format") != COMPARE_FORMAT:
-        raise ConfigError(
-            f'{file} is not a promptopt comparison (no "format": "{COMPARE_FORMAT}"): '
-            "pass a directory `promptopt compare` wrote"
-        )
+    format_version(
+        file,
+        data,
+        name=COMPARE_FORMAT,
+        newest=COMPARE_FORMAT_VERSION,
+        what="a promptopt comparison",
+        fix="pass a directory `promptopt compare` wrote",
+    )
     notes: list[str] = []
     runs: list[tuple[dict[str, Any], RunData | None]] = []
     for entry in data.get("runs") or []:

@@ -1,4 +1,4 @@
-"""The versioned JSON a search writes and `eval` reads back.
+"""The versioned JSON a search writes and `eval` reads back, as typed records.
 
 It carries everything needed to re-score the prompt and to judge the number:
 the prompt, the task and its split sizes, dev and test scores with their sample
@@ -7,13 +7,19 @@ sizes, models, strategy config, seed, usage and timings. Never credentials.
 An ensemble (boosted prompt ensembles) is exported in the same format with
 `"kind": "ensemble"` and an `"ensemble"` entry (members, vote rule, samples,
 temperature, weights, seed) in place of `"prompt"`; an export without "kind"
-is a single prompt, as every format 1 export before ensembles.
+is a single prompt, as every format 1 export before ensembles. The run's
+result.json is the same export.
+
+`Export.to_dict` writes the keys in the order exports have always had, so files
+stay comparable across versions; `Export.from_dict` reads older exports too (any
+part they lack is None or empty).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +27,9 @@ from promptopt import __version__
 from promptopt.core.domain import Ensemble, EvalResult, Prompt
 from promptopt.core.errors import ConfigError
 from promptopt.core.files import read_utf8
-from promptopt.data.task import Task, looks_like_path
-from promptopt.llm.factory import recordable_options
+from promptopt.core.versioned import format_version
+from promptopt.data.task import looks_like_path
+from promptopt.run.export_check import REEXPORT, bad_field, check_eval_fields, check_prompt
 
 FORMAT = "promptopt.prompt"
 FORMAT_VERSION = 1
@@ -55,53 +62,211 @@ def locate_recorded(recorded: str, export_path: Path) -> Path:
     return beside if beside.exists() else path
 
 
+@dataclass(frozen=True)
+class Score:
+    """A mean score and the number of examples behind it."""
+
+    score: float
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "n": self.n}
+
+    @classmethod
+    def of(cls, result: EvalResult) -> Score:
+        return cls(result.score, result.n)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Score | None:
+        if not isinstance(data, dict) or data.get("score") is None:
+            return None
+        return cls(float(data["score"]), int(data.get("n", 0)))
+
+
+@dataclass
+class TaskRecord:
+    """The task as the search saw it: enough for `eval` to load the same test split."""
+
+    name: str | None = None
+    ref: str | None = None
+    sizes: dict[str, int] = field(default_factory=dict)
+    data_seed: int = 0
+    data_file: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ref": self.ref,
+            "sizes": self.sizes,
+            "data_seed": self.data_seed,
+            "data_file": self.data_file,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> TaskRecord:
+        data = data or {}
+        return cls(
+            name=data.get("name"),
+            ref=data.get("ref"),
+            sizes=dict(data.get("sizes") or {}),
+            data_seed=data.get("data_seed", 0),
+            data_file=data.get("data_file"),
+        )
+
+
+@dataclass
+class Scores:
+    """Test scores of the exported prompt (or ensemble) and the starting prompt; a
+    prompt has its dev score, an ensemble its vote's train-pool score and each
+    member's test score."""
+
+    test: Score | None = None
+    baseline_test: Score | None = None
+    dev: Score | None = None
+    pool: Score | None = None
+    members_test: list[Score] = field(default_factory=list)
+
+    def to_dict(self, kind: str) -> dict[str, Any]:
+        def shown(score: Score | None) -> dict[str, Any] | None:
+            return score.to_dict() if score else None
+
+        if kind == "ensemble":
+            return {
+                "pool": shown(self.pool),
+                "test": shown(self.test),
+                "baseline_test": shown(self.baseline_test),
+                "members_test": [m.to_dict() for m in self.members_test],
+            }
+        return {
+            "dev": shown(self.dev),
+            "test": shown(self.test),
+            "baseline_test": shown(self.baseline_test),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Scores:
+        data = data or {}
+        members = [Score.from_dict(m) for m in data.get("members_test") or []]
+        return cls(
+            test=Score.from_dict(data.get("test")),
+            baseline_test=Score.from_dict(data.get("baseline_test")),
+            dev=Score.from_dict(data.get("dev")),
+            pool=Score.from_dict(data.get("pool")),
+            members_test=[m for m in members if m is not None],
+        )
+
+
+@dataclass
+class Export:
+    """One search's result: what `--out` and the run's result.json hold.
+
+    Exactly one of `prompt` and `ensemble` is set. The open-ended parts (models,
+    strategy config and stats, usage, timings, leaderboard rows, the start guard's
+    record) stay plain JSON objects: their keys belong to the modules that fill them.
+    """
+
+    task: TaskRecord
+    scores: Scores
+    prompt: Prompt | None = None
+    ensemble: Ensemble | None = None
+    models: dict[str, Any] = field(default_factory=dict)
+    strategy: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    run_dir: str | None = None
+    stopped_by_budget: bool = False
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    improved: bool | None = None
+    """Whether the search beat its starting prompt on dev (None: an older export)."""
+    start: dict[str, Any] | None = None
+    """The start guard's record: source, prompt, dev score, rule, comparison, reason."""
+    promptopt_version: str = __version__
+    created: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def kind(self) -> str:
+        return "ensemble" if self.ensemble is not None else "prompt"
+
+    def prompts(self) -> list[Prompt]:
+        """The prompts this export sends to the model: its prompt, or its members."""
+        if self.ensemble is not None:
+            return list(self.ensemble.members)
+        return [self.prompt] if self.prompt is not None else []
+
+    def to_dict(self) -> dict[str, Any]:
+        head: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": self.format_version,
+            "promptopt_version": self.promptopt_version,
+            "created": self.created,
+        }
+        if self.ensemble is not None:
+            head |= {"kind": "ensemble", "ensemble": self.ensemble.to_dict()}
+        else:
+            head["prompt"] = self.prompt.to_dict() if self.prompt else None
+        data = {
+            **head,
+            "task": self.task.to_dict(),
+            "scores": self.scores.to_dict(self.kind),
+            "models": self.models,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "usage": self.usage,
+            "timings": self.timings,
+            "run_dir": self.run_dir,
+            "stopped_by_budget": self.stopped_by_budget,
+            "leaderboard": self.leaderboard,
+        }
+        if self.improved is not None:
+            data["improved"] = self.improved
+        if self.start is not None:
+            data["start"] = self.start
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Export:
+        """An export's JSON (checked by `read_export` when it comes from a file)."""
+        ensemble = data.get("ensemble") if data.get("kind") == "ensemble" else None
+        prompt = data.get("prompt") if ensemble is None else None
+        improved = data.get("improved")
+        return cls(
+            task=TaskRecord.from_dict(data.get("task")),
+            scores=Scores.from_dict(data.get("scores")),
+            prompt=Prompt.from_dict(prompt) if prompt is not None else None,
+            ensemble=Ensemble.from_dict(ensemble) if ensemble is not None else None,
+            models=dict(data.get("models") or {}),
+            strategy=dict(data.get("strategy") or {}),
+            seed=data.get("seed"),
+            usage=dict(data.get("usage") or {}),
+            timings=dict(data.get("timings") or {}),
+            run_dir=data.get("run_dir"),
+            stopped_by_budget=bool(data.get("stopped_by_budget", False)),
+            leaderboard=list(data.get("leaderboard") or []),
+            improved=improved if isinstance(improved, bool) else None,
+            start=data.get("start"),
+            promptopt_version=str(data.get("promptopt_version", "")),
+            created=str(data.get("created", "")),
+            format_version=int(data.get("format_version", 0)),
+        )
+
+
 def prompt_export(
     *,
     prompt: Prompt,
-    task: Task,
-    task_ref: str,
-    sizes: dict[str, int],
-    data_seed: int,
-    data_file: dict[str, str] | None,
     dev: tuple[float, int],
     test: EvalResult,
     baseline_test: EvalResult,
-    models: dict[str, Any],
-    strategy: dict[str, Any],
-    seed: int,
-    usage: dict[str, Any],
-    timings: dict[str, float],
-    run_dir: str,
-    stopped_by_budget: bool,
-    leaderboard: list[dict[str, Any]],
+    **fields: Any,
 ) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "promptopt_version": __version__,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "prompt": prompt.to_dict(),
-        "task": {
-            "name": task.name,
-            "ref": task_ref,
-            "sizes": sizes,
-            "data_seed": data_seed,
-            "data_file": data_file,
-        },
-        "scores": {
-            "dev": {"score": dev[0], "n": dev[1]},
-            "test": test.to_dict(),
-            "baseline_test": baseline_test.to_dict(),
-        },
-        "models": models,
-        "strategy": strategy,
-        "seed": seed,
-        "usage": usage,
-        "timings": timings,
-        "run_dir": run_dir,
-        "stopped_by_budget": stopped_by_budget,
-        "leaderboard": leaderboard,
-    }
+    """A single prompt's export as JSON (`Export`'s other fields by name)."""
+    scores = Scores(
+        test=Score.of(test), baseline_test=Score.of(baseline_test), dev=Score(dev[0], dev[1])
+    )
+    return Export(prompt=prompt, scores=scores, task=_task_record(fields), **fields).to_dict()
 
 
 def ensemble_export(
@@ -109,37 +274,46 @@ def ensemble_export(
     ensemble: Ensemble,
     pool: tuple[float, int] | None,
     test: EvalResult,
+    baseline_test: EvalResult,
     member_tests: list[EvalResult],
     **fields: Any,
 ) -> dict[str, Any]:
-    """An ensemble's export: `prompt_export`'s fields (but `prompt` and `dev`), with
-    the ensemble, its vote's score on the strategy's train pool, and each member's
-    test score (its own vote over its samples)."""
-    base = prompt_export(prompt=ensemble.members[0], dev=(0.0, 0), test=test, **fields)
-    data: dict[str, Any] = {}
-    for key, value in base.items():
-        if key == "prompt":
-            data["kind"] = "ensemble"
-            data["ensemble"] = ensemble.to_dict()
-        elif key == "scores":
-            data["scores"] = {
-                "pool": {"score": pool[0], "n": pool[1]} if pool else None,
-                "test": value["test"],
-                "baseline_test": value["baseline_test"],
-                "members_test": [r.to_dict() for r in member_tests],
-            }
-        else:
-            data[key] = value
-    return data
+    """An ensemble's export as JSON: its vote's score on the strategy's train pool
+    and each member's test score (its own vote over its samples)."""
+    scores = Scores(
+        test=Score.of(test),
+        baseline_test=Score.of(baseline_test),
+        pool=Score(pool[0], pool[1]) if pool else None,
+        members_test=[Score.of(r) for r in member_tests],
+    )
+    return Export(ensemble=ensemble, scores=scores, task=_task_record(fields), **fields).to_dict()
 
 
-def write_export(path: Path, export: dict[str, Any]) -> None:
+def _task_record(fields: dict[str, Any]) -> TaskRecord:
+    """The task fields the builders take by name (as they always have), as a record."""
+    task = fields.pop("task")
+    return TaskRecord(
+        name=task.name,
+        ref=fields.pop("task_ref"),
+        sizes=fields.pop("sizes"),
+        data_seed=fields.pop("data_seed"),
+        data_file=fields.pop("data_file"),
+    )
+
+
+def write_export(path: Path, export: dict[str, Any] | Export) -> None:
+    data = export.to_dict() if isinstance(export, Export) else export
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(export, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load_export(path: Path) -> Export:
+    """An exported prompt or ensemble, checked (`read_export`), as a typed record."""
+    return Export.from_dict(read_export(path))
 
 
 def read_export(path: Path) -> dict[str, Any]:
-    """Load and validate an exported prompt; every failure is one clear line.
+    """Load and validate an exported prompt's JSON; every failure is one clear line.
 
     Every field `eval` reads is checked here, with the type it needs, so that a
     hand-edited or damaged export fails now, naming the field, rather than with
@@ -152,21 +326,22 @@ def read_export(path: Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f'{path} is not a promptopt prompt export (no "format": "{FORMAT}")')
-    version = data.get("format_version", 0)
-    if not _is_int(version):
-        raise _bad_field(path, "format_version", "a whole number", version)
-    if version > FORMAT_VERSION:
-        raise ConfigError(f"{path} was written by a newer promptopt (format {version}): upgrade")
-    _check_eval_fields(path, data)
+    format_version(
+        path,
+        data,
+        name=FORMAT,
+        newest=FORMAT_VERSION,
+        what="a promptopt prompt export",
+        fix=REEXPORT,
+    )
+    check_eval_fields(path, data)
     kind = data.get("kind", "prompt")
     if kind == "ensemble":
         ensemble = data.get("ensemble")
         if not isinstance(ensemble, dict) or not isinstance(ensemble.get("members"), list):
-            raise _bad_field(path, "ensemble", 'an object with a "members" list', ensemble)
+            raise bad_field(path, "ensemble", 'an object with a "members" list', ensemble)
         for i, member in enumerate(ensemble["members"]):
-            _check_prompt(path, member, f"ensemble.members[{i}]")
+            check_prompt(path, member, f"ensemble.members[{i}]")
         try:
             Ensemble.from_dict(ensemble)
         except (KeyError, TypeError, ValueError) as exc:
@@ -178,7 +353,7 @@ def read_export(path: Path) -> dict[str, Any]:
         )
     if "prompt" not in data:
         raise ConfigError(f"{path} has a malformed prompt (missing 'prompt'): {REEXPORT}")
-    _check_prompt(path, data["prompt"], "prompt")
+    check_prompt(path, data["prompt"], "prompt")
     try:
         Prompt.from_dict(data["prompt"])
     except KeyError as exc:
@@ -186,97 +361,3 @@ def read_export(path: Path) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path} has a malformed prompt ({exc}): {REEXPORT}") from None
     return data
-
-
-REEXPORT = "re-export it with `promptopt search`"
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _bad_field(path: Path, field: str, expected: str, value: Any) -> ConfigError:
-    shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    return ConfigError(f"{path}: {field} must be {expected}, got {shown}: fix it, or {REEXPORT}")
-
-
-def _optional(path: Path, data: dict[str, Any], key: str, where: str, kind: type) -> Any:
-    """`data[key]` when it is absent, null or a `kind`; else a one-line error."""
-    value = data.get(key)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-        expected = {str: "a string", dict: "an object", list: "a list"}[kind]
-        raise _bad_field(path, f"{where}{key}", expected, value)
-    return value
-
-
-def _check_prompt(path: Path, prompt: Any, where: str) -> None:
-    """A prompt's texts are strings and its demonstrations examples (types only:
-    `Prompt.from_dict` checks the values)."""
-    if not isinstance(prompt, dict):
-        raise _bad_field(path, where, "an object", prompt)
-    for key in ("instruction", "template"):
-        if key in prompt and not isinstance(prompt[key], str):
-            raise _bad_field(path, f"{where}.{key}", "a string", prompt[key])
-    demos = _optional(path, prompt, "demonstrations", f"{where}.", list) or []
-    for i, demo in enumerate(demos):
-        at = f"{where}.demonstrations[{i}]"
-        if not isinstance(demo, dict):
-            raise _bad_field(path, at, "an object", demo)
-        for key in ("input", "target"):
-            if not isinstance(demo.get(key), str):
-                raise _bad_field(path, f"{at}.{key}", "a string", demo.get(key))
-        _optional(path, demo, "demo_output", f"{at}.", str)
-        for alias in _optional(path, demo, "aliases", f"{at}.", list) or []:
-            if not isinstance(alias, str):
-                raise _bad_field(path, f"{at}.aliases", "a list of strings", alias)
-
-
-def _check_eval_fields(path: Path, data: dict[str, Any]) -> None:
-    """The task, model and score fields `eval` reads, when present, have its types."""
-    _optional(path, data, "kind", "", str)
-    task = _optional(path, data, "task", "", dict) or {}
-    _optional(path, task, "name", "task.", str)
-    _optional(path, task, "ref", "task.", str)
-    if "data_seed" in task and not _is_int(task["data_seed"]):
-        raise _bad_field(path, "task.data_seed", "a whole number", task["data_seed"])
-    for split, size in (_optional(path, task, "sizes", "task.", dict) or {}).items():
-        if split not in ("train", "dev", "test"):
-            raise _bad_field(path, "task.sizes", "keyed by train, dev and test", split)
-        if size is not None and not (_is_int(size) and size >= 1):
-            raise _bad_field(path, f"task.sizes.{split}", "a whole number of at least 1", size)
-    data_file = _optional(path, task, "data_file", "task.", dict)
-    for key in ("path", "input_field", "target_field", "metric") if data_file else ():
-        if not isinstance(data_file.get(key), str):
-            raise _bad_field(path, f"task.data_file.{key}", "a string", data_file.get(key))
-    models = _optional(path, data, "models", "", dict) or {}
-    target = _optional(path, models, "target", "models.", dict) or {}
-    spec = _optional(path, target, "spec", "models.target.", dict)
-    if spec is not None:
-        defaults = recordable_options(spec.get("backend"))
-        for key, value in spec.items():
-            if key not in defaults:
-                raise _bad_field(path, "models.target.spec", f"keyed by {', '.join(defaults)}", key)
-            default = defaults[key]
-            if isinstance(default, int) and not isinstance(default, bool):
-                ok, expected = _is_int(value), "a whole number"
-            elif isinstance(default, float):
-                ok, expected = _is_number(value) and 0 < value < float("inf"), "a positive number"
-            else:
-                ok, expected = isinstance(value, str), "a string"
-            if not ok and not (value is None and default is None):
-                raise _bad_field(path, f"models.target.spec.{key}", expected, value)
-        for key in ("backend", "model"):
-            if key not in spec:
-                raise _bad_field(path, f"models.target.spec.{key}", "a string", None)
-    scores = _optional(path, data, "scores", "", dict) or {}
-    test = _optional(path, scores, "test", "scores.", dict) or {}
-    if test.get("score") is not None and not _is_number(test["score"]):
-        raise _bad_field(path, "scores.test.score", "a number", test["score"])
-    for i, member in enumerate(_optional(path, scores, "members_test", "scores.", list) or []):
-        if not isinstance(member, dict) or not _is_number(member.get("score", 0)):
-            raise _bad_field(path, f"scores.members_test[{i}]", 'an object with a "score"', member)

@@ -48,7 +48,7 @@ from promptopt.llm.cache import open_cache
 from promptopt.llm.factory import ModelSpec, build_llm, default_model_spec
 from promptopt.llm.pricing import estimate_cost, load_prices
 from promptopt.llm.stack import layered
-from promptopt.run.export import ensemble_export, prompt_export, recorded_task
+from promptopt.run.export import Export, Score, Scores, TaskRecord, recorded_task
 from promptopt.run.start_guard import RULE, PairedDev, paired_dev, resolve_start
 from promptopt.run.store import RunStore, write_json_atomic
 from promptopt.strategies.base import (
@@ -394,13 +394,18 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
         )
 
         task_ref, data_file = recorded_task(spec.task, spec.data_file)
-        fields: dict[str, Any] = dict(
-            task=task,
-            task_ref=task_ref,
-            sizes=spec.sizes,
-            data_seed=spec.data_seed,
-            data_file=data_file,
-            baseline_test=baseline_test,
+        scores = Scores(test=Score.of(best_result), baseline_test=Score.of(baseline_test))
+        if choice.ensemble is not None:
+            pool = result.ensemble_score
+            scores.pool = Score(pool[0], pool[1]) if pool else None
+            scores.members_test = [Score.of(r) for r in ensemble_test.members]
+        else:
+            scores.dev = Score.of(choice.dev)
+        export = Export(
+            task=TaskRecord(task.name, task_ref, spec.sizes, spec.data_seed, data_file),
+            scores=scores,
+            prompt=choice.prompt if choice.ensemble is None else None,
+            ensemble=choice.ensemble,
             models={
                 "target": {**describe(target_base), "spec": spec.target.to_dict()},
                 "proposer": {**describe(proposer_base), "spec": spec.proposer.to_dict()},
@@ -421,31 +426,16 @@ def run_search(spec: SearchSpec, reporter: Reporter | None = None) -> dict[str, 
                 }
                 for c in result.candidates
             ],
-        )
-        if choice.ensemble is not None:
-            export = ensemble_export(
-                ensemble=choice.ensemble,
-                pool=result.ensemble_score,
-                test=ensemble_test.result,
-                member_tests=ensemble_test.members,
-                **fields,
-            )
-        else:
-            export = prompt_export(
-                prompt=choice.prompt,
-                dev=(choice.dev.score, choice.dev.n),
-                test=best_test,
-                **fields,
-            )
-        export["improved"] = choice.improved
-        export["start"] = {
-            "source": spec.start_source,
-            "prompt": start.to_dict(),
-            "dev": choice.start_dev.to_dict(),
-            "rule": RULE,
-            "comparison": choice.paired.to_dict() if choice.paired else None,
-            "reason": choice.reason,
-        }
+            improved=choice.improved,
+            start={
+                "source": spec.start_source,
+                "prompt": start.to_dict(),
+                "dev": choice.start_dev.to_dict(),
+                "rule": RULE,
+                "comparison": choice.paired.to_dict() if choice.paired else None,
+                "reason": choice.reason,
+            },
+        ).to_dict()
         store.event("start_guard", improved=choice.improved, reason=choice.reason)
         store.finish(export)
         return export

@@ -45,23 +45,23 @@ def score_continuations(
         mask[b, : len(context)] = 1
     last = sorted({len(context) - 1 for context in contexts})
     column = {position: k for k, position in enumerate(last)}
-    cache = DynamicCache()
+    longer = [
+        (b, j) for b, conts in enumerate(continuations) for j, c in enumerate(conts) if len(c) > 1
+    ]
+    cache = DynamicCache() if longer else None  # one-token labels need no second pass
     out = model(
         input_ids=ids.to(device),
         attention_mask=mask.to(device),
-        use_cache=True,
+        use_cache=cache is not None,
         logits_to_keep=torch.tensor(last, device=device),
-        **{cache_argument(model): cache},
+        **({cache_argument(model): cache} if cache is not None else {}),
     )
     first = torch.log_softmax(out.logits.float(), dim=-1)
     scores = [
         [float(first[b, column[len(context) - 1], cont[0]]) if cont else 0.0 for cont in conts]
         for b, (context, conts) in enumerate(zip(contexts, continuations, strict=True))
     ]
-    longer = [
-        (b, j) for b, conts in enumerate(continuations) for j, c in enumerate(conts) if len(c) > 1
-    ]
-    if longer:
+    if cache is not None:
         rows = [(b, contexts[b], continuations[b][j]) for b, j in longer]
         later = _later_tokens(model, cache, mask, rows, pad_id, device)
         for (b, j), value in zip(longer, later, strict=True):

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,7 +27,6 @@ from transformers import (
 
 from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest, Message
 from promptopt.core.errors import ConfigError, ModelError, PromptoptError
-from promptopt.core.paths import cache_root
 from promptopt.llm.base import model_scope
 from promptopt.llm.continuation_scores import score_continuations
 from promptopt.llm.decoding import (
@@ -42,6 +38,7 @@ from promptopt.llm.decoding import (
     prefill_rows,
 )
 from promptopt.llm.dtype_choice import AUTO, DtypeChoice, check_dtype_name, resolve_dtype
+from promptopt.llm.gguf_convert import converted_copy_dir, ensure_converted
 from promptopt.llm.load_progress import loading_phase
 from promptopt.llm.models import EMBEDDED_MODEL_NAME, embedded_gguf_path
 from promptopt.llm.threads import ThreadChoice, configure_torch_threads
@@ -52,51 +49,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int], None]
-
-
-def converted_copy_dir(gguf: Path) -> Path:
-    """Where the transformers copy of a GGUF file lives, keyed by file identity."""
-    stat = gguf.stat()
-    digest = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return cache_root() / "models" / f"{gguf.stem}-{digest.hexdigest()[:12]}"
-
-
-def ensure_converted(gguf: Path) -> Path:
-    """Convert a GGUF file to a saved transformers checkpoint once, atomically.
-
-    The copy is written to a temporary folder and renamed into place, so an
-    interrupted conversion never leaves a half-written model behind.
-    """
-    target = converted_copy_dir(gguf)
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with loading_phase(f"converted {gguf.name} to a transformers checkpoint (once)"):
-        _convert(gguf, target)
-    return target
-
-
-def _convert(gguf: Path, target: Path) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
-    # transformers refuses to save a GGUF-loaded model while it is still marked
-    # as quantized, although its weights are already de-quantized in memory.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        try:
-            os.rename(staging, target)
-        except OSError:
-            if not (target / "config.json").is_file():  # lost a race only if it exists now
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def resolve_model_source(model: str) -> tuple[str, str]:

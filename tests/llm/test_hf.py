@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from promptopt.core.domain import GenerationRequest, LogprobRequest, Message
-from promptopt.llm.hf import HFLLM, converted_copy_dir, truncate_at_stop
+from promptopt.llm.gguf_convert import converted_copy_dir
+from promptopt.llm.hf import HFLLM, truncate_at_stop
 from promptopt.llm.models import embedded_gguf_path
 
 pytestmark = pytest.mark.integration

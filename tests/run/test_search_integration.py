@@ -93,7 +93,12 @@ def test_budget_stop_keeps_best_so_far(tmp_path: Path) -> None:
 
 
 def test_resume_repeats_no_model_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Interrupt a search mid-selection, resume it, and compare with an uninterrupted run."""
+    """Interrupt a search mid-selection, resume it, and compare with an uninterrupted run.
+
+    All three runs share one call cache. The resumed run must take nothing from it
+    (what ran before the interruption comes from its journal, what is new was never
+    asked), and the uninterrupted run must find every request it makes there (the
+    resumed run asked the same ones) without calling the model."""
     from promptopt.strategies import ape
 
     original = ape.APE._halving
@@ -108,7 +113,7 @@ def test_resume_repeats_no_model_call(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(ape.APE, "_halving", interrupted)
     run_dir = tmp_path / "resumable"
-    result = runner.invoke(app, ["search", *SMALL, "--no-cache", "--run-dir", str(run_dir)])
+    result = runner.invoke(app, ["search", *SMALL, "--run-dir", str(run_dir)])
     assert result.exit_code != 0 and calls["n"] == 1
     assert not (run_dir / "result.json").exists()
 
@@ -121,12 +126,25 @@ def test_resume_repeats_no_model_call(tmp_path: Path, monkeypatch: pytest.Monkey
     assert kinds[0] == "started" and "resumed" in kinds and kinds[-1] == "finished"
     assert kinds.count("proposed") == 1  # written before the interruption, not again
 
+    assert export["usage"]["search"]["cache_hits"] == 0
     # The uninterrupted run charges the same calls: the resumed run replayed the
     # journal (charged as before) rather than calling the model again.
-    straight = search(tmp_path, "straight", "--no-cache")
+    straight = search(tmp_path, "straight")
+    assert straight["usage"]["search"]["new_calls"] == 0
     assert export["usage"]["search"]["calls"] == straight["usage"]["search"]["calls"]
+
     # Replayed target calls are the target's share, as in the uninterrupted run.
-    assert export["usage"]["search_by_model"] == straight["usage"]["search_by_model"]
+    def charged(usage: dict) -> dict:
+        return {
+            role: {
+                k: v
+                for k, v in share.items()
+                if k == "calls" or k.endswith("_tokens") and not k.startswith("new_")
+            }
+            for role, share in usage["search_by_model"].items()
+        }
+
+    assert charged(export["usage"]) == charged(straight["usage"])
     assert export["prompt"] == straight["prompt"]
 
 

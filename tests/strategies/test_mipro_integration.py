@@ -57,7 +57,7 @@ def test_mipro_resumes_after_an_interruption(
 
     monkeypatch.setattr(Trials, "confirm", interrupted)
     run_dir = tmp_path / "resumable"
-    result = runner.invoke(app, ["search", *TINY, "--no-cache", "--run-dir", str(run_dir)])
+    result = runner.invoke(app, ["search", *TINY, "--run-dir", str(run_dir)])
     assert result.exit_code != 0 and calls["n"] == 1
     assert not (run_dir / "result.json").exists()
     monkeypatch.setattr(Trials, "confirm", original)
@@ -65,7 +65,11 @@ def test_mipro_resumes_after_an_interruption(
     resumed = runner.invoke(app, ["search", "--resume", str(run_dir), "--out", str(out)])
     assert resumed.exit_code == 0, resumed.output
     export = json.loads(out.read_text())
-    straight, _ = search_via_cli(tmp_path, "straight", *TINY, "--no-cache")
+    # One shared cache: the resumed run takes nothing from it (its journal replays
+    # what ran before), and the uninterrupted run finds every request there.
+    assert export["usage"]["search"]["cache_hits"] == 0
+    straight, _ = search_via_cli(tmp_path, "straight", *TINY)
+    assert straight["usage"]["search"]["new_calls"] == 0
     assert export["prompt"] == straight["prompt"]
     assert export["usage"]["search"]["calls"] == straight["usage"]["search"]["calls"]
 

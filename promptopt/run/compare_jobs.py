@@ -101,7 +101,7 @@ def run_local(
             proc.join()
 
 
-def _ray_cell(spec: CompareSpec, cell: Cell, run_one: CellRunner) -> None:
+def _ray_cell(spec: CompareSpec, cell: Cell, classes: list[type], run_one: CellRunner) -> None:
     """On a Ray worker: refuse to run when this node cannot see the driver's compare
     directory (an unshared --out-dir would leave the driver without the cell's result
     and every retry without its journal)."""
@@ -111,7 +111,7 @@ def _ray_cell(spec: CompareSpec, cell: Cell, run_one: CellRunner) -> None:
             f"this Ray node ({os.uname().nodename}) cannot see {marker}: --out-dir must be "
             "a directory shared by every node, at the same path"
         )
-    run_one(spec, cell[0], cell[1], SilentReporter())
+    _worker(spec, cell, classes, run_one)
 
 
 def run_ray(
@@ -141,10 +141,11 @@ def run_ray(
             include_dashboard=False,
         )
     task = ray.remote(max_retries=TRIES - 1, retry_exceptions=False)(_ray_cell)
+    classes = _backend_classes()
     pending = {}
     for cell in cells:
         reporter.note(f"start {run_dir_name(*cell)} (ray)")
-        pending[task.remote(spec, cell, run_one)] = cell
+        pending[task.remote(spec, cell, classes, run_one)] = cell
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

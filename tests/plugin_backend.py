@@ -8,8 +8,10 @@ and scores a continuation by its length: deterministic, instant, local.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest
 from promptopt.core.errors import ConfigError
@@ -42,8 +44,23 @@ class ParrotLLM:
         words = text.split() or [""]
         return words[-1].upper() if self.model_id == "upper" else words[-1]
 
+    def _count(self, n: int) -> None:
+        """Test hooks for worker processes, set through the environment (inherited by
+        spawned workers): PARROT_CALLS_LOG gets one line per batch with its calls, and
+        PARROT_DIE_AT=K:MARKER kills this process at its K-th call unless MARKER exists
+        (it is created first, so only one process dies, once)."""
+        self.calls += n
+        if log := os.environ.get("PARROT_CALLS_LOG"):
+            with open(log, "a") as out:
+                out.write(f"{n}\n")
+        if die := os.environ.get("PARROT_DIE_AT"):
+            at, marker = die.split(":", 1)
+            if self.calls >= int(at) and not Path(marker).exists():
+                Path(marker).write_text(str(os.getpid()))
+                os._exit(9)
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        self.calls += sum(r.n for r in requests)
+        self._count(sum(r.n for r in requests))
         return [
             Completion(
                 texts=[self._answer(r)] * r.n,
@@ -54,7 +71,7 @@ class ParrotLLM:
         ]
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> list[list[float]]:
-        self.calls += len(requests)
+        self._count(len(requests))
         return [[-float(len(c)) for c in r.continuations] for r in requests]
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from promptopt.core.errors import INTERRUPTED_EXIT_CODE, ConfigError, PromptoptError
@@ -33,7 +34,9 @@ err_console = Console(
 
 
 def fail(error: PromptoptError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {error}", soft_wrap=True, markup=True)
+    # Escaped: an error naming `pip install 'promptopt[ray]'` or a path with brackets
+    # is text, not markup.
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True, markup=True)
     return typer.Exit(code=error.exit_code)
 
 

@@ -93,6 +93,17 @@ def compare(
     no_cache: NoCacheOpt = False,
     verbose: VerboseOpt = False,
     prices: PricesOpt = None,
+    jobs: Annotated[
+        int, typer.Option(help="Cells (strategy x seed) to run at once in local processes.")
+    ] = 1,
+    ray: Annotated[
+        bool,
+        typer.Option("--ray", help="Run every cell as a Ray task (pip install 'promptopt[ray]')."),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (implies --ray); default: a local Ray instance."),
+    ] = None,
 ) -> None:
     """Run every strategy x seed at the same budget and data, then rank them.
 
@@ -149,7 +160,9 @@ def compare(
         )
         try:
             with RichReporter() as reporter:
-                data = run_compare(spec, reporter)
+                data = run_compare(
+                    spec, reporter, jobs=jobs, ray=ray or bool(ray_address), ray_address=ray_address
+                )
         except KeyboardInterrupt:
             raise interrupted(
                 f"the runs so far are saved in {out_dir}; rerun the same "

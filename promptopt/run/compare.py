@@ -36,6 +36,7 @@ from promptopt.run.compare_files import (
     rerun_fix,
     start_example_scores,
 )
+from promptopt.run.compare_jobs import run_local, run_ray
 from promptopt.run.compare_results import (
     COMPARE_FILE,
     FORMAT,
@@ -114,9 +115,19 @@ def _run_one(spec: CompareSpec, strategy: str, seed: int, reporter: Reporter) ->
     return run_search(search_spec, reporter)
 
 
-def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Run what is missing, then write and return DIR/compare.json."""
+def run_compare(
+    spec: CompareSpec,
+    reporter: Reporter | None = None,
+    jobs: int = 1,
+    ray: bool = False,
+    ray_address: str | None = None,
+) -> dict[str, Any]:
+    """Run what is missing, then write and return DIR/compare.json. `jobs` > 1 runs that
+    many cells at once in local processes, `ray` runs every cell as a Ray task (see
+    compare_jobs.py); either way compare.json is the same as a sequential run's."""
     reporter = reporter or SilentReporter()
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     for strategy in spec.strategies:
         # Unknown names and bad parameters fail before any run, not after the
         # strategies listed before them have run.
@@ -158,13 +169,25 @@ def run_compare(spec: CompareSpec, reporter: Reporter | None = None) -> dict[str
         first = spec.search_spec(todo[0][0], todo[0][1], spec.out_dir / "runs")
         task = first.load_task()
         check_search_inputs(first, task, first.resolve_start(task))
-    for strategy, seed in todo:
-        reporter.phase(f"== {strategy}, seed {seed} ==")
-        export = _run_one(spec, strategy, seed, reporter)
+
+    def add(strategy: str, seed: int, export: dict[str, Any]) -> None:
         rel = str(Path("runs") / run_dir_name(strategy, seed))
         data.runs.append(RunRow.from_export(export, strategy, seed, rel))
         data.runs.sort(key=lambda r: (order.index(r.strategy), r.seed))
         _save(spec.out_dir, data)  # progress survives an interrupted comparison
+
+    def finished(cell: tuple[str, int]) -> None:
+        add(*cell, _run_one(spec, *cell, SilentReporter()))  # reads the worker's result.json
+
+    if todo and (ray or jobs > 1):
+        (spec.out_dir / "runs").mkdir(exist_ok=True)
+        if ray:
+            run_ray(spec, todo, ray_address, reporter, _run_one, finished)
+        else:
+            run_local(spec, todo, jobs, reporter, _run_one, finished)
+    for strategy, seed in [] if ray or jobs > 1 else todo:
+        reporter.phase(f"== {strategy}, seed {seed} ==")
+        add(strategy, seed, _run_one(spec, strategy, seed, reporter))
     _backfill_improved(spec.out_dir, data.runs)
     runs = [run.to_dict() for run in data.runs]
     start, data.warnings = pick_start_scores(

@@ -117,12 +117,21 @@ def split_sizes(train: int | None, dev: int | None, test: int | None) -> dict[st
     return {k: v for k, v in sizes.items() if v is not None}
 
 
-ModelOpt = Annotated[
-    str,
+def _model_help() -> str:
+    """The registered backends (plugins included) as `--model` can name them."""
+    from promptopt.llm.backend import backends
+
+    ways = "; ".join(b.usage or f"'{b.name}:<model>'" for b in backends())
+    return f"Target model, one of: {ways} (see `promptopt models list`)."
+
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help=_model_help())]
+ModelOptionOpt = Annotated[
+    list[str] | None,
     typer.Option(
-        "--model",
-        "-m",
-        help="Target model: 'embedded', 'hf:<hub id|folder|file.gguf>' or 'openai:<model>'.",
+        "--model-option",
+        help="KEY=VALUE: set one of the target model backend's options, also those "
+        "without a flag of their own (repeatable; `promptopt models list` names them).",
     ),
 ]
 BaseUrlOpt = Annotated[

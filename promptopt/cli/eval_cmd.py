@@ -18,6 +18,7 @@ from promptopt.cli.common import (
     DtypeOpt,
     MaxConcurrencyOpt,
     ModelOpt,
+    ModelOptionOpt,
     NoCacheOpt,
     RichReporter,
     TimeoutOpt,
@@ -278,6 +279,7 @@ def eval_command(
         bool, typer.Option("--quiet", "-q", help="No progress lines, only results and errors.")
     ] = False,
     model: ModelOpt = "",
+    model_option: ModelOptionOpt = None,
     base_url: BaseUrlOpt = None,
     api: ApiOpt = "chat",
     dtype: DtypeOpt = "auto",
@@ -324,7 +326,7 @@ def eval_command(
     """
     from promptopt.data.task import check_requested_sizes
     from promptopt.evaluation import ci_report, gate
-    from promptopt.llm.factory import parse_model_spec, with_call_settings
+    from promptopt.llm.factory import parse_model_spec, with_call_settings, with_model_options
 
     if quiet or plain_output():
         # transformers reads this when first imported: no weight-loading bars in CI logs.
@@ -336,16 +338,21 @@ def eval_command(
         check_requested_sizes({"test": test_size})
         min_scores = gate.parse_min_scores(min_score)
         _check_outputs(json_out=json_out, junit_out=junit_out, markdown_out=markdown_out)
+        if model_option and not model:
+            raise ConfigError("--model-option sets an option of --model: give --model too")
         model_spec = (
-            parse_model_spec(
-                model,
-                base_url=base_url,
-                api=api,
-                dtype=dtype,
-                device=device,
-                batch_size=batch_size,
-                timeout=timeout,
-                max_concurrency=max_concurrency,
+            with_model_options(
+                parse_model_spec(
+                    model,
+                    base_url=base_url,
+                    api=api,
+                    dtype=dtype,
+                    device=device,
+                    batch_size=batch_size,
+                    timeout=timeout,
+                    max_concurrency=max_concurrency,
+                ),
+                model_option,
             )
             if model
             else None

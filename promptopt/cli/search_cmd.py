@@ -22,6 +22,7 @@ from promptopt.cli.common import (
     DtypeOpt,
     MaxConcurrencyOpt,
     ModelOpt,
+    ModelOptionOpt,
     NoCacheOpt,
     PricesOpt,
     ProposerBaseUrlOpt,
@@ -57,6 +58,7 @@ def search(
     demo_format: DemoFormatOpt = None,
     demo_sets: DemoSetsOpt = DEFAULT_DEMO_SETS,
     model: ModelOpt = "embedded",
+    model_option: ModelOptionOpt = None,
     proposer: ProposerOpt = "embedded",
     base_url: BaseUrlOpt = None,
     proposer_base_url: ProposerBaseUrlOpt = None,
@@ -140,13 +142,17 @@ def search(
     promptopt search --task antonyms --model openai:gpt-4o-mini --budget 200 --dry-run
     """
     from promptopt.core.domain import Budget
-    from promptopt.llm.factory import parse_model_spec, with_call_settings
+    from promptopt.llm.factory import parse_model_spec, with_call_settings, with_model_options
     from promptopt.run.search import SearchSpec, default_run_dir, run_search
     from promptopt.run.store import load_run_config
 
     setup_logging(verbose)
     try:
         if resume is not None:
+            if model_option:
+                raise ConfigError(
+                    "--model-option cannot change a resumed run's model: resume without it"
+                )
             spec = SearchSpec.from_run_config(load_run_config(resume), run_dir=resume)
             out = out or (Path(spec.out) if spec.out else None)
             spec.target = with_call_settings(spec.target, timeout, max_concurrency)
@@ -164,7 +170,10 @@ def search(
                 params=parse_params(param),
                 seed=seed,
                 data_seed=data_seed,
-                target=parse_model_spec(model, base_url=base_url, api=api, **hf_opts, **call_opts),
+                target=with_model_options(
+                    parse_model_spec(model, base_url=base_url, api=api, **hf_opts, **call_opts),
+                    model_option,
+                ),
                 proposer=parse_model_spec(
                     proposer, base_url=proposer_base_url, api=api, **hf_opts, **call_opts
                 ),

@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -120,6 +122,47 @@ class Backend:
         others belong to other backends and are left out."""
         own = {k: v for k, v in values.items() if k in self.option_names()}
         return dataclasses.replace(base if base is not None else self.Options(), **own)
+
+    def options_from_text(self, values: Mapping[str, str], base: Any = None) -> Any:
+        """`base` with `--model-option KEY=VALUE` settings, each read as its field's
+        type; a key this backend lacks is refused, naming the ones it has."""
+        types_of = typing.get_type_hints(self.Options)
+        read: dict[str, Any] = {}
+        for key, text in values.items():
+            if key not in types_of:
+                own = ", ".join(self.option_names()) or "none"
+                raise ConfigError(
+                    f"model backend '{self.name}' has no option '{key}': its options are {own}"
+                )
+            read[key] = _read_value(key, text, types_of[key])
+        return dataclasses.replace(base if base is not None else self.Options(), **read)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _read_value(key: str, text: str, kind: Any) -> Any:
+    """`text` as a value of `kind` (str, int, float, bool, or one of them | None)."""
+    allowed = [t for t in typing.get_args(kind) if t is not type(None)]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        if text.strip().lower() in ("", "none"):
+            return None
+        kind = allowed[0]
+    value = text.strip()
+    try:
+        if kind is bool:
+            if value.lower() not in _TRUE | _FALSE:
+                raise ValueError(value)
+            return value.lower() in _TRUE
+        if kind in (int, float):
+            return kind(value)
+    except ValueError:
+        name = getattr(kind, "__name__", str(kind))
+        raise ConfigError(
+            f"--model-option {key}={text}: '{text}' is not of type {name}: give {key}=<{name}>"
+        ) from None
+    return text
 
 
 _REGISTERED: dict[str, Backend] = {}

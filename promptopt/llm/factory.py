@@ -9,6 +9,7 @@ bare value (`embedded`, `./model.gguf`) by the backend that claims it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -143,6 +144,20 @@ def with_call_settings(
     given = {"timeout": None if timeout is None else float(timeout)}
     given["max_concurrency"] = max_concurrency
     return spec.with_options(**{k: v for k, v in given.items() if v is not None})
+
+
+def with_model_options(spec: ModelSpec, items: Sequence[str] | None) -> ModelSpec:
+    """`spec` with `--model-option KEY=VALUE` items, each checked by its backend (an
+    option without a CLI flag of its own is set this way)."""
+    values: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--model-option expects KEY=VALUE, got '{item}': e.g. batch_size=8")
+        values[key.strip()] = value
+    if not values:
+        return spec
+    return replace(spec, options=spec.kind.options_from_text(values, spec.options))
 
 
 def parse_model_spec(

@@ -203,6 +203,12 @@ SMALL = ["--task", "antonyms", "--dev-size", "2", "--test-size", "2"]
         (["--test-size", "0"], "--test-size must be at least 1, got 0", "--test-size 20"),
         (["--dev-size", "0"], "--dev-size must be at least 1, got 0", "--dev-size 20"),
         (["--train-size", "0"], "--train-size must be at least 1, got 0", "--train-size 20"),
+        (
+            ["--model-option", "api=chat"],
+            "model backend 'hf' has no option 'api'",
+            "its options are dtype, device, batch_size",
+        ),
+        (["--model-option", "batch_size=x"], "'x' is not of type int", "batch_size=<int>"),
     ],
 )
 @pytest.mark.parametrize("dry_run", [False, True])

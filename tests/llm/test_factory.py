@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from promptopt.core.errors import ConfigError
-from promptopt.llm.factory import ModelSpec, parse_model_spec
+from promptopt.llm.factory import ModelSpec, parse_model_spec, with_model_options
 
 
 def test_model_specs() -> None:
@@ -112,3 +114,30 @@ def test_records_from_before_backends_owned_their_options_still_load() -> None:
     assert model_identity(old_api) == model_identity(api.to_dict())
     with pytest.raises(ConfigError, match="model backend 'hf' has no option 'gpu'"):
         ModelSpec("hf", "embedded", gpu=1)
+
+
+def test_model_options_are_read_as_their_fields_types() -> None:
+    spec = with_model_options(parse_model_spec("embedded"), ["batch_size=4", "device=cuda"])
+    assert (spec.batch_size, spec.device, spec.dtype) == (4, "cuda", "auto")
+    remote = with_model_options(
+        parse_model_spec("openai:m", base_url="http://127.0.0.1:1/v1"),
+        ["timeout=2.5", "base_url=none"],
+    )
+    assert (remote.timeout, remote.base_url) == (2.5, None)
+    assert with_model_options(spec, None) is spec
+
+
+@pytest.mark.parametrize(
+    ("items", "problem"),
+    [
+        (["base_url=http://x"], "model backend 'hf' has no option 'base_url': its options are "),
+        (["batch_size=many"], "--model-option batch_size=many: 'many' is not of type int"),
+        (["batch_size"], "--model-option expects KEY=VALUE, got 'batch_size'"),
+    ],
+)
+def test_bad_model_options_are_one_line_errors(items: list[str], problem: str) -> None:
+    with pytest.raises(ConfigError, match="^" + re.escape(problem)) as caught:
+        with_model_options(parse_model_spec("embedded"), items)
+    assert "\n" not in str(caught.value)
+    if "no option" in problem:
+        assert "dtype, device, batch_size" in str(caught.value)

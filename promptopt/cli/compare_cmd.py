@@ -21,6 +21,7 @@ from promptopt.cli.common import (
     DtypeOpt,
     MaxConcurrencyOpt,
     ModelOpt,
+    ModelOptionOpt,
     NoCacheOpt,
     PricesOpt,
     ProposerBaseUrlOpt,
@@ -86,6 +87,7 @@ def compare(
     batch_size: BatchOpt = 16,
     timeout: TimeoutOpt = None,
     max_concurrency: MaxConcurrencyOpt = None,
+    model_option: ModelOptionOpt = None,
     data_seed: DataSeedOpt = 0,
     train_size: TrainSizeOpt = None,
     dev_size: DevSizeOpt = None,
@@ -122,7 +124,7 @@ def compare(
     holds it all; `promptopt report OUT_DIR` draws it.
     """
     from promptopt.core.domain import Budget
-    from promptopt.llm.factory import parse_model_spec
+    from promptopt.llm.factory import parse_model_spec, with_model_options
     from promptopt.run.compare import CompareSpec, parse_strategy_params, run_compare
 
     setup_logging(verbose)
@@ -148,7 +150,9 @@ def compare(
             seeds=list(range(seeds)),
             budget=Budget(max_calls=budget, max_tokens=budget_tokens),
             params=parse_strategy_params(parse_params(param), names),
-            target=parse_model_spec(model, base_url=base_url, api=api, **model_opts),
+            target=with_model_options(
+                parse_model_spec(model, base_url=base_url, api=api, **model_opts), model_option
+            ),
             proposer=parse_model_spec(proposer, base_url=proposer_base_url, api=api, **model_opts),
             sizes=split_sizes(train_size, dev_size, test_size),
             data_seed=data_seed,

@@ -48,3 +48,10 @@ def test_ray_without_ray_installed_names_the_extra(
 def test_jobs_below_one_is_refused(tmp_path: Path) -> None:
     result = invoke(*ARGS, "--out-dir", str(tmp_path / "cmp"), "--jobs", "0")
     assert result.exit_code == 2 and "--jobs must be at least 1, got 0" in result.output
+
+
+def test_compare_refuses_an_option_the_target_backend_lacks_before_any_run(tmp_path: Path) -> None:
+    out = ["--out-dir", str(tmp_path / "cmp")]
+    bad = invoke(*ARGS, *out, "--model-option", "bogus=1")
+    assert bad.exit_code == 2
+    assert "has no option 'bogus'" in bad.output and not (tmp_path / "cmp").exists()

@@ -185,9 +185,10 @@ def run_compare(
             run_ray(spec, todo, ray_address, reporter, _run_one, finished)
         else:
             run_local(spec, todo, jobs, reporter, _run_one, finished)
-    for strategy, seed in [] if ray or jobs > 1 else todo:
-        reporter.phase(f"== {strategy}, seed {seed} ==")
-        add(strategy, seed, _run_one(spec, strategy, seed, reporter))
+    else:
+        for strategy, seed in todo:
+            reporter.phase(f"== {strategy}, seed {seed} ==")
+            add(strategy, seed, _run_one(spec, strategy, seed, reporter))
     _backfill_improved(spec.out_dir, data.runs)
     runs = [run.to_dict() for run in data.runs]
     start, data.warnings = pick_start_scores(

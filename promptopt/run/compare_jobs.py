@@ -18,7 +18,6 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from multiprocessing.connection import wait
-from pathlib import Path
 from typing import Any
 
 from promptopt.core.errors import ConfigError
@@ -169,7 +168,3 @@ def run_ray(
             ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
-
-
-def cell_path(out_dir: Path, cell: Cell) -> Path:
-    return out_dir / "runs" / run_dir_name(*cell)

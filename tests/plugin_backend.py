@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest
 from promptopt.core.errors import ConfigError
@@ -25,6 +24,19 @@ MODES = ("plain", "upper")
 class ParrotOptions:
     batch_size: int = 4
     """Named like the CLI's --batch-size, so that flag reaches it."""
+
+
+def _claim(marker: str) -> bool:
+    """Create `marker` unless it exists, atomically: two processes never both win.
+    A marker that cannot be made (its folder is missing) claims every time."""
+    try:
+        with open(marker, "x") as out:
+            out.write(str(os.getpid()))
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        return True
+    return True
 
 
 class ParrotLLM:
@@ -48,15 +60,15 @@ class ParrotLLM:
         """Test hooks for worker processes, set through the environment (inherited by
         spawned workers): PARROT_CALLS_LOG gets one line per batch with its calls, and
         PARROT_DIE_AT=K:MARKER kills this process at its K-th call unless MARKER exists
-        (it is created first, so only one process dies, once)."""
+        (created atomically first, so only one process dies, once, even when two
+        workers reach call K together)."""
         self.calls += n
         if log := os.environ.get("PARROT_CALLS_LOG"):
             with open(log, "a") as out:
                 out.write(f"{n}\n")
         if die := os.environ.get("PARROT_DIE_AT"):
             at, marker = die.split(":", 1)
-            if self.calls >= int(at) and not Path(marker).exists():
-                Path(marker).write_text(str(os.getpid()))
+            if self.calls >= int(at) and _claim(marker):
                 os._exit(9)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:

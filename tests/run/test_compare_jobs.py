@@ -4,6 +4,8 @@ and a cell whose worker is killed resumes from its journal."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from promptopt.core.errors import ConfigError
 from promptopt.llm.backend import register_backend, unregister_backend
 from promptopt.llm.factory import parse_model_spec
 from promptopt.run.compare import CompareSpec, run_compare
+from promptopt.run.compare_jobs import run_local
+from promptopt.strategies.base import Reporter, SilentReporter
 from tests.plugin_backend import ParrotBackend
 
 pytestmark = pytest.mark.usefixtures("data_dir", "isolated_cache")
@@ -105,3 +109,37 @@ def test_ray_writes_the_sequential_compare_json(
     one = run_compare(grid(tmp_path / "one"))
     on_ray = run_compare(grid(tmp_path / "ray"), ray=True)
     assert untimed(on_ray) == untimed(one)
+
+
+def test_ray_reruns_a_cell_whose_worker_died_and_it_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    monkeypatch.setenv("PROMPTOPT_RAY_NUM_CPUS", "2")
+    whole = run_compare(grid(tmp_path / "whole"))
+    monkeypatch.setenv("PARROT_DIE_AT", f"20:{tmp_path / 'died'}")
+    on_ray = run_compare(grid(tmp_path / "ray"), ray=True)
+    assert (tmp_path / "died").is_file()  # a Ray worker process exited mid-cell
+    assert untimed(on_ray) == untimed(whole)
+    events = [(d / "events.jsonl").read_text() for d in (tmp_path / "ray" / "runs").iterdir()
+              if d.is_dir()]  # fmt: skip
+    assert sum('"resumed"' in text for text in events) == 1
+
+
+def quick_or_stuck(spec: CompareSpec, strategy: str, seed: int, reporter: Reporter) -> dict:
+    """A cell runner for spawned workers: cell "quick" ends at once, any other hangs."""
+    if strategy != "quick":
+        time.sleep(600)
+    return {}
+
+
+def test_ctrl_c_during_jobs_stops_every_worker(tmp_path: Path) -> None:
+    spec = grid(tmp_path / "cmp")
+
+    def interrupt(cell: tuple[str, int]) -> None:
+        raise KeyboardInterrupt  # as if Ctrl-C arrived while the other cells ran
+
+    cells = [("stuck", 0), ("quick", 0), ("stuck", 1)]
+    with pytest.raises(KeyboardInterrupt):
+        run_local(spec, cells, 2, SilentReporter(), quick_or_stuck, interrupt)
+    assert multiprocessing.active_children() == []  # the stuck worker was ended, not left

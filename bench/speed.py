@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 FLAGS_THAT_MATTER = ("avx2", "avx512_f", "avx512_bf16", "amx_bf16")
 MAIN_JOB = ["search", "--task", "gsm8k", "--strategy", "ape"]
-TEST_COMMAND = [sys.executable, "-m", "pytest", "-q"]
+TEST_COMMAND = [sys.executable, "-m", "pytest", "-q", "-n", "auto", "--maxprocesses", "4"]
 
 
 def main() -> None:

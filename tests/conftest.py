@@ -11,6 +11,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+def _share_the_cores_between_xdist_workers() -> None:
+    """Under `pytest -n N` each worker, and every promptopt process it starts, would
+    take all the cores for torch: N workers would then wait on each other's threads.
+    Each gets its share instead (set before torch is imported; a thread count the
+    user set still wins)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if workers > 1:
+        share = max(1, len(os.sched_getaffinity(0)) // workers)
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, str(share))
+
+
+_share_the_cores_between_xdist_workers()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`slow` is one name for the inner loop to skip: every test that runs the real
     model or starts the server (`pytest -m "not slow"`, about 3 minutes)."""

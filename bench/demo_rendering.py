@@ -38,13 +38,13 @@ def main() -> None:
     from promptopt.core.paths import cache_root
     from promptopt.data.task import list_tasks, load_task
     from promptopt.evaluation.evaluator import Evaluator
-    from promptopt.llm.cache import CachedLLM, open_cache
+    from promptopt.llm.cache import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
+    from promptopt.llm.stack import layered
 
     known = {name for name, _ in list_tasks()}
-    llm = CachedLLM(
-        build_llm(ModelSpec("hf", "embedded")), open_cache(cache_root() / "calls"), Usage()
-    )
+    shared = open_cache(cache_root() / "calls")
+    llm = layered(build_llm(ModelSpec("hf", "embedded")), Usage(), None, shared, None)
     ks = [int(k) for k in args.ks.split(",")]
     rows = []
     for name in args.tasks.split(","):

@@ -25,7 +25,7 @@ from promptopt.data.task import GenerationSettings, load_task
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.evaluation.prompting import render_user_message
 from promptopt.llm.hf import HFLLM
-from promptopt.llm.meter import MeteredLLM
+from promptopt.llm.stack import layered
 
 
 def bare_generate(
@@ -92,7 +92,7 @@ def main() -> None:
     rows.append(("bare batched loop", len(texts), tokens, time.perf_counter() - t))
 
     usage = Usage()
-    evaluator = Evaluator(MeteredLLM(llm, usage), task)
+    evaluator = Evaluator(layered(llm, usage, None, None, None), task)
     t = time.perf_counter()
     evaluator.evaluate(prompt, examples)
     rows.append(

@@ -31,7 +31,7 @@ def main() -> None:
     from promptopt.data.task import load_task
     from promptopt.evaluation.evaluator import Evaluator
     from promptopt.llm.factory import ModelSpec, build_llm
-    from promptopt.llm.meter import MeteredLLM
+    from promptopt.llm.stack import layered
     from promptopt.run.search import SearchSpec, run_search
 
     params = dict(p.split("=", 1) for p in args.param)
@@ -58,7 +58,7 @@ def main() -> None:
             for method, instruction in fixed.items():
                 if seed > 0:  # deterministic: the same for every seed
                     continue
-                result = Evaluator(MeteredLLM(llm, Usage()), task).evaluate(
+                result = Evaluator(layered(llm, Usage(), None, None, None), task).evaluate(
                     Prompt(instruction=instruction, template=task.template), test
                 )
                 record(

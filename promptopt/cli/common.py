@@ -134,6 +134,13 @@ ModelOptionOpt = Annotated[
         "without a flag of their own (repeatable; `promptopt models list` names them).",
     ),
 ]
+ProposerOptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--proposer-option",
+        help="KEY=VALUE: like --model-option, for the proposer's backend (repeatable).",
+    ),
+]
 BaseUrlOpt = Annotated[
     str | None,
     typer.Option(

@@ -26,6 +26,7 @@ from promptopt.cli.common import (
     PricesOpt,
     ProposerBaseUrlOpt,
     ProposerOpt,
+    ProposerOptionOpt,
     ReportOpt,
     RichReporter,
     StartOpt,
@@ -88,6 +89,7 @@ def compare(
     timeout: TimeoutOpt = None,
     max_concurrency: MaxConcurrencyOpt = None,
     model_option: ModelOptionOpt = None,
+    proposer_option: ProposerOptionOpt = None,
     data_seed: DataSeedOpt = 0,
     train_size: TrainSizeOpt = None,
     dev_size: DevSizeOpt = None,
@@ -153,7 +155,11 @@ def compare(
             target=with_model_options(
                 parse_model_spec(model, base_url=base_url, api=api, **model_opts), model_option
             ),
-            proposer=parse_model_spec(proposer, base_url=proposer_base_url, api=api, **model_opts),
+            proposer=with_model_options(
+                parse_model_spec(proposer, base_url=proposer_base_url, api=api, **model_opts),
+                proposer_option,
+                "--proposer-option",
+            ),
             sizes=split_sizes(train_size, dev_size, test_size),
             data_seed=data_seed,
             use_cache=not no_cache,

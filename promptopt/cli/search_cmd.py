@@ -27,6 +27,7 @@ from promptopt.cli.common import (
     PricesOpt,
     ProposerBaseUrlOpt,
     ProposerOpt,
+    ProposerOptionOpt,
     ReportOpt,
     RichReporter,
     StartOpt,
@@ -59,6 +60,7 @@ def search(
     demo_sets: DemoSetsOpt = DEFAULT_DEMO_SETS,
     model: ModelOpt = "embedded",
     model_option: ModelOptionOpt = None,
+    proposer_option: ProposerOptionOpt = None,
     proposer: ProposerOpt = "embedded",
     base_url: BaseUrlOpt = None,
     proposer_base_url: ProposerBaseUrlOpt = None,
@@ -149,9 +151,10 @@ def search(
     setup_logging(verbose)
     try:
         if resume is not None:
-            if model_option:
+            if model_option or proposer_option:
                 raise ConfigError(
-                    "--model-option cannot change a resumed run's model: resume without it"
+                    "--model-option and --proposer-option cannot change a resumed run's "
+                    "models: resume without them"
                 )
             spec = SearchSpec.from_run_config(load_run_config(resume), run_dir=resume)
             out = out or (Path(spec.out) if spec.out else None)
@@ -174,8 +177,12 @@ def search(
                     parse_model_spec(model, base_url=base_url, api=api, **hf_opts, **call_opts),
                     model_option,
                 ),
-                proposer=parse_model_spec(
-                    proposer, base_url=proposer_base_url, api=api, **hf_opts, **call_opts
+                proposer=with_model_options(
+                    parse_model_spec(
+                        proposer, base_url=proposer_base_url, api=api, **hf_opts, **call_opts
+                    ),
+                    proposer_option,
+                    "--proposer-option",
                 ),
                 sizes=split_sizes(train_size, dev_size, test_size),
                 budget=Budget(max_calls=budget, max_tokens=budget_tokens),

@@ -123,9 +123,12 @@ class Backend:
         own = {k: v for k, v in values.items() if k in self.option_names()}
         return dataclasses.replace(base if base is not None else self.Options(), **own)
 
-    def options_from_text(self, values: Mapping[str, str], base: Any = None) -> Any:
-        """`base` with `--model-option KEY=VALUE` settings, each read as its field's
-        type; a key this backend lacks is refused, naming the ones it has."""
+    def options_from_text(
+        self, values: Mapping[str, str], base: Any = None, flag: str = "--model-option"
+    ) -> Any:
+        """`base` with `flag KEY=VALUE` settings (--model-option, --proposer-option), each
+        read as its field's type; a key this backend lacks is refused, naming the ones
+        it has."""
         types_of = typing.get_type_hints(self.Options)
         read: dict[str, Any] = {}
         for key, text in values.items():
@@ -134,7 +137,7 @@ class Backend:
                 raise ConfigError(
                     f"model backend '{self.name}' has no option '{key}': its options are {own}"
                 )
-            read[key] = _read_value(key, text, types_of[key])
+            read[key] = _read_value(key, text, types_of[key], flag)
         return dataclasses.replace(base if base is not None else self.Options(), **read)
 
 
@@ -142,7 +145,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _read_value(key: str, text: str, kind: Any) -> Any:
+def _read_value(key: str, text: str, kind: Any, flag: str) -> Any:
     """`text` as a value of `kind` (str, int, float, bool, or one of them | None)."""
     allowed = [t for t in typing.get_args(kind) if t is not type(None)]
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
@@ -160,7 +163,7 @@ def _read_value(key: str, text: str, kind: Any) -> Any:
     except ValueError:
         name = getattr(kind, "__name__", str(kind))
         raise ConfigError(
-            f"--model-option {key}={text}: '{text}' is not of type {name}: give {key}=<{name}>"
+            f"{flag} {key}={text}: '{text}' is not of type {name}: give {key}=<{name}>"
         ) from None
     return text
 

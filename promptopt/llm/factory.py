@@ -146,18 +146,20 @@ def with_call_settings(
     return spec.with_options(**{k: v for k, v in given.items() if v is not None})
 
 
-def with_model_options(spec: ModelSpec, items: Sequence[str] | None) -> ModelSpec:
-    """`spec` with `--model-option KEY=VALUE` items, each checked by its backend (an
-    option without a CLI flag of its own is set this way)."""
+def with_model_options(
+    spec: ModelSpec, items: Sequence[str] | None, flag: str = "--model-option"
+) -> ModelSpec:
+    """`spec` with `flag KEY=VALUE` items, each checked by its backend (an option
+    without a CLI flag of its own is set this way)."""
     values: dict[str, str] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--model-option expects KEY=VALUE, got '{item}': e.g. batch_size=8")
+            raise ConfigError(f"{flag} expects KEY=VALUE, got '{item}': e.g. batch_size=8")
         values[key.strip()] = value
     if not values:
         return spec
-    return replace(spec, options=spec.kind.options_from_text(values, spec.options))
+    return replace(spec, options=spec.kind.options_from_text(values, spec.options, flag))
 
 
 def parse_model_spec(

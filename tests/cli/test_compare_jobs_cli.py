@@ -50,8 +50,11 @@ def test_jobs_below_one_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--jobs must be at least 1, got 0" in result.output
 
 
-def test_compare_refuses_an_option_the_target_backend_lacks_before_any_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--model-option", "--proposer-option"])
+def test_compare_refuses_an_option_the_backend_lacks_before_any_run(
+    tmp_path: Path, flag: str
+) -> None:
     out = ["--out-dir", str(tmp_path / "cmp")]
-    bad = invoke(*ARGS, *out, "--model-option", "bogus=1")
+    bad = invoke(*ARGS, *out, flag, "bogus=1")
     assert bad.exit_code == 2
     assert "has no option 'bogus'" in bad.output and not (tmp_path / "cmp").exists()

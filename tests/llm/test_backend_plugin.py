@@ -72,6 +72,20 @@ def test_search_dry_run_resume_and_eval_through_a_plugin_backend(
     assert "parrot:plain | parrot:upper" in listing.output
 
 
+def test_model_and_proposer_options_reach_their_own_models(
+    parrot: None, data: Path, tmp_path: Path
+) -> None:
+    args = ["--data", str(data), "--model", "parrot:upper", "--proposer", "parrot:plain"]
+    args += ["--budget", "20", "--demo-sets", "0"]
+    options = ["--model-option", "batch_size=3", "--proposer-option", "batch_size=5"]
+    _, run_dir = search_via_cli(tmp_path, "run", *args, *options)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["target"]["batch_size"] == 3 and config["proposer"]["batch_size"] == 5
+    bad = invoke("search", *args, "--proposer-option", "batch_size=x", "--dry-run")
+    assert bad.exit_code == 2
+    assert "--proposer-option batch_size=x: 'x' is not of type int" in bad.output
+
+
 def test_entry_points_register_through_register_backend(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -196,8 +196,11 @@ TimeoutOpt = Annotated[
 MaxConcurrencyOpt = Annotated[
     int | None,
     typer.Option(
-        help="openai models: requests in flight at once (default 8); lower it for a "
-        "server that rate-limits."
+        "--concurrency",
+        "--max-concurrency",
+        help="openai models: requests in flight at once. Default: 32 for a remote API or "
+        "cluster (e.g. vLLM), 4 for a server on this machine (llama.cpp answers one at a "
+        "time). Lower it for a server that rate-limits.",
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="hf models: torch device, e.g. cpu or cuda.")]

@@ -367,7 +367,7 @@ def eval_command(
             allow_code_execution,
         )
         for prepared in (c.prepared for c in cases if c.prepared is not None):
-            # Also an export's own model (no --model) takes --timeout and --max-concurrency.
+            # Also an export's own model (no --model) takes --timeout and --concurrency.
             prepared.model = with_call_settings(prepared.model, timeout, max_concurrency)
         gate.check_min_score_tasks(min_scores, [c.task for c in cases] + list(task or []))
         base = gate.read_baseline(baseline) if baseline is not None else None

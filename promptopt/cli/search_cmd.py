@@ -135,7 +135,7 @@ def search(
     repeating model calls.
 
     Ctrl-C stops a search within seconds and prints the command that resumes it;
-    with --resume, --timeout and --max-concurrency replace the run's own, and
+    with --resume, --timeout and --concurrency replace the run's own, and
     --base-url / --proposer-base-url give back a credential in the server URL
     (never saved) for the server the run was started with.
 

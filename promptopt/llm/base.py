@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest
 
@@ -51,8 +52,25 @@ keep the keys they had, so caches written then stay valid."""
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds an OpenAI-compatible server gets per request (`--timeout`)."""
-DEFAULT_MAX_CONCURRENCY = 8
-"""Requests to an OpenAI-compatible server in flight at once (`--max-concurrency`)."""
+REMOTE_CONCURRENCY = 32
+"""Requests in flight at once (`--concurrency`) to a remote API or a served cluster
+by default: a vLLM deployment answers many at once, and at ~1 s per request this is
+32 requests a second, under the request limits of most paid API tiers (a 429 is
+retried after its Retry-After anyway)."""
+LOCAL_SERVER_CONCURRENCY = 4
+"""Requests in flight by default to a server on this machine (localhost, 127.x,
+::1): llama.cpp and Ollama answer one at a time, so more would only queue there and
+run into the per-request timeout."""
+
+
+def default_concurrency(base_url: str | None) -> int:
+    """Requests in flight when `--concurrency` is not given: few for a server on this
+    machine, many for anything remote."""
+    if base_url is None:
+        return REMOTE_CONCURRENCY
+    host = urlsplit(public_url(base_url)).hostname or ""
+    local = host == "localhost" or host == "::1" or host.startswith("127.")
+    return LOCAL_SERVER_CONCURRENCY if local else REMOTE_CONCURRENCY
 
 
 def public_url(url: str) -> str:

@@ -9,13 +9,14 @@ bare value (`embedded`, `./model.gguf`) by the backend that claims it.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from promptopt.core.errors import ConfigError
 from promptopt.llm.backend import Backend, backends, get_backend
-from promptopt.llm.base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, LLM
+from promptopt.llm.base import DEFAULT_TIMEOUT, LLM
 
 DEFAULT_MODEL = "embedded"
 
@@ -25,7 +26,7 @@ LEGACY_OPTIONS: dict[str, Any] = {
     "dtype": "auto",
     "device": "cpu",
     "batch_size": 16,
-    "max_concurrency": DEFAULT_MAX_CONCURRENCY,
+    "max_concurrency": 8,  # the default then
     "timeout": DEFAULT_TIMEOUT,
 }
 """The options (and their defaults) every spec recorded before each backend owned its
@@ -96,15 +97,22 @@ class ModelSpec:
         return self if options == self.options else replace(self, options=options)
 
 
-def recordable_options(backend: Any) -> dict[str, Any]:
-    """The keys a recorded spec of `backend` may hold, with their defaults: backend,
-    model, its options and the legacy ones (an unknown backend: the legacy ones)."""
-    keys: dict[str, Any] = {"backend": "", "model": "", **LEGACY_OPTIONS}
+def recordable_options(backend: Any) -> dict[str, tuple[type, bool]]:
+    """The keys a recorded spec of `backend` may hold, each with its value's type and
+    whether it may be null: backend, model, its options and the legacy ones (an
+    unknown backend: the legacy ones)."""
+    keys = {"backend": (str, False), "model": (str, False)}
+    keys |= {k: (str if v is None else type(v), v is None) for k, v in LEGACY_OPTIONS.items()}
     try:
-        options = get_backend(str(backend)).Options()
+        options = get_backend(str(backend)).Options
     except ConfigError:
         return keys
-    return {**keys, **{f.name: getattr(options, f.name) for f in fields(options)}}
+    hints = typing.get_type_hints(options)
+    for field in fields(options):
+        kinds = typing.get_args(hints[field.name]) or (hints[field.name],)
+        real = [k for k in kinds if k is not type(None)]
+        keys[field.name] = (real[0], len(real) < len(kinds))
+    return keys
 
 
 def default_model_spec() -> ModelSpec:
@@ -128,7 +136,7 @@ def model_identity(recorded: Any) -> Any:
 def with_call_settings(
     spec: ModelSpec, timeout: float | None = None, max_concurrency: int | None = None
 ) -> ModelSpec:
-    """`spec` with the `--timeout` and `--max-concurrency` given (None keeps its own),
+    """`spec` with the `--timeout` and `--concurrency` given (None keeps its own),
     checked: a bad value is a one-line ConfigError before anything runs. A backend
     without these options keeps none of them."""
     if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
@@ -138,8 +146,8 @@ def with_call_settings(
         )
     if max_concurrency is not None and max_concurrency < 1:
         raise ConfigError(
-            f"--max-concurrency must be at least 1, got {max_concurrency}: "
-            "e.g. --max-concurrency 1 for one request at a time"
+            f"--concurrency must be at least 1, got {max_concurrency}: "
+            "e.g. --concurrency 1 for one request at a time"
         )
     given = {"timeout": None if timeout is None else float(timeout)}
     given["max_concurrency"] = max_concurrency

@@ -18,7 +18,6 @@ from typing import Any
 from promptopt.core.errors import ConfigError
 from promptopt.llm.backend import Backend
 from promptopt.llm.base import (
-    DEFAULT_MAX_CONCURRENCY,
     DEFAULT_TIMEOUT,
     FIRST_TOKEN_LOGPROBS,
     FULL_LOGPROBS,
@@ -34,8 +33,9 @@ class OpenAIOptions:
     """The server; None = the OpenAI API. May carry a credential, never recorded."""
     api: str = "chat"
     """chat or completions (raw text; full log-probabilities)."""
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    """Requests in flight at once."""
+    max_concurrency: int | None = None
+    """Requests in flight at once (`--concurrency`); None: by the server
+    (`base.default_concurrency`: 4 on this machine, 32 remote)."""
     timeout: float = DEFAULT_TIMEOUT
     """Seconds each request may take (a run recorded before the option existed has
     no such key and gets this default)."""

@@ -1,6 +1,7 @@
 """Backend for the OpenAI API and any OpenAI-compatible server (vLLM, llama.cpp, Ollama).
 
-Requests run on at most `max_concurrency` threads and come back in order. Each
+Requests run on at most `max_concurrency` threads (`--concurrency`; by default 4
+for a server on this machine, 32 for a remote one) and come back in order. Each
 request gets `timeout` seconds and is retried by this module, not the SDK (see
 `_create`): a server that hangs fails after about two timeouts, and Ctrl-C never
 waits for requests in flight (see `_run`). Every call sends `max_tokens`
@@ -47,10 +48,10 @@ import openai
 from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest, Message
 from promptopt.core.errors import AuthError, ModelError
 from promptopt.llm.base import (
-    DEFAULT_MAX_CONCURRENCY,
     DEFAULT_TIMEOUT,
     FIRST_TOKEN_LOGPROBS,
     FULL_LOGPROBS,
+    default_concurrency,
     model_scope,
     public_url,
 )
@@ -179,7 +180,7 @@ class OpenAICompatLLM:
         base_url: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
         api: Literal["chat", "completions"] = "chat",
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_concurrency: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 3,
         chat_template_fn: ChatTemplateFn | None = None,
@@ -187,6 +188,8 @@ class OpenAICompatLLM:
     ) -> None:
         if api not in ("chat", "completions"):
             raise ModelError(f"unknown api '{api}': use 'chat' or 'completions'")
+        if max_concurrency is None:
+            max_concurrency = default_concurrency(base_url)
         if max_concurrency < 1:
             raise ModelError(f"max_concurrency must be at least 1, got {max_concurrency}")
         if not (timeout > 0 and math.isfinite(timeout)):
@@ -559,7 +562,7 @@ class OpenAICompatLLM:
         if isinstance(exc, openai.RateLimitError):
             return ModelError(
                 f"{self._where} kept rate-limiting requests (HTTP 429, tried {tried}): "
-                f"lower --max-concurrency or wait ({_one_line(exc.message)})"
+                f"lower --concurrency or wait ({_one_line(exc.message)})"
             )
         if isinstance(exc, openai.APIStatusError):
             return ModelError(

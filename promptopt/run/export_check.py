@@ -81,18 +81,19 @@ def check_eval_fields(path: Path, data: dict[str, Any]) -> None:
     target = _optional(path, models, "target", "models.", dict) or {}
     spec = _optional(path, target, "spec", "models.target.", dict)
     if spec is not None:
-        defaults = recordable_options(spec.get("backend"))
+        recordable = recordable_options(spec.get("backend"))
         for key, value in spec.items():
-            if key not in defaults:
-                raise bad_field(path, "models.target.spec", f"keyed by {', '.join(defaults)}", key)
-            default = defaults[key]
-            if isinstance(default, int) and not isinstance(default, bool):
+            if key not in recordable:
+                keys = ", ".join(recordable)
+                raise bad_field(path, "models.target.spec", f"keyed by {keys}", key)
+            kind, nullable = recordable[key]
+            if kind is int:
                 ok, expected = is_int(value), "a whole number"
-            elif isinstance(default, float):
+            elif kind is float:
                 ok, expected = _is_number(value) and 0 < value < float("inf"), "a positive number"
             else:
                 ok, expected = isinstance(value, str), "a string"
-            if not ok and not (value is None and default is None):
+            if not ok and not (value is None and nullable):
                 raise bad_field(path, f"models.target.spec.{key}", expected, value)
         for key in ("backend", "model"):
             if key not in spec:

@@ -1,17 +1,24 @@
-"""A loopback OpenAI-compatible server that fails on purpose, for fault tests.
+"""A loopback OpenAI-compatible server that fails on purpose, for fault and scale tests.
 
 Real HTTP on 127.0.0.1 (a free port), so requests go through the `openai` SDK,
 its timeouts and our retries exactly as against a real server; only the answers
 are scripted. It records every request body, so tests can also check what the
 backend sent (seeds, parameters) rather than what a real model would say.
+
+For scale (tests and bench/scale.py): each request is held `latency` seconds in
+its own thread (hundreds can be in flight), a seeded share of requests fails
+with 429 or 500 (`fault_rates`), and the server counts requests in flight (and
+the most at once) and how many times each distinct body was answered.
 """
 
 from __future__ import annotations
 
 import http.server
 import json
+import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +32,11 @@ ERROR_BODIES = {
 }
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 1024
+    """The listen backlog: the default 5 refuses connections when hundreds arrive at once."""
+
+
 class FakeOpenAIServer:
     """Answers POST …/chat/completions and …/completions.
 
@@ -34,10 +46,19 @@ class FakeOpenAIServer:
     `hang` reads each request after the first `hang_after` and never answers it
     until `stop()` (or `release()`). `authorizations`, when set, are the only
     Authorization headers accepted (a credential in the URL arrives as Basic, an
-    API key as Bearer); any other request gets 401.
+    API key as Bearer); any other request gets 401. `latency` holds every request
+    that long; `fault_rates` ({429: 0.2}) fails that share of requests at random
+    (seeded by `fault_seed`), after the latency.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0, fault_seed: int = 0) -> None:
+        self.latency = latency
+        self.fault_rates: dict[int, float] = {}
+        self._faults = random.Random(fault_seed)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.answered: Counter[str] = Counter()
+        """How many times each distinct request body was answered with 200."""
         self.status: int | None = None
         self.failures: int | None = None
         self.retry_after: str | None = None
@@ -61,6 +82,17 @@ class FakeOpenAIServer:
                     owner.bodies.append(body)
                     owner.times.append(time.monotonic())
                     count = len(owner.bodies)
+                    owner.in_flight += 1
+                    owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+                try:
+                    self._handle(body, count)
+                finally:
+                    with owner._lock:
+                        owner.in_flight -= 1
+
+            def _handle(self, body: dict[str, Any], count: int) -> None:
+                if owner.latency:
+                    time.sleep(owner.latency)
                 if owner.hang and count > owner.hang_after:
                     owner._released.wait(timeout=120)
                     self.close_connection = True
@@ -71,7 +103,11 @@ class FakeOpenAIServer:
                     self._error(401)
                 elif status is not None and (owner.failures is None or count <= owner.failures):
                     self._error(status)
+                elif fault := owner._draw_fault():
+                    self._error(fault)
                 else:
+                    with owner._lock:
+                        owner.answered[json.dumps(body, sort_keys=True)] += 1
                     self._answer(body, owner.reply(body))
 
             def _error(self, status: int) -> None:
@@ -115,12 +151,21 @@ class FakeOpenAIServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def _draw_fault(self) -> int | None:
+        with self._lock:
+            draw = self._faults.random()
+        for status, rate in self.fault_rates.items():
+            if draw < rate:
+                return status
+            draw -= rate
+        return None
 
     @property
     def requests(self) -> int:

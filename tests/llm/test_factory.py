@@ -56,7 +56,7 @@ def test_timeout_and_concurrency_are_recorded_but_are_not_the_model() -> None:
     assert (recorded["timeout"], recorded["max_concurrency"]) == (5.0, 2)
     assert ModelSpec(**recorded) == spec
     old = {k: v for k, v in recorded.items() if k not in ("timeout", "max_concurrency")}
-    assert (ModelSpec(**old).timeout, ModelSpec(**old).max_concurrency) == (60.0, 8)
+    assert (ModelSpec(**old).timeout, ModelSpec(**old).max_concurrency) == (60.0, None)
     assert (
         model_identity(old)
         == model_identity(recorded)
@@ -72,7 +72,7 @@ def test_timeout_and_concurrency_are_recorded_but_are_not_the_model() -> None:
     [
         ({"timeout": 0}, "--timeout must be a positive number of seconds, got 0"),
         ({"timeout": float("inf")}, "--timeout must be a positive number of seconds, got inf"),
-        ({"max_concurrency": 0}, "--max-concurrency must be at least 1, got 0"),
+        ({"max_concurrency": 0}, "--concurrency must be at least 1, got 0"),
     ],
 )
 def test_bad_call_settings_are_config_errors(options: dict, message: str) -> None:

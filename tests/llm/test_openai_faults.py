@@ -102,7 +102,7 @@ def test_a_rejected_key_has_its_own_exit_code(
     server: FakeOpenAIServer, tmp_path: Path, status: int
 ) -> None:
     server.status = status
-    args = search_args(server, "--run-dir", str(tmp_path / "run"), "--max-concurrency", "1")
+    args = search_args(server, "--run-dir", str(tmp_path / "run"), "--concurrency", "1")
     result = runner.invoke(app, args)
     line = error_line(result.output)
     assert result.exit_code == AuthError.exit_code == 6, result.output
@@ -123,14 +123,14 @@ def test_rate_limiting_is_retried_then_fails_with_exit_4(
     line = error_line(result.output)
     assert result.exit_code == 4, result.output
     assert f"{server.url} kept rate-limiting requests (HTTP 429, tried 4 times)" in line
-    assert "lower --max-concurrency or wait" in line
+    assert "lower --concurrency or wait" in line
     assert server.requests == 4  # one request, three retries
 
 
 def test_a_run_resumes_after_the_fault_with_other_call_settings(
     server: FakeOpenAIServer, tmp_path: Path
 ) -> None:
-    """A run stopped by a fault resumes with --timeout and --max-concurrency changed,
+    """A run stopped by a fault resumes with --timeout and --concurrency changed,
     also one recorded before those options existed (no such keys: the defaults)."""
     run_dir = tmp_path / "run"
     server.status = 401
@@ -142,7 +142,7 @@ def test_a_run_resumes_after_the_fault_with_other_call_settings(
     config_path.write_text(json.dumps(config), encoding="utf-8")
 
     server.status = None
-    args = ["search", "--resume", str(run_dir), "--timeout", "5", "--max-concurrency", "2"]
+    args = ["search", "--resume", str(run_dir), "--timeout", "5", "--concurrency", "2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     export = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
@@ -154,7 +154,7 @@ def test_a_run_resumes_after_the_fault_with_other_call_settings(
 
 
 def test_bad_timeout_and_concurrency_are_usage_errors(tmp_path: Path) -> None:
-    for option, value in (("--timeout", "0"), ("--timeout", "nan"), ("--max-concurrency", "0")):
+    for option, value in (("--timeout", "0"), ("--timeout", "nan"), ("--concurrency", "0")):
         args = [*SMALL_SEARCH, "--model", "openai:x", option, value]
         result = runner.invoke(app, [*args, "--run-dir", str(tmp_path / "run")])
         line = error_line(result.output)

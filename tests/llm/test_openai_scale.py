@@ -1,0 +1,102 @@
+"""The openai backend under load, against a loopback server with latency and injected
+429s and 500s (tests/llm/fake_openai_server.py, real HTTP through the SDK): requests
+in flight reach `--concurrency`, answers that finish out of order reach the right
+prompts and cache entries, and the budget holds with every request charged once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptopt.core.domain import Budget, GenerationRequest, Usage
+from promptopt.core.errors import BudgetExhausted
+from promptopt.llm.base import LOCAL_SERVER_CONCURRENCY, REMOTE_CONCURRENCY, default_concurrency
+from promptopt.llm.cache import open_cache
+from promptopt.llm.openai_compat import OpenAICompatLLM
+from promptopt.llm.stack import layered
+from tests.llm.fake_openai_server import FakeOpenAIServer
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAIServer]:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    fake = FakeOpenAIServer(latency=0.05)
+    fake.reply = lambda body: "echo " + body["messages"][-1]["content"]
+    yield fake
+    fake.stop()
+
+
+def asks(count: int, prefix: str = "q") -> list[GenerationRequest]:
+    return [GenerationRequest.chat(f"{prefix}{i}", max_tokens=4) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (None, REMOTE_CONCURRENCY),  # the OpenAI API
+        ("https://vllm.internal.example:8000/v1", REMOTE_CONCURRENCY),
+        ("http://127.0.0.1:8080/v1", LOCAL_SERVER_CONCURRENCY),
+        ("http://localhost:11434/v1", LOCAL_SERVER_CONCURRENCY),
+        ("http://user:sk-secret@127.0.0.2:9/v1", LOCAL_SERVER_CONCURRENCY),
+        ("http://[::1]:8000/v1", LOCAL_SERVER_CONCURRENCY),
+    ],
+)
+def test_the_default_concurrency_is_low_for_this_machine_and_high_for_remote(
+    url: str | None, expected: int
+) -> None:
+    assert default_concurrency(url) == expected
+
+
+@pytest.mark.parametrize("concurrency", [1, 8, 24])
+def test_requests_in_flight_reach_the_concurrency(
+    server: FakeOpenAIServer, concurrency: int
+) -> None:
+    server.latency = 0.2
+    llm = OpenAICompatLLM("fake", base_url=server.url, max_concurrency=concurrency)
+    answers = llm.generate(asks(24 if concurrency > 1 else 3))
+    assert server.max_in_flight == concurrency
+    assert [a.texts[0] for a in answers] == [f"echo q{i}" for i in range(len(answers))]
+
+
+def test_answers_finishing_out_of_order_reach_their_prompts_and_cache_entries(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.latency = 0.0
+
+    def late_for_early_prompts(body: dict[str, Any]) -> str:
+        text = body["messages"][-1]["content"]
+        time.sleep(0.02 * (16 - int(text[1:])))  # q0 answers last, q15 first
+        return "echo " + text
+
+    server.reply = late_for_early_prompts
+    base = OpenAICompatLLM("fake", base_url=server.url, max_concurrency=16)
+    cache = open_cache(tmp_path / "cache")
+    first = layered(base, Usage(), None, cache, None).generate(asks(16))
+    assert [a.texts[0] for a in first] == [f"echo q{i}" for i in range(16)]
+    sent = server.requests
+    usage = Usage()
+    again = layered(base, usage, None, cache, None).generate(list(reversed(asks(16))))
+    assert [a.texts[0] for a in again] == [f"echo q{i}" for i in reversed(range(16))]
+    assert server.requests == sent and usage.cache_hits == 16  # all from the cache
+
+
+def test_429s_and_500s_are_retried_each_request_charged_once_and_the_budget_holds(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.fault_rates = {429: 0.2, 500: 0.1}
+    server.retry_after = "0"
+    base = OpenAICompatLLM("fake", base_url=server.url, max_concurrency=16, max_retries=8)
+    usage = Usage()
+    llm = layered(base, usage, Budget(max_calls=40), open_cache(tmp_path / "cache"), None)
+    answered: list[str] = []
+    with pytest.raises(BudgetExhausted):
+        for batch in range(10):  # 160 requests wanted, 40 allowed
+            answered += [a.texts[0] for a in llm.generate(asks(16, prefix=f"b{batch}-"))]
+    assert usage.calls == len(answered) == 32  # two whole batches; the third would cross
+    assert server.requests > len(answered)  # faults were injected and retried
+    assert sorted(server.answered.values()) == [1] * 32  # each answered once, none twice
+    assert answered == [f"echo b{b}-{i}" for b in range(2) for i in range(16)]

@@ -3,7 +3,8 @@ server (vLLM, llama.cpp, Ollama).
 
     openai:<model>
 
-`timeout` (seconds per request) and `max_concurrency` (requests in flight) say how
+`timeout` (seconds per request), `max_concurrency` (requests in flight) and the
+`rpm`/`tpm` limits (requests and tokens per minute) say how
 a model is called, not what it answers: a spec records them, but they are not part
 of its identity, so a run resumes and a comparison extends with other values, and
 they never enter a cache key. The client code (`llm/openai_compat.py`) is
@@ -39,6 +40,10 @@ class OpenAIOptions:
     timeout: float = DEFAULT_TIMEOUT
     """Seconds each request may take (a run recorded before the option existed has
     no such key and gets this default)."""
+    rpm: int | None = None
+    """Requests per minute at most (`--model-option rpm=500`): a paid API tier's limit."""
+    tpm: int | None = None
+    """Tokens per minute at most (prompt estimate + max_tokens per request)."""
 
 
 class OpenAIBackend(Backend):
@@ -50,7 +55,7 @@ class OpenAIBackend(Backend):
     usage = "'openai:<model>'"
     examples = "openai:gpt-4o-mini | openai:NAME --base-url http://127.0.0.1:8080/v1"
     Options = OpenAIOptions
-    call_settings = ("timeout", "max_concurrency")
+    call_settings = ("timeout", "max_concurrency", "rpm", "tpm")
 
     def parse(self, model: str) -> str:
         if not model.strip():
@@ -78,4 +83,6 @@ class OpenAIBackend(Backend):
             api=options.api,  # type: ignore[arg-type]
             max_concurrency=options.max_concurrency,
             timeout=options.timeout,
+            rpm=options.rpm,
+            tpm=options.tpm,
         )

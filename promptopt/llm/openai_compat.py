@@ -55,6 +55,7 @@ from promptopt.llm.base import (
     model_scope,
     public_url,
 )
+from promptopt.llm.rate_limits import RateLimits
 
 ChatTemplateFn = Callable[[tuple[Message, ...]], str]
 T = TypeVar("T")
@@ -183,6 +184,8 @@ class OpenAICompatLLM:
         max_concurrency: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 3,
+        rpm: int | None = None,
+        tpm: int | None = None,
         chat_template_fn: ChatTemplateFn | None = None,
         logprob_prefix: str = "",
     ) -> None:
@@ -202,6 +205,7 @@ class OpenAICompatLLM:
         self.max_concurrency = max_concurrency
         self.timeout = timeout
         self.max_retries = max_retries
+        self.limits = RateLimits(rpm, tpm)
         self.chat_template_fn = chat_template_fn
         self.logprob_prefix = logprob_prefix
         self.supports_logprobs = True
@@ -504,6 +508,7 @@ class OpenAICompatLLM:
         times, so `--timeout` bounds how long a hung server holds a search."""
         attempt = 0
         while True:
+            self.limits.wait(params)
             try:
                 return create(**params)
             except ValueError as exc:  # json.JSONDecodeError: a body that claims JSON but is not

@@ -13,12 +13,16 @@ from typing import Any
 import pytest
 
 from promptopt.core.domain import Budget, GenerationRequest, Usage
-from promptopt.core.errors import BudgetExhausted
+from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.llm.base import LOCAL_SERVER_CONCURRENCY, REMOTE_CONCURRENCY, default_concurrency
 from promptopt.llm.cache import open_cache
+from promptopt.llm.factory import build_llm, parse_model_spec, with_model_options
 from promptopt.llm.openai_compat import OpenAICompatLLM
+from promptopt.llm.rate_limits import RateLimits, projected
 from promptopt.llm.stack import layered
 from tests.llm.fake_openai_server import FakeOpenAIServer
+
+LOCAL = "http://127.0.0.1:9/v1"
 
 
 @pytest.fixture
@@ -100,3 +104,30 @@ def test_429s_and_500s_are_retried_each_request_charged_once_and_the_budget_hold
     assert server.requests > len(answered)  # faults were injected and retried
     assert sorted(server.answered.values()) == [1] * 32  # each answered once, none twice
     assert answered == [f"echo b{b}-{i}" for b in range(2) for i in range(16)]
+
+
+def test_a_requests_per_window_limit_spaces_the_requests(server: FakeOpenAIServer) -> None:
+    llm = OpenAICompatLLM("fake", base_url=server.url, max_concurrency=8)
+    llm.limits = RateLimits(rpm=4, window_ms=500)  # 4 per half second, for the test
+    llm.generate(asks(12))
+    arrivals = sorted(server.times)
+    assert len(arrivals) == 12
+    # No 5 requests arrive within one window: the 5th waits for the 1st to leave it.
+    assert all(later - first >= 0.45 for first, later in zip(arrivals, arrivals[4:], strict=False))
+
+
+def test_a_tokens_per_window_limit_counts_prompt_and_max_tokens(server: FakeOpenAIServer) -> None:
+    limits = RateLimits(tpm=100, window_ms=500)
+    params = {"messages": [{"role": "user", "content": "x" * 30}], "max_tokens": 40}
+    assert projected(params) == 10 + 40
+    llm = OpenAICompatLLM("fake", base_url=server.url, max_concurrency=4)
+    llm.limits = limits
+    llm.generate([GenerationRequest.chat("x" * 30, max_tokens=40) for _ in range(4)])
+    arrivals = sorted(server.times)
+    assert arrivals[2] - arrivals[0] >= 0.45  # two requests' tokens fill a window
+
+
+@pytest.mark.parametrize("option", ["rpm=0", "tpm=-5"])
+def test_a_limit_below_one_is_refused(option: str) -> None:
+    with pytest.raises(ConfigError, match=r"must be at least 1 per minute"):
+        build_llm(with_model_options(parse_model_spec("openai:m", base_url=LOCAL), [option]))

@@ -3,8 +3,8 @@ server (vLLM, llama.cpp, Ollama).
 
     openai:<model>
 
-`timeout` (seconds per request), `max_concurrency` (requests in flight) and the
-`rpm`/`tpm` limits (requests and tokens per minute) say how
+`timeout` (seconds per request), `max_concurrency` (requests in flight),
+`max_retries` and the `rpm`/`tpm` limits (requests and tokens per minute) say how
 a model is called, not what it answers: a spec records them, but they are not part
 of its identity, so a run resumes and a comparison extends with other values, and
 they never enter a cache key. The client code (`llm/openai_compat.py`) is
@@ -40,6 +40,9 @@ class OpenAIOptions:
     timeout: float = DEFAULT_TIMEOUT
     """Seconds each request may take (a run recorded before the option existed has
     no such key and gets this default)."""
+    max_retries: int = 3
+    """Tries after the first for a request that failed with a connection error, 408,
+    409, 429 or 5xx (a timeout is retried once at most)."""
     rpm: int | None = None
     """Requests per minute at most (`--model-option rpm=500`): a paid API tier's limit."""
     tpm: int | None = None
@@ -55,7 +58,7 @@ class OpenAIBackend(Backend):
     usage = "'openai:<model>'"
     examples = "openai:gpt-4o-mini | openai:NAME --base-url http://127.0.0.1:8080/v1"
     Options = OpenAIOptions
-    call_settings = ("timeout", "max_concurrency", "rpm", "tpm")
+    call_settings = ("timeout", "max_concurrency", "max_retries", "rpm", "tpm")
 
     def parse(self, model: str) -> str:
         if not model.strip():
@@ -83,6 +86,7 @@ class OpenAIBackend(Backend):
             api=options.api,  # type: ignore[arg-type]
             max_concurrency=options.max_concurrency,
             timeout=options.timeout,
+            max_retries=options.max_retries,
             rpm=options.rpm,
             tpm=options.tpm,
         )

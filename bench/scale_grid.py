@@ -6,7 +6,7 @@ bench/results/scale.json (other keys kept).
     python bench/scale_grid.py [--latency 0.3] [--seeds 6]
 
 Cells are I/O bound at this latency, so parallel cells can win even on 2 cores.
-The server is this file's own small stand-in (the bench/scale.py one was not merged yet).
+The server is bench/scale.py's: tests/llm/fake_openai_server.py in its own process.
 """
 
 from __future__ import annotations
@@ -17,47 +17,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from scale import ServerProcess  # bench/ is this script's sys.path[0]
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
 TIMED = {"wall_s", "wall_s_mean", "cache_hits", "cache_hits_mean"}
-
-
-def serve(latency: float) -> ThreadingHTTPServer:
-    """Chat completions answering the last word of the last message, after `latency` s."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_POST(self) -> None:  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            time.sleep(latency)
-            words = str(body["messages"][-1]["content"]).split() or ["x"]
-            n = int(body.get("n") or 1)
-            reply = {
-                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [
-                    {"index": i, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": words[-1]}}
-                    for i in range(n)
-                ],
-                "usage": {"prompt_tokens": len(words), "completion_tokens": n,
-                          "total_tokens": len(words) + n},
-            }  # fmt: skip
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def untimed(value: object) -> object:
@@ -73,7 +39,8 @@ def compare(url: str, out: Path, seeds: int, *extra: str) -> tuple[float, list]:
         "promptopt", "compare", "--task", "antonyms", "--strategies", "ape,reflexion",
         "--seeds", str(seeds), "--budget", "24", "--dev-size", "5", "--test-size", "8",
         "--model", "openai:loopback", "--proposer", "openai:loopback", "--base-url", url,
-        "--proposer-base-url", url, "--no-cache", "--no-report", "--out-dir", str(out),
+        "--proposer-base-url", url, "--concurrency", "8", "--no-cache", "--no-report",
+        "--out-dir", str(out),
         "-p", "ape.num_subsamples=2", "-p", "ape.proposals_per_subsample=2", *extra,
     ]  # fmt: skip
     start = time.perf_counter()
@@ -87,8 +54,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--seeds", type=int, default=6)
     opts = parser.parse_args()
-    server = serve(opts.latency)
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server = ServerProcess(opts.latency)
+    url = server.url
     os.environ.setdefault("OPENAI_API_KEY", "loopback")
     tmp = Path(tempfile.mkdtemp(prefix="grid-"))
     try:
@@ -96,7 +63,7 @@ def main() -> None:
         jobs4, board4 = compare(url, tmp / "jobs4", opts.seeds, "--jobs", "4")
         ray_s, board_ray = compare(url, tmp / "ray", opts.seeds, "--ray")
     finally:
-        server.shutdown()
+        server.stop()
     grid = {
         "cells": 2 * opts.seeds,
         "latency_s": opts.latency,

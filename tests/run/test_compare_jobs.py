@@ -101,21 +101,24 @@ def test_a_cell_that_dies_twice_fails_naming_its_run_dir(
         run_compare(spec, jobs=2)
 
 
-def test_ray_writes_the_sequential_compare_json(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def local_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local Ray instance of 2 CPUs for each run_compare(ray=True)."""
     pytest.importorskip("ray", reason="the ray extra is not installed")
     monkeypatch.setenv("PROMPTOPT_RAY_NUM_CPUS", "2")
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_ray_writes_the_sequential_compare_json(tmp_path: Path) -> None:
     one = run_compare(grid(tmp_path / "one"))
     on_ray = run_compare(grid(tmp_path / "ray"), ray=True)
     assert untimed(on_ray) == untimed(one)
 
 
+@pytest.mark.usefixtures("local_ray")
 def test_ray_reruns_a_cell_whose_worker_died_and_it_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("ray", reason="the ray extra is not installed")
-    monkeypatch.setenv("PROMPTOPT_RAY_NUM_CPUS", "2")
     whole = run_compare(grid(tmp_path / "whole"))
     monkeypatch.setenv("PARROT_DIE_AT", f"20:{tmp_path / 'died'}")
     on_ray = run_compare(grid(tmp_path / "ray"), ray=True)

@@ -59,9 +59,9 @@ def test_the_default_concurrency_is_low_for_this_machine_and_high_for_remote(
 def test_requests_in_flight_reach_the_concurrency(
     server: FakeOpenAIServer, concurrency: int
 ) -> None:
-    server.latency = 0.2
+    server.latency = 0.6  # long enough for every thread to start, even on a loaded machine
     llm = OpenAICompatLLM("fake", base_url=server.url, max_concurrency=concurrency)
-    answers = llm.generate(asks(24 if concurrency > 1 else 3))
+    answers = llm.generate(asks(2 * concurrency))
     assert server.max_in_flight == concurrency
     assert [a.texts[0] for a in answers] == [f"echo q{i}" for i in range(len(answers))]
 

@@ -487,11 +487,10 @@ def search_from_start(
     try:
         result = strategy.search(ctx, config)
     except BudgetExhausted as stop:
-        ctx.store.event("budget_exhausted", message=str(stop))
-        ctx.reporter.note(f"stopped at the budget before any candidate was scored: {stop}")
-        result = SearchResult(candidates=[], stopped_by_budget=True)
+        result = _result_at_budget(ctx, stop)
     finally:
         ctx.usage.held_back_calls = 0
+        ctx.so_far = None
     if stage and result.ensemble is None:
         result.candidates = add_demonstrations(ctx, result.candidates, stage)
     keep = Choice(start, start_dev, start_dev, improved=False, reason="")
@@ -518,6 +517,22 @@ def search_from_start(
         f"n={paired.n}) is within noise"
     )
     return result, keep
+
+
+def _result_at_budget(ctx: SearchContext, stop: BudgetExhausted) -> SearchResult:
+    """The one place a strategy's search meets the budget's end: the run goes on
+    with what the strategy scored so far (`SearchContext.so_far`)."""
+    ctx.store.event("budget_exhausted", message=str(stop))
+    try:
+        result = ctx.so_far() if ctx.so_far is not None else None
+    except BudgetExhausted:  # finishing the partial result needed calls too
+        result = None
+    if result is None:
+        ctx.reporter.note(f"stopped at the budget before any candidate was scored: {stop}")
+        return SearchResult(candidates=[], stopped_by_budget=True)
+    ctx.reporter.note(f"stopped early: {stop}")
+    result.stopped_by_budget = True
+    return result
 
 
 def _evaluate_what_budget_allows(

@@ -140,43 +140,39 @@ class Scoreboard:
         return sorted(cands, key=lambda c: (c.dev_n, c.dev_score), reverse=True)
 
 
+def _scored_so_far(board: Scoreboard) -> SearchResult | None:
+    ranked = [c for c in board.ranked() if c.dev_n > 0]
+    return SearchResult(candidates=ranked) if ranked else None
+
+
 class APE:
     name = "ape"
     Config = APEConfig
 
     def search(self, ctx: SearchContext, config: APEConfig) -> SearchResult:
         board = Scoreboard(ctx.task.template)
-        try:
-            for instruction, origin in grounded_candidates(ctx, config):
-                board.add(instruction, origin)
-            shown = shown_examples(ctx, config)
-            for instruction in self._propose(ctx, config, shown, known=list(board.scores)):
-                board.add(instruction, "proposed")
-            if not board.scores:
-                raise ConfigError(
-                    "the proposer wrote no usable instruction and no start candidate is "
-                    "entered: try a larger proposer model, more proposals or "
-                    "-p include_baseline=true"
-                )
-            alive = self._select(ctx, config, board, list(board.scores))
-            for round_index in range(config.resample_rounds):
-                top = alive[: config.resample_top_k]
-                fresh = [
-                    i
-                    for i in self._resample(
-                        ctx, config, top, round_index, shown, list(board.scores)
-                    )
-                    if board.add(i, f"resample {round_index + 1}")
-                ]
-                ctx.store.event("resampled", round=round_index + 1, new=fresh)
-                alive = self._select(ctx, config, board, top + fresh)
-        except BudgetExhausted as stop:
-            ranked = [c for c in board.ranked() if c.dev_n > 0]
-            if not ranked:
-                raise
-            ctx.store.event("budget_exhausted", message=str(stop))
-            ctx.reporter.note(f"stopped early: {stop}")
-            return SearchResult(candidates=ranked, stopped_by_budget=True)
+        ctx.so_far = lambda: _scored_so_far(board)
+        for instruction, origin in grounded_candidates(ctx, config):
+            board.add(instruction, origin)
+        shown = shown_examples(ctx, config)
+        for instruction in self._propose(ctx, config, shown, known=list(board.scores)):
+            board.add(instruction, "proposed")
+        if not board.scores:
+            raise ConfigError(
+                "the proposer wrote no usable instruction and no start candidate is "
+                "entered: try a larger proposer model, more proposals or "
+                "-p include_baseline=true"
+            )
+        alive = self._select(ctx, config, board, list(board.scores))
+        for round_index in range(config.resample_rounds):
+            top = alive[: config.resample_top_k]
+            fresh = [
+                i
+                for i in self._resample(ctx, config, top, round_index, shown, list(board.scores))
+                if board.add(i, f"resample {round_index + 1}")
+            ]
+            ctx.store.event("resampled", round=round_index + 1, new=fresh)
+            alive = self._select(ctx, config, board, top + fresh)
         return SearchResult(candidates=board.ranked())
 
     # -- proposing ----------------------------------------------------------------

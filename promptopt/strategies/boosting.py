@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from promptopt.core.domain import VOTE_RULES, Candidate, Ensemble, Example, Prompt
-from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.evaluation.ensemble import plurality, vote_key
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
 
@@ -222,51 +222,46 @@ class Boosted:
             initial_demos=[e.id for e in initial],
             pool=[e.id for e in pool],
         )
-        stopped = False
-        try:
-            for step in range(1, config.num_prompts):
-                if not self._affords_a_member(ctx, config, len(members), len(pool)):
-                    ctx.store.event(
-                        "boost_stopped", step=step, reason="budget kept for the dev check"
-                    )
+        ctx.so_far = lambda: (
+            self._result(ctx, config, members, pool, stopped=True)
+            if any(m.samples for m in members) or config.version == "bagged"
+            else None
+        )
+        for step in range(1, config.num_prompts):
+            if not self._affords_a_member(ctx, config, len(members), len(pool)):
+                ctx.store.event("boost_stopped", step=step, reason="budget kept for the dev check")
+                ctx.reporter.note(
+                    f"step {step}: the budget left pays for checking {len(members)} "
+                    "prompts on dev, not for another; the ensemble stops growing"
+                )
+                break
+            if config.version == "bagged":
+                demos = self._bagged_demos(ctx, train, used, config.shots, step)
+                origin = "bagged: random demonstrations"
+            else:
+                if not pool:
+                    raise ConfigError("boosting needs train questions beyond the initial shots")
+                self._sample_pool(ctx, config, members, pool, step)
+                demos, origin = self._next_demos(ctx, config, members, pool, reasoning, step)
+                if not demos:
+                    ctx.store.event("boost_stopped", step=step, reason="no hard questions")
                     ctx.reporter.note(
-                        f"step {step}: the budget left pays for checking {len(members)} "
-                        "prompts on dev, not for another; the ensemble stops growing"
+                        f"step {step}: no hard question left in the pool; "
+                        f"the ensemble keeps {len(members)} prompts"
                     )
                     break
-                if config.version == "bagged":
-                    demos = self._bagged_demos(ctx, train, used, config.shots, step)
-                    origin = "bagged: random demonstrations"
-                else:
-                    if not pool:
-                        raise ConfigError("boosting needs train questions beyond the initial shots")
-                    self._sample_pool(ctx, config, members, pool, step)
-                    demos, origin = self._next_demos(ctx, config, members, pool, reasoning, step)
-                    if not demos:
-                        ctx.store.event("boost_stopped", step=step, reason="no hard questions")
-                        ctx.reporter.note(
-                            f"step {step}: no hard question left in the pool; "
-                            f"the ensemble keeps {len(members)} prompts"
-                        )
-                        break
-                used |= {d.id for d in demos}
-                members.append(Member(self._prompt(ctx, instruction, demos), origin))
-                ctx.store.event(
-                    "boost_member_added",
-                    step=step,
-                    member=len(members) - 1,
-                    origin=origin,
-                    demos=[d.id for d in demos],
-                )
-            if config.vote == "weighted":
-                self._sample_pool(ctx, config, members, pool, len(members))
-        except BudgetExhausted as stop:
-            if not any(m.samples for m in members) and config.version != "bagged":
-                raise
-            ctx.store.event("budget_exhausted", message=str(stop))
-            ctx.reporter.note(f"stopped early: {stop}")
-            stopped = True
-        return self._result(ctx, config, members, pool, stopped)
+            used |= {d.id for d in demos}
+            members.append(Member(self._prompt(ctx, instruction, demos), origin))
+            ctx.store.event(
+                "boost_member_added",
+                step=step,
+                member=len(members) - 1,
+                origin=origin,
+                demos=[d.id for d in demos],
+            )
+        if config.vote == "weighted":
+            self._sample_pool(ctx, config, members, pool, len(members))
+        return self._result(ctx, config, members, pool, stopped=False)
 
     def _affords_a_member(
         self, ctx: SearchContext, config: BoostedConfig, members: int, pool: int

@@ -277,7 +277,7 @@ def _simulate(
             ctx.start = spec.resolve_start(task)
             try:
                 result, choice = search_from_start(ctx, strategy, config, spec.demo_sets)
-            except BudgetExhausted as stop:
+            except BudgetExhausted as stop:  # the start did not fit: the run's own exit
                 notes.append(f"{stop}; the real search would exit 5")
                 result = None
             if result is not None:

@@ -485,12 +485,9 @@ def search_from_start(
     stage = 0 if getattr(strategy, "chooses_demonstrations", False) else demo_sets
     ctx.usage.held_back_calls = reserve(ctx, stage)
     try:
-        result = strategy.search(ctx, config)
-    except BudgetExhausted as stop:
-        result = _result_at_budget(ctx, stop)
+        result = search_to_budget(ctx, strategy, config)
     finally:
         ctx.usage.held_back_calls = 0
-        ctx.so_far = None
     if stage and result.ensemble is None:
         result.candidates = add_demonstrations(ctx, result.candidates, stage)
     keep = Choice(start, start_dev, start_dev, improved=False, reason="")
@@ -519,9 +516,18 @@ def search_from_start(
     return result, keep
 
 
+def search_to_budget(ctx: SearchContext, strategy: Any, config: Any) -> SearchResult:
+    """Run the strategy; the one place its search meets the budget's end, where the
+    run goes on with what the strategy scored so far (`SearchContext.so_far`)."""
+    try:
+        return strategy.search(ctx, config)
+    except BudgetExhausted as stop:
+        return _result_at_budget(ctx, stop)
+    finally:
+        ctx.so_far = None
+
+
 def _result_at_budget(ctx: SearchContext, stop: BudgetExhausted) -> SearchResult:
-    """The one place a strategy's search meets the budget's end: the run goes on
-    with what the strategy scored so far (`SearchContext.so_far`)."""
     ctx.store.event("budget_exhausted", message=str(stop))
     try:
         result = ctx.so_far() if ctx.so_far is not None else None

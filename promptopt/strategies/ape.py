@@ -248,6 +248,7 @@ class APE:
             try:
                 self._score_batch(ctx, board, instructions, exs, objective)
             except BudgetExhausted:
+                # Not a stop (that is run_search's): a way to spend the budget's rest.
                 # The whole batch does not fit the budget: spend what is left one
                 # candidate at a time, so a budget stop still leaves scores behind.
                 for instruction in instructions:

@@ -268,7 +268,7 @@ class Boosted:
     ) -> bool:
         """Whether the call budget pays for one more member and still for the check
         that decides whether the ensemble replaces the starting prompt: the vote of
-        every member's samples on all of dev (`promptopt.run.search`). Without this
+        every member's samples on all of dev (`promptopt.run.choice`). Without this
         reserve the ensemble a budget-capped search builds could never be checked,
         and the start would be kept whatever the ensemble was worth."""
         left = ctx.calls_left()

@@ -270,7 +270,7 @@ class _Trainer:
 
     def scored_so_far(self) -> SearchResult | None:
         """The result at the budget's end: the finalists scored as far as it allows."""
-        with contextlib.suppress(BudgetExhausted):
+        with contextlib.suppress(BudgetExhausted):  # scores what the rest of the budget allows
             self.score_finalists()
         return SearchResult(self.candidates()) if self.dev_scores else None
 

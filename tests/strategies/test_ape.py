@@ -10,7 +10,7 @@ from promptopt.core.errors import ConfigError
 from promptopt.data.task import Task
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
-from promptopt.run.search import search_to_budget
+from promptopt.run.choice import search_to_budget
 from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig, clean_instruction, forward_requests
 from promptopt.strategies.base import SearchContext, build_config

@@ -22,8 +22,8 @@ from promptopt.evaluation.ensemble import ensemble_vote, evaluate_ensemble, plur
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.meter import MeteredLLM
+from promptopt.run.choice import search_to_budget
 from promptopt.run.export import FORMAT, ensemble_export, read_export
-from promptopt.run.search import search_to_budget
 from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext, build_config
 from promptopt.strategies.boosting import (

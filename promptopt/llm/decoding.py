@@ -10,8 +10,9 @@ the batch and waiting prompts take its place: the batch stays full until the
 queue is empty, and then shrinks (to multiples of `ROW_ALIGN` rows).
 
 transformers prepares each prefill (processors, stopping criteria, cache, mask,
-positions) through `generate(custom_generate=prefill_rows)`, so whatever its
-version needs is built by transformers itself; this module only runs the step
+positions) through `generate(custom_generate=prefill_rows)` (in
+`promptopt.llm.prefill`), so whatever its version needs is built by transformers
+itself; this module only runs the step
 loop and joins the caches of rows prefilled at different times (left-padded to a
 common width, as `generate` pads a batch).
 

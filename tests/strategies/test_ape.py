@@ -12,7 +12,8 @@ from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
 from promptopt.run.choice import search_to_budget
 from promptopt.run.store import RunStore, read_events
-from promptopt.strategies.ape import APE, APEConfig, clean_instruction, forward_requests
+from promptopt.strategies.ape import APE, APEConfig, clean_instruction
+from promptopt.strategies.ape_proposing import forward_requests
 from promptopt.strategies.base import SearchContext, build_config
 from tests.fakes import ScriptedLLM, last_user_text
 

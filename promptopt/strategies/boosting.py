@@ -35,12 +35,18 @@ from promptopt.core.domain import VOTE_RULES, Candidate, Ensemble, Example, Prom
 from promptopt.core.errors import ConfigError
 from promptopt.evaluation.ensemble import plurality, vote_key
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
+from promptopt.strategies.boosting_pool import (
+    Samples,
+    is_right,
+    pool_stats,
+    select_test_time,
+    select_train_time,
+    test_demo,
+    train_demo,
+)
 
 VERSIONS = ("train", "test", "bagged")
 DEMO_SOURCES = ("sample", "gold")
-
-Samples = list[tuple[str, str]]
-"""One member's sampled (raw output, prediction) pairs on one question."""
 
 
 @dataclass
@@ -99,97 +105,6 @@ class BoostedConfig:
                 "or -p samples_per_prompt=1"
             )
         check_range(self, "confidence_floor", at_least=0, at_most=1)
-
-
-@dataclass
-class PoolStat:
-    """What the ensemble so far did on one pool question."""
-
-    example: Example
-    index: int
-    """Position in the pool (the last tie-break)."""
-    answer: str
-    agreement: float
-    right: bool | None
-    """Whether the vote is right; None when labels are not read (test-time)."""
-    reasoning: str
-    """Raw text of the first sample behind the vote."""
-    right_sample: str | None = None
-    """Raw text of the first right sample, if any (train-time)."""
-    right_prediction: str | None = None
-
-
-def pool_stats(
-    pool: list[Example],
-    answers: list[dict[str, Samples]],
-    score=None,  # type: ignore[no-untyped-def]
-) -> list[PoolStat]:
-    """Vote, agreement and (with a scorer) correctness of every pool question.
-
-    `answers[member][example id]` are the member's samples; the vote here is the
-    plain plurality over all of them (the selection rule of the paper).
-    """
-    stats = []
-    for index, example in enumerate(pool):
-        flat = [pair for member in answers for pair in member[example.id]]
-        vote = plurality([pred for _, pred in flat])
-        reasoning = flat[vote.first_index][0] if vote.first_index >= 0 else ""
-        stat = PoolStat(example, index, vote.answer, vote.agreement, None, reasoning)
-        if score is not None:
-            stat.right = bool(vote.answer) and is_right(score(vote.answer, example))
-            for raw, pred in flat:
-                if pred.strip() and is_right(score(pred, example)):
-                    stat.right_sample, stat.right_prediction = raw, pred
-                    break
-        stats.append(stat)
-    return stats
-
-
-def is_right(value: float) -> bool:
-    """A sample counts as right only with full credit (partial F1 does not)."""
-    return value >= 1.0 - 1e-9
-
-
-def select_train_time(
-    stats: list[PoolStat], shots: int, demo_source: str = "sample", gold_fallback: bool = True
-) -> list[tuple[PoolStat, str]]:
-    """Hard questions with labels, best first, as (question, demonstration source).
-
-    Order: the vote is wrong but a sample is right (the paper's "hard"), then,
-    with `gold_fallback` (or `demo_source=gold`), wrong with no right sample,
-    then right but not unanimous; within each, lowest agreement first, then
-    pool order. The source is "sample" (show the right sample) or "gold".
-    """
-    ranked: list[tuple[tuple, PoolStat, str]] = []
-    for s in stats:
-        has_sample = s.right_sample is not None
-        if demo_source == "gold":
-            source = "gold"
-        elif has_sample:
-            source = "sample"
-        elif gold_fallback and not s.right:
-            source = "gold"
-        else:
-            continue
-        if s.right and s.agreement >= 1.0 - 1e-9:
-            continue  # unanimous and right: not hard
-        if s.right:
-            tier = 2
-        elif demo_source == "gold" or has_sample:
-            tier = 0
-        else:
-            tier = 1
-        ranked.append(((tier, round(s.agreement, 9), s.index), s, source))
-    ranked.sort(key=lambda r: r[0])
-    return [(s, source) for _, s, source in ranked[:shots]]
-
-
-def select_test_time(stats: list[PoolStat], shots: int, floor: float) -> list[PoolStat]:
-    """Hard questions without labels: agreement at least `floor`, lowest first, then
-    pool order; a question with no parsable answer is never picked."""
-    eligible = [s for s in stats if s.answer and s.agreement >= floor - 1e-9]
-    eligible.sort(key=lambda s: (round(s.agreement, 9), s.index))
-    return eligible[:shots]
 
 
 @dataclass
@@ -307,14 +222,14 @@ class Boosted:
             picked = select_train_time(
                 stats, config.shots, config.demo_source, config.gold_fallback
             )
-            demos = [_train_demo(s, source, reasoning) for s, source in picked]
+            demos = [train_demo(s, source, reasoning) for s, source in picked]
             n_sample = sum(1 for _, source in picked if source == "sample")
             origin = f"step {step}: {len(demos)} hard ({n_sample} self-supervised)"
             chosen = [s for s, _ in picked]
         else:
             stats = pool_stats(candidates, answers)
             chosen = select_test_time(stats, config.shots, config.confidence_floor)
-            demos = [_test_demo(s, reasoning) for s in chosen]
+            demos = [test_demo(s, reasoning) for s in chosen]
             origin = f"step {step}: {len(demos)} confident-but-unsure (no labels)"
         # For the log (test-time too: pool labels are read here only, never to select).
         whole = pool_stats(pool, answers, ctx.task.scorer.score)
@@ -443,24 +358,6 @@ class Boosted:
                 else:
                     hits += is_right(ctx.task.scorer.score(pred, example))
         return (hits + 1) / (total + 2)
-
-
-def _train_demo(stat: PoolStat, source: str, reasoning: bool) -> Example:
-    """The demonstration a train-time hard question becomes."""
-    ex = stat.example
-    if source == "gold":
-        return ex
-    shown = (stat.right_sample or "").strip() if reasoning else None
-    return Example(
-        id=ex.id, input=ex.input, target=ex.target, aliases=ex.aliases, demo_output=shown
-    )
-
-
-def _test_demo(stat: PoolStat, reasoning: bool) -> Example:
-    """A test-time demonstration: the majority answer as pseudo-label, never the label."""
-    ex = stat.example
-    shown = stat.reasoning.strip() if reasoning else None
-    return Example(id=ex.id, input=ex.input, target=stat.answer, demo_output=shown)
 
 
 def _sample_accuracy(ctx: SearchContext, member: Member, pool: list[Example]) -> float:

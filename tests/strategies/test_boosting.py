@@ -26,9 +26,8 @@ from promptopt.run.choice import search_to_budget
 from promptopt.run.export import FORMAT, ensemble_export, read_export
 from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext, build_config
-from promptopt.strategies.boosting import (
-    Boosted,
-    BoostedConfig,
+from promptopt.strategies.boosting import Boosted, BoostedConfig
+from promptopt.strategies.boosting_pool import (
     PoolStat,
     pool_stats,
     select_test_time,

@@ -47,7 +47,8 @@ def context(task_name: str, seed: int, proposer: Any, run_dir: Path) -> Any:
 
 def sample(task_name: str, seed: int, proposer: Any, run_root: Path) -> dict[str, Any]:
     """One task's proposal step with the model: the raw texts it wrote."""
-    from promptopt.strategies.ape import APEConfig, forward_requests
+    from promptopt.strategies.ape import APEConfig
+    from promptopt.strategies.ape_proposing import forward_requests
 
     ctx = context(task_name, seed, proposer, run_root / f"{task_name}-sample")
     started = time.perf_counter()
@@ -58,7 +59,8 @@ def sample(task_name: str, seed: int, proposer: Any, run_root: Path) -> dict[str
 
 def judge(raw: dict[str, Any], run_root: Path) -> dict[str, Any]:
     """The filter's verdicts on one task's raw proposals, as APE filters them."""
-    from promptopt.strategies.ape import APEConfig, grounded_candidates, shown_examples
+    from promptopt.strategies.ape import APEConfig
+    from promptopt.strategies.ape_proposing import grounded_candidates, shown_examples
     from promptopt.strategies.proposals import filter_proposals
 
     ctx = context(raw["task"], raw["seed"], None, run_root / f"{raw['task']}-judge")

@@ -234,7 +234,7 @@ def _how_to_resume(spec: SearchSpec) -> str:
     repeats none of them; a search stopped before it wrote its config left nothing.
     A credential in a server URL is never saved: the resume must be given it again.
     """
-    from promptopt.run.search import BASE_URL_OPTION
+    from promptopt.run.spec import BASE_URL_OPTION
 
     run_dir = Path(str(spec.run_dir))
     if not (run_dir / "config.json").is_file():

@@ -15,23 +15,32 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
+from typing import Any
 
 from promptopt.core.domain import DEMO_FORMATS, Example, Prompt
 from promptopt.core.errors import ConfigError, DataError, did_you_mean
-from promptopt.core.files import read_utf8
 from promptopt.core.paths import builtin_tasks_dir
 from promptopt.core.paths import data_dir as default_data_dir
 from promptopt.data import datasets
 from promptopt.data.scoring import Scorer, get_scorer
-from promptopt.data.task_data import Fields, Source, Splits, _assemble, _DataReader
+from promptopt.data.task_data import Fields, Splits, _assemble, _DataReader
+from promptopt.data.task_file import (
+    FIELD_KEYS,
+    SPLITS,
+    TOP_KEYS,
+    GenerationSettings,
+    Split,
+    TaskFileError,
+    check_keys,
+    check_sizes,
+    check_template,
+    parse_generation,
+    parse_source,
+    read_task_file,
+    text_field,
+)
 
-Split = Literal["train", "dev", "test"]
-SPLITS: tuple[Split, ...] = ("train", "dev", "test")
 SCORING_MODES = ("generate", "logprob")
-SOURCE_KINDS = ("jsonl", "instruction_induction", "tsv_classification")
 DEFAULT_FEWSHOT_SEED = "16-42"
 DEFAULT_TEMPLATE = "Input: {input}\nOutput:"
 
@@ -43,14 +52,6 @@ DEFAULT_SIZES: dict[str, dict[str, int | None]] = {
     "tsv_classification": {"train": None, "dev": 32, "test": 200},
 }
 DATA_FILE_SIZES: dict[str, int | None] = {"train": 100, "dev": 20, "test": 50}
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How much a task lets the model write, and where an answer ends."""
-
-    max_tokens: int = 32
-    stop: tuple[str, ...] = ("\n",)
 
 
 @dataclass
@@ -182,118 +183,6 @@ def require_examples(task: Task, splits: Sequence[Split]) -> None:
 
 # --------------------------------------------------------------------------- task files
 
-_TOP_KEYS = (
-    "name",
-    "description",
-    "source",
-    "fields",
-    "template",
-    "baseline_instruction",
-    "scorer",
-    "label_words",
-    "scoring_mode",
-    "generation",
-    "sizes",
-    "fewshot_seed",
-    "demo_format",
-)
-_SOURCE_KEYS = ("kind", "train", "dev", "test", "dev_from", "adapter", "hf")
-_FIELD_KEYS = ("input", "target", "target_transform", "demo")
-_GENERATION_KEYS = ("max_tokens", "stop")
-_HF_KEYS = ("id", "config", "splits")
-
-
-class _TaskFileError(Exception):
-    """A problem inside a task file; `load_task` adds the file name."""
-
-
-def _check_keys(block: Any, allowed: Sequence[str], where: str) -> dict[str, Any]:
-    if not isinstance(block, dict):
-        raise _TaskFileError(f"'{where}' must be a mapping of keys to values")
-    for key in block:
-        if key not in allowed:
-            hint = did_you_mean(str(key), list(allowed))
-            raise _TaskFileError(
-                f"unknown key '{key}' in {where}{hint}: allowed keys are {', '.join(allowed)}"
-            )
-    return block
-
-
-def _text(block: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
-    value = block.get(key, default)
-    if value is None:
-        raise _TaskFileError(f"missing key '{key}' in {where}")
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise _TaskFileError(f"'{key}' in {where} must be a string")
-    return str(value)
-
-
-def _check_sizes(sizes: Any, where: str) -> dict[str, int | None]:
-    sizes = _check_keys(sizes, SPLITS, where)
-    for split, n in sizes.items():
-        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
-            raise _TaskFileError(
-                f"size of '{split}' in {where} must be a whole number >= 0 or null"
-            )
-    return dict(sizes)
-
-
-def _check_template(template: str) -> str:
-    if "{input}" not in template:
-        raise _TaskFileError("template must contain {input}, where each example's input goes")
-    try:
-        template.format(input="")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise _TaskFileError(
-            f"template has a brace field other than {{input}} ({exc}): write literal braces "
-            "as {{ and }}"
-        ) from exc
-    return template
-
-
-def _parse_source(block: Any, fewshot_seed: str) -> Source:
-    block = _check_keys(block, _SOURCE_KEYS, "source")
-    kind = _text(block, "kind", "source")
-    if kind not in SOURCE_KINDS:
-        raise _TaskFileError(
-            f"unknown source kind '{kind}'{did_you_mean(kind, list(SOURCE_KINDS))}: "
-            f"use one of {', '.join(SOURCE_KINDS)}"
-        )
-    dev_from = _text(block, "dev_from", "source", "train")
-    if dev_from not in ("train", "test"):
-        raise _TaskFileError("'dev_from' in source must be train or test")
-    hf = block.get("hf")
-    if hf is not None:
-        hf = dict(_check_keys(hf, _HF_KEYS, "source.hf"))
-        _text(hf, "id", "source.hf")
-
-    def path(key: str) -> str | None:
-        if block.get(key) is None and key == "dev":
-            return None
-        return _text(block, key, "source").replace("{fewshot_seed}", fewshot_seed)
-
-    return Source(
-        kind=kind,
-        train=path("train") or "",
-        test=path("test") or "",
-        dev=path("dev"),
-        dev_from=dev_from,
-        adapter=_text(block, "adapter", "source", "default"),
-        hf=hf,
-    )
-
-
-def _parse_generation(block: Any) -> GenerationSettings:
-    block = _check_keys(block or {}, _GENERATION_KEYS, "generation")
-    max_tokens = block.get("max_tokens", GenerationSettings.max_tokens)
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        raise _TaskFileError("'max_tokens' in generation must be a whole number >= 1")
-    stop = block.get("stop", list(GenerationSettings.stop))
-    stop = [stop] if isinstance(stop, str) else stop
-    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
-        raise _TaskFileError("'stop' in generation must be a list of non-empty strings")
-    return GenerationSettings(max_tokens=max_tokens, stop=tuple(stop))
-
 
 def _build_task(
     spec: Any,
@@ -304,11 +193,13 @@ def _build_task(
     seed: int,
     fewshot_seed: str | None,
 ) -> Task:
-    spec = _check_keys(spec, _TOP_KEYS, "the task file")
-    name = _text(spec, "name", "the task file")
-    fewshot = fewshot_seed or _text(spec, "fewshot_seed", "the task file", DEFAULT_FEWSHOT_SEED)
-    source = _parse_source(spec.get("source"), fewshot)
-    fields_block = _check_keys(spec.get("fields") or {}, _FIELD_KEYS, "fields")
+    spec = check_keys(spec, TOP_KEYS, "the task file")
+    name = text_field(spec, "name", "the task file")
+    fewshot = fewshot_seed or text_field(
+        spec, "fewshot_seed", "the task file", DEFAULT_FEWSHOT_SEED
+    )
+    source = parse_source(spec.get("source"), fewshot)
+    fields_block = check_keys(spec.get("fields") or {}, FIELD_KEYS, "fields")
     fields = Fields(**{k: str(v) for k, v in fields_block.items() if v is not None})
     if source.kind == "jsonl":
         datasets.get_target_transform(fields.target_transform)
@@ -318,27 +209,25 @@ def _build_task(
         if not isinstance(label_words, list) or not all(
             isinstance(w, str) and w.strip() for w in label_words
         ):
-            raise _TaskFileError("'label_words' must be a list of words, one per class id")
+            raise TaskFileError("'label_words' must be a list of words, one per class id")
         label_words = tuple(label_words)
     if source.kind == "tsv_classification" and not label_words:
-        raise _TaskFileError("a tsv_classification source needs label_words (class id = index)")
-    scoring_mode = _text(spec, "scoring_mode", "the task file", "generate")
+        raise TaskFileError("a tsv_classification source needs label_words (class id = index)")
+    scoring_mode = text_field(spec, "scoring_mode", "the task file", "generate")
     if scoring_mode not in SCORING_MODES:
         hint = did_you_mean(scoring_mode, list(SCORING_MODES))
-        raise _TaskFileError(
-            f"unknown scoring_mode '{scoring_mode}'{hint}: use generate or logprob"
-        )
+        raise TaskFileError(f"unknown scoring_mode '{scoring_mode}'{hint}: use generate or logprob")
     if scoring_mode == "logprob" and not label_words:
-        raise _TaskFileError("scoring_mode logprob needs label_words to score")
-    demo_format = _text(spec, "demo_format", "the task file", "chat")
+        raise TaskFileError("scoring_mode logprob needs label_words to score")
+    demo_format = text_field(spec, "demo_format", "the task file", "chat")
     if demo_format not in DEMO_FORMATS:
-        raise _TaskFileError(f"unknown demo_format '{demo_format}': use chat or text")
-    scorer_name = _text(spec, "scorer", "the task file", "label" if label_words else "exact")
+        raise TaskFileError(f"unknown demo_format '{demo_format}': use chat or text")
+    scorer_name = text_field(spec, "scorer", "the task file", "label" if label_words else "exact")
     module, sep, func = scorer_name.partition(":")
     if sep and module.endswith(".py") and not Path(module).is_absolute() and not builtin:
         scorer_name = f"{task_file.parent / module}:{func}"  # a scorer file next to the task
 
-    task_sizes = {**DEFAULT_SIZES[source.kind], **_check_sizes(spec.get("sizes") or {}, "sizes")}
+    task_sizes = {**DEFAULT_SIZES[source.kind], **check_sizes(spec.get("sizes") or {}, "sizes")}
     task_sizes.update(sizes or {})
 
     reader = _DataReader(
@@ -351,11 +240,11 @@ def _build_task(
     )
     task = Task(
         name=name,
-        description=_text(spec, "description", "the task file", ""),
-        template=_check_template(_text(spec, "template", "the task file")),
-        baseline_instruction=_text(spec, "baseline_instruction", "the task file"),
+        description=text_field(spec, "description", "the task file", ""),
+        template=check_template(text_field(spec, "template", "the task file")),
+        baseline_instruction=text_field(spec, "baseline_instruction", "the task file"),
         scorer=get_scorer(scorer_name, label_words),
-        generation=_parse_generation(spec.get("generation")),
+        generation=parse_generation(spec.get("generation")),
         label_words=label_words,
         scoring_mode=scoring_mode,
         demo_format=demo_format,
@@ -367,19 +256,6 @@ def _build_task(
     return task
 
 
-def _read_task_file(path: Path) -> Any:
-    if not path.exists():
-        raise ConfigError(f"task file {path} not found: check the path")
-    text = read_utf8(path, "task file")
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "cannot be parsed"
-        raise ConfigError(f"task file {path} is not valid YAML{where}: {problem}") from exc
-
-
 def _builtin_files() -> dict[str, Path]:
     return {p.stem: p for p in sorted(builtin_tasks_dir().glob("*.yaml"))}
 
@@ -388,7 +264,7 @@ def list_tasks() -> list[tuple[str, str]]:
     """(name, description) of every built-in task, sorted by name."""
     tasks = []
     for name, path in _builtin_files().items():
-        spec = _read_task_file(path)
+        spec = read_task_file(path)
         description = spec.get("description", "") if isinstance(spec, dict) else ""
         tasks.append((name, str(description)))
     return tasks
@@ -425,10 +301,10 @@ def load_task(
         path, builtin = files[text], True
     if sizes:
         try:
-            _check_sizes(sizes, "the requested sizes")
-        except _TaskFileError as exc:
+            check_sizes(sizes, "the requested sizes")
+        except TaskFileError as exc:
             raise ConfigError(str(exc)) from exc
-    spec = _read_task_file(path)
+    spec = read_task_file(path)
     try:
         return _build_task(
             spec,
@@ -439,7 +315,7 @@ def load_task(
             seed,
             fewshot_seed,
         )
-    except _TaskFileError as exc:
+    except TaskFileError as exc:
         raise ConfigError(f"task file {path}: {exc}") from exc
     except ConfigError as exc:
         if builtin:  # a user option (e.g. fewshot_seed) was wrong, not the file
@@ -469,8 +345,8 @@ def task_from_data_file(
         raise DataError(f"data file {path} has no examples")
     want = dict(DATA_FILE_SIZES)
     try:
-        want.update(_check_sizes(sizes or {}, "the requested sizes"))
-    except _TaskFileError as exc:
+        want.update(check_sizes(sizes or {}, "the requested sizes"))
+    except TaskFileError as exc:
         raise ConfigError(str(exc)) from exc
     dev_n, test_n = want["dev"] or 0, want["test"] or 0
     # Dev and test come first (a small file keeps them whole); train gets the rest.
@@ -479,8 +355,8 @@ def task_from_data_file(
     train = rest[: want["train"]] if want["train"] is not None else rest
     dev, test = datasets.split_dev_test(holdout, dev_n, seed, test_n)
     try:
-        template = _check_template(template or DEFAULT_TEMPLATE)
-    except _TaskFileError as exc:
+        template = check_template(template or DEFAULT_TEMPLATE)
+    except TaskFileError as exc:
         raise ConfigError(str(exc)) from exc
     words = tuple(label_words) if label_words else None
     return Task.from_examples(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from transformers import DynamicCache
 
-from promptopt.llm.decoding import cache_argument
+from promptopt.llm.prefill import cache_argument
 
 # Token ids: a context, and the continuations scored after it.
 Ids = list[int]

@@ -29,18 +29,12 @@ from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest,
 from promptopt.core.errors import ConfigError, ModelError, PromptoptError
 from promptopt.llm.base import model_scope
 from promptopt.llm.continuation_scores import score_continuations
-from promptopt.llm.decoding import (
-    Prefilled,
-    RowQueue,
-    cache_argument,
-    decode_continuously,
-    prefill_prompts,
-    prefill_rows,
-)
+from promptopt.llm.decoding import Prefilled, RowQueue, decode_continuously
 from promptopt.llm.dtype_choice import AUTO, DtypeChoice, check_dtype_name, resolve_dtype
 from promptopt.llm.gguf_convert import converted_copy_dir, ensure_converted
 from promptopt.llm.load_progress import loading_phase
 from promptopt.llm.models import EMBEDDED_MODEL_NAME, embedded_gguf_path
+from promptopt.llm.prefill import cache_argument, prefill_prompts, prefill_rows
 from promptopt.llm.threads import ThreadChoice, configure_torch_threads
 
 EMBEDDED = "embedded"

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from promptopt.report.content import Report, compare_report, run_report
+from promptopt.report.compare_content import compare_report
+from promptopt.report.content import Report, run_report
 from promptopt.report.loading import CompareData, load
 
 REPORT_FILE = "report.html"

@@ -63,13 +63,13 @@ from promptopt.llm.factory import ModelSpec
 from promptopt.llm.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
 from promptopt.llm.stack import layered
 from promptopt.llm.tokens import estimate_prompt_tokens, estimate_text_tokens
+from promptopt.run.choice import search_from_start
 from promptopt.run.search import (
     SEARCH_SPLITS,
     SearchSpec,
     score_ensemble_on_test,
     score_on_test,
     search_context,
-    search_from_start,
 )
 from promptopt.run.store import RunStore
 from promptopt.strategies.base import CallBound, SilentReporter, build_config
@@ -277,7 +277,7 @@ def _simulate(
             ctx.start = spec.resolve_start(task)
             try:
                 result, choice = search_from_start(ctx, strategy, config, spec.demo_sets)
-            except BudgetExhausted as stop:
+            except BudgetExhausted as stop:  # the start did not fit: the run's own exit
                 notes.append(f"{stop}; the real search would exit 5")
                 result = None
             if result is not None:

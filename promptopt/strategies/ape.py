@@ -18,23 +18,25 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from promptopt.core.domain import Candidate, Example, GenerationRequest, Prompt
+from promptopt.core.domain import Candidate, Example, Prompt
 from promptopt.core.errors import BudgetExhausted, ConfigError
-from promptopt.core.paths import read_prompt_template
-from promptopt.evaluation.prompting import render_demonstration
+from promptopt.strategies.ape_proposing import (
+    grounded_candidates,
+    log_filter,
+    meta_prompt,
+    proposal_request,
+    propose_filtered,
+    shown_examples,
+)
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
 from promptopt.strategies.halving import successive_halving
 from promptopt.strategies.proposals import (
-    ProposalFilter,
-    filter_proposals,
-    format_constraints,
-    with_constraint,
+    clean_instruction as clean_instruction,  # re-exported: it lived here first
 )
 from promptopt.strategies.proposals import (
-    clean_instruction as clean_instruction,  # re-exported: it lived here first
+    filter_proposals,
 )
 
 
@@ -140,43 +142,39 @@ class Scoreboard:
         return sorted(cands, key=lambda c: (c.dev_n, c.dev_score), reverse=True)
 
 
+def _scored_so_far(board: Scoreboard) -> SearchResult | None:
+    ranked = [c for c in board.ranked() if c.dev_n > 0]
+    return SearchResult(candidates=ranked) if ranked else None
+
+
 class APE:
     name = "ape"
     Config = APEConfig
 
     def search(self, ctx: SearchContext, config: APEConfig) -> SearchResult:
         board = Scoreboard(ctx.task.template)
-        try:
-            for instruction, origin in grounded_candidates(ctx, config):
-                board.add(instruction, origin)
-            shown = shown_examples(ctx, config)
-            for instruction in self._propose(ctx, config, shown, known=list(board.scores)):
-                board.add(instruction, "proposed")
-            if not board.scores:
-                raise ConfigError(
-                    "the proposer wrote no usable instruction and no start candidate is "
-                    "entered: try a larger proposer model, more proposals or "
-                    "-p include_baseline=true"
-                )
-            alive = self._select(ctx, config, board, list(board.scores))
-            for round_index in range(config.resample_rounds):
-                top = alive[: config.resample_top_k]
-                fresh = [
-                    i
-                    for i in self._resample(
-                        ctx, config, top, round_index, shown, list(board.scores)
-                    )
-                    if board.add(i, f"resample {round_index + 1}")
-                ]
-                ctx.store.event("resampled", round=round_index + 1, new=fresh)
-                alive = self._select(ctx, config, board, top + fresh)
-        except BudgetExhausted as stop:
-            ranked = [c for c in board.ranked() if c.dev_n > 0]
-            if not ranked:
-                raise
-            ctx.store.event("budget_exhausted", message=str(stop))
-            ctx.reporter.note(f"stopped early: {stop}")
-            return SearchResult(candidates=ranked, stopped_by_budget=True)
+        ctx.so_far = lambda: _scored_so_far(board)
+        for instruction, origin in grounded_candidates(ctx, config):
+            board.add(instruction, origin)
+        shown = shown_examples(ctx, config)
+        for instruction in self._propose(ctx, config, shown, known=list(board.scores)):
+            board.add(instruction, "proposed")
+        if not board.scores:
+            raise ConfigError(
+                "the proposer wrote no usable instruction and no start candidate is "
+                "entered: try a larger proposer model, more proposals or "
+                "-p include_baseline=true"
+            )
+        alive = self._select(ctx, config, board, list(board.scores))
+        for round_index in range(config.resample_rounds):
+            top = alive[: config.resample_top_k]
+            fresh = [
+                i
+                for i in self._resample(ctx, config, top, round_index, shown, list(board.scores))
+                if board.add(i, f"resample {round_index + 1}")
+            ]
+            ctx.store.event("resampled", round=round_index + 1, new=fresh)
+            alive = self._select(ctx, config, board, top + fresh)
         return SearchResult(candidates=board.ranked())
 
     # -- proposing ----------------------------------------------------------------
@@ -200,9 +198,9 @@ class APE:
         shown: list[Example],
         known: list[str],
     ) -> list[str]:
-        template = _meta_prompt("ape_resample", config.proposer_format)
+        template = meta_prompt("ape_resample", config.proposer_format)
         requests = [
-            _proposal_request(
+            proposal_request(
                 config,
                 template.replace("{instruction}", instruction),
                 n=config.resample_per_candidate,
@@ -215,7 +213,7 @@ class APE:
         ctx.reporter.advance(len(requests))
         texts = [t for c in completions for t in c.texts]
         survived = filter_proposals(texts, shown, known=known)
-        _log_filter(ctx, f"resample {round_index + 1}", len(texts), survived)
+        log_filter(ctx, f"resample {round_index + 1}", len(texts), survived)
         return survived.kept
 
     # -- selecting ----------------------------------------------------------------
@@ -252,6 +250,7 @@ class APE:
             try:
                 self._score_batch(ctx, board, instructions, exs, objective)
             except BudgetExhausted:
+                # Not a stop (that is run_search's): a way to spend the budget's rest.
                 # The whole batch does not fit the budget: spend what is left one
                 # candidate at a time, so a budget stop still leaves scores behind.
                 for instruction in instructions:
@@ -360,112 +359,3 @@ class APE:
         )
         finalists.sort(key=lambda i: board.mean(i, dev), reverse=True)
         return finalists
-
-
-def grounded_candidates(ctx: SearchContext, config: APEConfig) -> list[tuple[str, str]]:
-    """(instruction, origin) pairs that need no proposer: the starting instruction
-    and, for each output format the train targets share, the starting instruction
-    with that constraint. They keep APE useful when a small proposer writes
-    nothing usable, and format is what small target models most often miss."""
-    start = ctx.start_prompt.instruction
-    out: list[tuple[str, str]] = []
-    if config.include_baseline:
-        out.append((start, "start"))
-    if config.format_candidates:
-        constraints = format_constraints(ctx.task.examples("train"), ctx.task.label_words)
-        out += [(with_constraint(start, c), "start+format") for c in constraints]
-    unique: dict[str, str] = {}
-    for instruction, origin in out:
-        unique.setdefault(instruction, origin)  # a constraint the start already states
-    return list(unique.items())
-
-
-def demo_subsets(
-    ctx: SearchContext, config: APEConfig, seed_offset: int = 0
-) -> list[list[Example]]:
-    """The train demonstrations each forward-mode request shows, one list per
-    subset; the same for the same seed, so callers can recompute them."""
-    train = ctx.task.examples("train")
-    rng = ctx.rng("ape-demos" if seed_offset == 0 else f"ape-demos:{seed_offset}")
-    size = min(config.demos_per_subsample, len(train))
-    return [rng.sample(train, size) for _ in range(config.num_subsamples)]
-
-
-def shown_examples(ctx: SearchContext, config: APEConfig, seed_offset: int = 0) -> list[Example]:
-    """Every demonstration the proposer sees, once: what proposals must not copy."""
-    unique = {e.id: e for subset in demo_subsets(ctx, config, seed_offset) for e in subset}
-    return list(unique.values())
-
-
-def forward_requests(
-    ctx: SearchContext, config: APEConfig, seed_offset: int = 0
-) -> list[GenerationRequest]:
-    """APE's forward-mode proposal requests: each shows one demonstration subset
-    and asks for `proposals_per_subsample` instructions."""
-    template = _meta_prompt("ape_forward", config.proposer_format)
-    return [
-        _proposal_request(
-            config,
-            template.replace(
-                "{demonstrations}", "\n\n".join(_demo_pair(ctx.task.template, d) for d in demos)
-            ),
-            n=config.proposals_per_subsample,
-            seed=ctx.seed * 1000 + seed_offset + s,
-        )
-        for s, demos in enumerate(demo_subsets(ctx, config, seed_offset))
-    ]
-
-
-def propose_filtered(
-    ctx: SearchContext,
-    config: APEConfig,
-    shown: Sequence[Example],
-    known: Sequence[str],
-    seed_offset: int = 0,
-) -> list[str]:
-    """APE's forward-mode proposals, filtered before any of them costs an evaluation
-    (`known` instructions count as duplicates); logs what the filter dropped."""
-    requests = forward_requests(ctx, config, seed_offset)
-    total = sum(r.n for r in requests)
-    ctx.reporter.phase("Proposing instructions", total=total)
-    completions = ctx.proposer.generate(requests)
-    ctx.reporter.advance(total)
-    texts = [t for c in completions for t in c.texts]
-    survived = filter_proposals(texts, shown, known=known)
-    _log_filter(ctx, "propose", len(texts), survived)
-    return survived.kept
-
-
-def _log_filter(ctx: SearchContext, step: str, sampled: int, survived: ProposalFilter) -> None:
-    """One event per proposal batch, so a run shows what the proposer wasted."""
-    ctx.store.event(
-        "proposal_filter",
-        step=step,
-        sampled=sampled,
-        kept=len(survived.kept),
-        rejected=survived.rejected,
-        examples=survived.examples_of_rejects,
-    )
-
-
-def _meta_prompt(name: str, proposer_format: str) -> str:
-    suffix = "_chat" if proposer_format == "chat" else ""
-    return read_prompt_template(f"{name}{suffix}.txt")
-
-
-def _proposal_request(config: APEConfig, text: str, n: int, seed: int) -> GenerationRequest:
-    """Chat proposers get a question; text proposers continue an open quotation."""
-    params = {
-        "max_tokens": config.proposal_max_tokens,
-        "temperature": config.proposal_temperature,
-        "n": n,
-        "seed": seed,
-    }
-    if config.proposer_format == "chat":
-        return GenerationRequest.chat(text.strip(), stop=("\n",), **params)
-    return GenerationRequest(text=text, stop=('"', "\n"), **params)
-
-
-def _demo_pair(template: str, example: Example) -> str:
-    """Demonstrations shown to the proposer, in the task's own input template."""
-    return render_demonstration(template, example)

@@ -60,6 +60,11 @@ class SearchContext:
     """The prompt the user starts from (`--start`, else the task's baseline). Every
     strategy enters it as a candidate; `run_search` keeps it unless a candidate
     beats it on dev by more than noise."""
+    so_far: Callable[[], SearchResult | None] | None = None
+    """Set by a strategy as its search starts: builds its result from what it has
+    scored so far, None while nothing is. The budget's end is caught in one place,
+    `run_search`, which finishes the run with this result, so a strategy has no
+    stop handling of its own."""
 
     @property
     def start_prompt(self) -> Prompt:

@@ -32,15 +32,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from promptopt.core.domain import VOTE_RULES, Candidate, Ensemble, Example, Prompt
-from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.evaluation.ensemble import plurality, vote_key
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob
+from promptopt.strategies.boosting_pool import (
+    Samples,
+    is_right,
+    pool_stats,
+    select_test_time,
+    select_train_time,
+    test_demo,
+    train_demo,
+)
 
 VERSIONS = ("train", "test", "bagged")
 DEMO_SOURCES = ("sample", "gold")
-
-Samples = list[tuple[str, str]]
-"""One member's sampled (raw output, prediction) pairs on one question."""
 
 
 @dataclass
@@ -102,97 +108,6 @@ class BoostedConfig:
 
 
 @dataclass
-class PoolStat:
-    """What the ensemble so far did on one pool question."""
-
-    example: Example
-    index: int
-    """Position in the pool (the last tie-break)."""
-    answer: str
-    agreement: float
-    right: bool | None
-    """Whether the vote is right; None when labels are not read (test-time)."""
-    reasoning: str
-    """Raw text of the first sample behind the vote."""
-    right_sample: str | None = None
-    """Raw text of the first right sample, if any (train-time)."""
-    right_prediction: str | None = None
-
-
-def pool_stats(
-    pool: list[Example],
-    answers: list[dict[str, Samples]],
-    score=None,  # type: ignore[no-untyped-def]
-) -> list[PoolStat]:
-    """Vote, agreement and (with a scorer) correctness of every pool question.
-
-    `answers[member][example id]` are the member's samples; the vote here is the
-    plain plurality over all of them (the selection rule of the paper).
-    """
-    stats = []
-    for index, example in enumerate(pool):
-        flat = [pair for member in answers for pair in member[example.id]]
-        vote = plurality([pred for _, pred in flat])
-        reasoning = flat[vote.first_index][0] if vote.first_index >= 0 else ""
-        stat = PoolStat(example, index, vote.answer, vote.agreement, None, reasoning)
-        if score is not None:
-            stat.right = bool(vote.answer) and is_right(score(vote.answer, example))
-            for raw, pred in flat:
-                if pred.strip() and is_right(score(pred, example)):
-                    stat.right_sample, stat.right_prediction = raw, pred
-                    break
-        stats.append(stat)
-    return stats
-
-
-def is_right(value: float) -> bool:
-    """A sample counts as right only with full credit (partial F1 does not)."""
-    return value >= 1.0 - 1e-9
-
-
-def select_train_time(
-    stats: list[PoolStat], shots: int, demo_source: str = "sample", gold_fallback: bool = True
-) -> list[tuple[PoolStat, str]]:
-    """Hard questions with labels, best first, as (question, demonstration source).
-
-    Order: the vote is wrong but a sample is right (the paper's "hard"), then,
-    with `gold_fallback` (or `demo_source=gold`), wrong with no right sample,
-    then right but not unanimous; within each, lowest agreement first, then
-    pool order. The source is "sample" (show the right sample) or "gold".
-    """
-    ranked: list[tuple[tuple, PoolStat, str]] = []
-    for s in stats:
-        has_sample = s.right_sample is not None
-        if demo_source == "gold":
-            source = "gold"
-        elif has_sample:
-            source = "sample"
-        elif gold_fallback and not s.right:
-            source = "gold"
-        else:
-            continue
-        if s.right and s.agreement >= 1.0 - 1e-9:
-            continue  # unanimous and right: not hard
-        if s.right:
-            tier = 2
-        elif demo_source == "gold" or has_sample:
-            tier = 0
-        else:
-            tier = 1
-        ranked.append(((tier, round(s.agreement, 9), s.index), s, source))
-    ranked.sort(key=lambda r: r[0])
-    return [(s, source) for _, s, source in ranked[:shots]]
-
-
-def select_test_time(stats: list[PoolStat], shots: int, floor: float) -> list[PoolStat]:
-    """Hard questions without labels: agreement at least `floor`, lowest first, then
-    pool order; a question with no parsable answer is never picked."""
-    eligible = [s for s in stats if s.answer and s.agreement >= floor - 1e-9]
-    eligible.sort(key=lambda s: (round(s.agreement, 9), s.index))
-    return eligible[:shots]
-
-
-@dataclass
 class Member:
     prompt: Prompt
     origin: str
@@ -222,58 +137,53 @@ class Boosted:
             initial_demos=[e.id for e in initial],
             pool=[e.id for e in pool],
         )
-        stopped = False
-        try:
-            for step in range(1, config.num_prompts):
-                if not self._affords_a_member(ctx, config, len(members), len(pool)):
-                    ctx.store.event(
-                        "boost_stopped", step=step, reason="budget kept for the dev check"
-                    )
+        ctx.so_far = lambda: (
+            self._result(ctx, config, members, pool, stopped=True)
+            if any(m.samples for m in members) or config.version == "bagged"
+            else None
+        )
+        for step in range(1, config.num_prompts):
+            if not self._affords_a_member(ctx, config, len(members), len(pool)):
+                ctx.store.event("boost_stopped", step=step, reason="budget kept for the dev check")
+                ctx.reporter.note(
+                    f"step {step}: the budget left pays for checking {len(members)} "
+                    "prompts on dev, not for another; the ensemble stops growing"
+                )
+                break
+            if config.version == "bagged":
+                demos = self._bagged_demos(ctx, train, used, config.shots, step)
+                origin = "bagged: random demonstrations"
+            else:
+                if not pool:
+                    raise ConfigError("boosting needs train questions beyond the initial shots")
+                self._sample_pool(ctx, config, members, pool, step)
+                demos, origin = self._next_demos(ctx, config, members, pool, reasoning, step)
+                if not demos:
+                    ctx.store.event("boost_stopped", step=step, reason="no hard questions")
                     ctx.reporter.note(
-                        f"step {step}: the budget left pays for checking {len(members)} "
-                        "prompts on dev, not for another; the ensemble stops growing"
+                        f"step {step}: no hard question left in the pool; "
+                        f"the ensemble keeps {len(members)} prompts"
                     )
                     break
-                if config.version == "bagged":
-                    demos = self._bagged_demos(ctx, train, used, config.shots, step)
-                    origin = "bagged: random demonstrations"
-                else:
-                    if not pool:
-                        raise ConfigError("boosting needs train questions beyond the initial shots")
-                    self._sample_pool(ctx, config, members, pool, step)
-                    demos, origin = self._next_demos(ctx, config, members, pool, reasoning, step)
-                    if not demos:
-                        ctx.store.event("boost_stopped", step=step, reason="no hard questions")
-                        ctx.reporter.note(
-                            f"step {step}: no hard question left in the pool; "
-                            f"the ensemble keeps {len(members)} prompts"
-                        )
-                        break
-                used |= {d.id for d in demos}
-                members.append(Member(self._prompt(ctx, instruction, demos), origin))
-                ctx.store.event(
-                    "boost_member_added",
-                    step=step,
-                    member=len(members) - 1,
-                    origin=origin,
-                    demos=[d.id for d in demos],
-                )
-            if config.vote == "weighted":
-                self._sample_pool(ctx, config, members, pool, len(members))
-        except BudgetExhausted as stop:
-            if not any(m.samples for m in members) and config.version != "bagged":
-                raise
-            ctx.store.event("budget_exhausted", message=str(stop))
-            ctx.reporter.note(f"stopped early: {stop}")
-            stopped = True
-        return self._result(ctx, config, members, pool, stopped)
+            used |= {d.id for d in demos}
+            members.append(Member(self._prompt(ctx, instruction, demos), origin))
+            ctx.store.event(
+                "boost_member_added",
+                step=step,
+                member=len(members) - 1,
+                origin=origin,
+                demos=[d.id for d in demos],
+            )
+        if config.vote == "weighted":
+            self._sample_pool(ctx, config, members, pool, len(members))
+        return self._result(ctx, config, members, pool, stopped=False)
 
     def _affords_a_member(
         self, ctx: SearchContext, config: BoostedConfig, members: int, pool: int
     ) -> bool:
         """Whether the call budget pays for one more member and still for the check
         that decides whether the ensemble replaces the starting prompt: the vote of
-        every member's samples on all of dev (`promptopt.run.search`). Without this
+        every member's samples on all of dev (`promptopt.run.choice`). Without this
         reserve the ensemble a budget-capped search builds could never be checked,
         and the start would be kept whatever the ensemble was worth."""
         left = ctx.calls_left()
@@ -312,14 +222,14 @@ class Boosted:
             picked = select_train_time(
                 stats, config.shots, config.demo_source, config.gold_fallback
             )
-            demos = [_train_demo(s, source, reasoning) for s, source in picked]
+            demos = [train_demo(s, source, reasoning) for s, source in picked]
             n_sample = sum(1 for _, source in picked if source == "sample")
             origin = f"step {step}: {len(demos)} hard ({n_sample} self-supervised)"
             chosen = [s for s, _ in picked]
         else:
             stats = pool_stats(candidates, answers)
             chosen = select_test_time(stats, config.shots, config.confidence_floor)
-            demos = [_test_demo(s, reasoning) for s in chosen]
+            demos = [test_demo(s, reasoning) for s in chosen]
             origin = f"step {step}: {len(demos)} confident-but-unsure (no labels)"
         # For the log (test-time too: pool labels are read here only, never to select).
         whole = pool_stats(pool, answers, ctx.task.scorer.score)
@@ -448,24 +358,6 @@ class Boosted:
                 else:
                     hits += is_right(ctx.task.scorer.score(pred, example))
         return (hits + 1) / (total + 2)
-
-
-def _train_demo(stat: PoolStat, source: str, reasoning: bool) -> Example:
-    """The demonstration a train-time hard question becomes."""
-    ex = stat.example
-    if source == "gold":
-        return ex
-    shown = (stat.right_sample or "").strip() if reasoning else None
-    return Example(
-        id=ex.id, input=ex.input, target=ex.target, aliases=ex.aliases, demo_output=shown
-    )
-
-
-def _test_demo(stat: PoolStat, reasoning: bool) -> Example:
-    """A test-time demonstration: the majority answer as pseudo-label, never the label."""
-    ex = stat.example
-    shown = stat.reasoning.strip() if reasoning else None
-    return Example(id=ex.id, input=ex.input, target=stat.answer, demo_output=shown)
 
 
 def _sample_accuracy(ctx: SearchContext, member: Member, pool: list[Example]) -> float:

@@ -114,6 +114,9 @@ def add_demonstrations(
             winner = max(pairs, key=lambda p: (len(p.scores), p.mean()), default=None)
             pairs += _calibrated_twins(ctx, raw + ([winner] if winner else []), dev)
     except BudgetExhausted as stop:
+        # Stays local: the stage is a phase of the run after the strategy's search,
+        # and its end at the budget closes only this phase; the run then goes on
+        # to compare the instruction-only candidates with the pairs scored so far.
         ctx.store.event("budget_exhausted", message=f"demonstration stage: {stop}")
         ctx.reporter.note(f"demonstration stage stopped at the budget: {stop}")
     scored = sorted(

@@ -10,7 +10,8 @@ fragments never cost a call.
 
 from __future__ import annotations
 
-from promptopt.strategies.ape import APEConfig, grounded_candidates, propose_filtered
+from promptopt.strategies.ape import APEConfig
+from promptopt.strategies.ape_proposing import grounded_candidates, propose_filtered
 from promptopt.strategies.base import SearchContext
 
 

@@ -39,7 +39,7 @@ from typing import Protocol, cast
 import torch
 
 from promptopt.core.domain import Candidate, Completion, Message, Prompt
-from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.core.paths import read_prompt_template
 from promptopt.data.task import Task
 from promptopt.evaluation.prompting import render_demonstration
@@ -144,15 +144,11 @@ class InstructZero:
                 "use --proposer embedded or --proposer hf:<model> (the target may be any model)"
             )
         run = _Run(ctx, config, cast(SoftPromptWriter, writer))
-        try:
-            run.observe(run.initial_points())
-            stopped_by_budget = run.rounds()
-        except BudgetExhausted as stop:
-            if not run.scores:
-                raise
-            ctx.store.event("budget_exhausted", message=str(stop))
-            ctx.reporter.note(f"stopped early: {stop}")
-            stopped_by_budget = True
+        ctx.so_far = lambda: self._result(ctx, run, stopped_by_budget=True) if run.scores else None
+        run.observe(run.initial_points())
+        return self._result(ctx, run, stopped_by_budget=run.rounds())
+
+    def _result(self, ctx: SearchContext, run: _Run, stopped_by_budget: bool) -> SearchResult:
         stats = run.stats()
         ctx.store.event("instructzero_stats", **stats)
         ctx.reporter.note(

@@ -37,7 +37,7 @@ import itertools
 from dataclasses import dataclass, replace
 
 from promptopt.core.domain import Candidate, Example, ExampleResult, Prompt
-from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.evaluation.calibration import calibration_inputs, label_prior
 from promptopt.strategies import choice_bo
 from promptopt.strategies.base import SearchContext, SearchResult, knob
@@ -141,16 +141,9 @@ class Mipro:
                 pool=[e.id for e in calibration_pool],
             )
         trials = Trials(ctx, config, dev, instructions, demo_sets, calibration_pool)
-        stopped = False
-        try:
-            trials.run()
-        except BudgetExhausted as stop:
-            if not trials.board.scores:
-                raise
-            ctx.store.event("budget_exhausted", message=str(stop))
-            ctx.reporter.note(f"stopped at the budget: {stop}")
-            stopped = True
-        return SearchResult(candidates=trials.ranked(), stopped_by_budget=stopped)
+        ctx.so_far = lambda: SearchResult(trials.ranked()) if trials.board.scores else None
+        trials.run()
+        return SearchResult(candidates=trials.ranked())
 
     def _calibration_pool(self, ctx: SearchContext, config: MiproConfig) -> list[Example]:
         """Train examples in label-balanced order, for measuring label priors; empty

@@ -35,7 +35,7 @@ from promptopt.core.domain import (
     GenerationRequest,
     Prompt,
 )
-from promptopt.core.errors import BudgetExhausted, ConfigError
+from promptopt.core.errors import ConfigError
 from promptopt.core.paths import read_prompt_template
 from promptopt.data.scoring import first_line
 from promptopt.strategies.base import SearchContext, SearchResult, check_range, knob, rank
@@ -211,14 +211,8 @@ class Reflexion:
 
     def search(self, ctx: SearchContext, config: ReflexionConfig) -> SearchResult:
         board = _Board(ctx.task.template)
-        try:
-            self._run(ctx, config, board)
-        except BudgetExhausted as stop:
-            if not board.scores:
-                raise
-            ctx.store.event("budget_exhausted", message=str(stop))
-            ctx.reporter.note(f"stopped early: {stop}")
-            return SearchResult(candidates=board.candidates(), stopped_by_budget=True)
+        ctx.so_far = lambda: SearchResult(board.candidates()) if board.scores else None
+        self._run(ctx, config, board)
         return SearchResult(candidates=board.candidates())
 
     def _run(self, ctx: SearchContext, config: ReflexionConfig, board: _Board) -> None:

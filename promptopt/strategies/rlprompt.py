@@ -143,16 +143,11 @@ class RLPrompt:
                 "embedded or --proposer hf:<model> (the target may be any model)"
             )
         trainer = _Trainer(ctx, config, base)
-        try:
-            trainer.train()
-        except BudgetExhausted as stop:
-            ctx.store.event("budget_exhausted", message=str(stop))
-            ctx.reporter.note(f"stopped early: {stop}")
-            with contextlib.suppress(BudgetExhausted):
-                trainer.score_finalists()
-            if not trainer.dev_scores:
-                raise
-            return SearchResult(candidates=trainer.candidates(), stopped_by_budget=True)
+        ctx.so_far = trainer.scored_so_far
+        trainer.train()
+        # As before the budget's end moved to run_search: a stop while scoring the
+        # finalists of a completed training leaves no result (the start is kept).
+        ctx.so_far = None
         trainer.score_finalists()
         return SearchResult(candidates=trainer.candidates())
 
@@ -272,6 +267,12 @@ class _Trainer:
             self.dev_scores[text] = (result.score, result.n, origin)
             self.ctx.store.event("dev_scored", prompt=text, score=result.score, origin=origin)
             self.ctx.record_candidate(text, result.score, result.n, origin)
+
+    def scored_so_far(self) -> SearchResult | None:
+        """The result at the budget's end: the finalists scored as far as it allows."""
+        with contextlib.suppress(BudgetExhausted):  # scores what the rest of the budget allows
+            self.score_finalists()
+        return SearchResult(self.candidates()) if self.dev_scores else None
 
     def score_finalists(self) -> None:
         """The final greedy prompt and the best sampled prompts, on dev."""

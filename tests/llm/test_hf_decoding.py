@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from promptopt.core.domain import Completion, GenerationRequest, Message
-from promptopt.llm import decoding, hf
+from promptopt.llm import decoding, hf, prefill
 from promptopt.llm.hf import HFLLM, _strip_after_eos, truncate_at_stop
 
 pytestmark = pytest.mark.integration
@@ -185,7 +185,7 @@ def varied_prompts(count: int) -> list[str]:
 @contextmanager
 def count_joins_and_trims() -> Iterator[dict[str, int]]:
     counts = {"join": 0, "trim": 0}
-    join, trim = decoding._join, decoding._trim_left
+    join, trim = decoding.join, decoding._trim_left
 
     def counted_join(*args: Any) -> Any:
         counts["join"] += 1
@@ -197,7 +197,8 @@ def count_joins_and_trims() -> Iterator[dict[str, int]]:
         counts["trim"] += state.input_ids.shape[1] < width
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(decoding, "_join", counted_join)
+        patch.setattr(decoding, "join", counted_join)  # rows joining a running batch
+        patch.setattr(prefill, "join", counted_join)  # prefill groups joined into one
         patch.setattr(decoding, "_trim_left", counted_trim)
         yield counts
 
@@ -242,19 +243,19 @@ def test_prompts_sharing_demonstrations_prefill_them_once_and_decode_the_same(
         for q in range(5)
     ]
     prefixes: list[int] = []
-    compute_prefix = decoding.prefix_cache
+    compute_prefix = prefill.prefix_cache
 
     def counted(model: Any, prefix: list[int], rows: int) -> Any:
         prefixes.append(rows)
         return compute_prefix(model, prefix, rows)
 
     with monkeypatch.context() as patch:
-        patch.setattr(decoding, "prefix_cache", counted)
+        patch.setattr(prefill, "prefix_cache", counted)
         shared = llm64.generate(requests)
     # Each candidate's prefix was computed once for the rows let in together.
     assert prefixes and sum(prefixes) == len(requests) and len(prefixes) < len(requests)
     with monkeypatch.context() as patch:
-        patch.setattr(decoding, "MIN_SHARED_PREFIX", 10**9)  # every prompt prefilled whole
+        patch.setattr(prefill, "MIN_SHARED_PREFIX", 10**9)  # every prompt prefilled whole
         whole = llm64.generate(requests)
     assert [c.texts for c in shared] == [c.texts for c in whole]
     assert [c.prompt_tokens for c in shared] == [c.prompt_tokens for c in whole]

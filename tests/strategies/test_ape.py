@@ -10,8 +10,10 @@ from promptopt.core.errors import ConfigError
 from promptopt.data.task import Task
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
+from promptopt.run.choice import search_to_budget
 from promptopt.run.store import RunStore, read_events
-from promptopt.strategies.ape import APE, APEConfig, clean_instruction, forward_requests
+from promptopt.strategies.ape import APE, APEConfig, clean_instruction
+from promptopt.strategies.ape_proposing import forward_requests
 from promptopt.strategies.base import SearchContext, build_config
 from tests.fakes import ScriptedLLM, last_user_text
 
@@ -126,7 +128,7 @@ def test_ucb_also_finds_it(tmp_path: Path) -> None:
 def test_budget_stop_returns_best_so_far(tmp_path: Path) -> None:
     ctx, usage, _ = context(tmp_path, budget=Budget(max_calls=12 + 16 + 4))
     config = APEConfig(num_subsamples=3, proposals_per_subsample=4, halving_start=4, **PURE)
-    result = APE().search(ctx, config)
+    result = search_to_budget(ctx, APE(), config)
     assert result.stopped_by_budget
     assert result.best.prompt.instruction == "Write the opposite of the word."
     assert usage.calls <= 32

@@ -22,12 +22,12 @@ from promptopt.evaluation.ensemble import ensemble_vote, evaluate_ensemble, plur
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.cache import CachedLLM, open_cache
 from promptopt.llm.meter import MeteredLLM
+from promptopt.run.choice import search_to_budget
 from promptopt.run.export import FORMAT, ensemble_export, read_export
 from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext, build_config
-from promptopt.strategies.boosting import (
-    Boosted,
-    BoostedConfig,
+from promptopt.strategies.boosting import Boosted, BoostedConfig
+from promptopt.strategies.boosting_pool import (
     PoolStat,
     pool_stats,
     select_test_time,
@@ -317,7 +317,7 @@ def test_weighted_vote_weights_each_member(tmp_path: Path) -> None:
 
 def test_budget_stop_keeps_the_ensemble_so_far(tmp_path: Path) -> None:
     ctx, usage, _ = context(tmp_path, budget=Budget(max_calls=30))
-    result = Boosted().search(ctx, BoostedConfig(**SMALL))
+    result = search_to_budget(ctx, Boosted(), BoostedConfig(**SMALL))
     assert result.stopped_by_budget and usage.calls == 27
     assert len(result.ensemble.members) == 2  # the second was built; sampling it hit the cap
     assert "budget_exhausted" in [e["event"] for e in read_events(tmp_path / "run")]

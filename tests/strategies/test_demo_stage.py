@@ -17,7 +17,7 @@ from promptopt.core.errors import BudgetExhausted
 from promptopt.data.task import Task
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.stack import layered
-from promptopt.run.search import search_from_start
+from promptopt.run.choice import search_from_start
 from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.ape import APE, APEConfig
 from promptopt.strategies.base import SearchContext, SearchResult

@@ -18,6 +18,7 @@ from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.data.task import Task
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.meter import MeteredLLM
+from promptopt.run.choice import search_to_budget
 from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext, build_config
 from promptopt.strategies.reflection import EpisodicMemory, clean_reflection, fill_placeholders
@@ -347,7 +348,7 @@ def test_budget_stop_returns_best_so_far(tmp_path: Path) -> None:
     # baseline 5 dev + trial 1 (4 train + reflect + revise + 5 dev) = 16; trial 2 stops mid-way.
     proposer = Proposer(["Write the antonym of the word.", GOOD])
     ctx, usage, _ = context(tmp_path, proposer, budget=Budget(max_calls=16 + 5))
-    result = Reflexion().search(ctx, cfg(minibatch=4, max_trials=5))
+    result = search_to_budget(ctx, Reflexion(), cfg(minibatch=4, max_trials=5))
     assert result.stopped_by_budget
     assert result.best.prompt.instruction == "Write the antonym of the word."
     assert usage.calls <= 21

@@ -4,7 +4,7 @@ Requests run on at most `max_concurrency` threads (`--concurrency`; by default 4
 for a server on this machine, 32 for a remote one) and come back in order. Each
 request gets `timeout` seconds and is retried by this module, not the SDK (see
 `_create`): a server that hangs fails after about two timeouts, and Ctrl-C never
-waits for requests in flight (see `_run`). Every call sends `max_tokens`
+waits for requests in flight (see `in_order.py`). Every call sends `max_tokens`
 (llama.cpp ignores `max_completion_tokens`), and `n` samples are `n` separate
 calls with seeds `seed, seed + 1, ...` because many servers ignore `n`.
 
@@ -35,11 +35,8 @@ from __future__ import annotations
 import math
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FuturesTimeout
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
@@ -55,15 +52,18 @@ from promptopt.llm.base import (
     model_scope,
     public_url,
 )
+from promptopt.llm.in_order import run_in_order
+from promptopt.llm.openai_logprobs import (
+    first_token_scores,
+    offsets_from_tokens,
+    sum_continuation_logprobs,
+)
 from promptopt.llm.rate_limits import RateLimits
 
 ChatTemplateFn = Callable[[tuple[Message, ...]], str]
 T = TypeVar("T")
 
 LOCAL_PLACEHOLDER_KEY = "not-needed"
-# Longest time the caller of a batch of requests goes without running Python
-# code, so without noticing a Ctrl-C.
-WAIT_SLICE = 0.2
 TOP_LOGPROBS = 20
 """The most alternatives the OpenAI API lists per token."""
 TIMEOUT_RETRIES = 1
@@ -73,76 +73,6 @@ RETRY_STATUSES = frozenset({408, 409, 429})
 """Besides 5xx: the statuses the OpenAI SDK retries too."""
 MAX_RETRY_WAIT = 60.0
 """The longest a server's Retry-After is obeyed before the next try."""
-
-
-def first_token_scores(
-    top: Sequence[tuple[str, float]], continuations: Sequence[str]
-) -> list[float]:
-    """Each continuation's log-probability mass among the listed first tokens.
-
-    A listed token counts for a continuation when, stripped and lower-cased, it
-    is a non-empty prefix of it ("Pos", " positive" and "positive" all count for
-    "positive"). A continuation no listed token begins gets a floor below every
-    listed token: its true first-token probability is at most the smallest
-    listed one.
-    """
-    if not top:
-        raise ValueError("no top log-probabilities to read")
-    floor = min(lp for _, lp in top) + math.log(0.5)
-    scores = []
-    for continuation in continuations:
-        wanted = continuation.strip().lower()
-        matching = [
-            lp for token, lp in top if token.strip() and wanted.startswith(token.strip().lower())
-        ]
-        scores.append(_logsumexp(matching) if matching else floor)
-    return scores
-
-
-def _logsumexp(values: Sequence[float]) -> float:
-    high = max(values)
-    return high + math.log(sum(math.exp(v - high) for v in values))
-
-
-def sum_continuation_logprobs(
-    token_logprobs: Sequence[float | None],
-    text_offsets: Sequence[int],
-    start: int,
-    end: int | None = None,
-) -> float:
-    """Sum the log-probabilities of the tokens that cover characters [start, end).
-
-    Offsets are where each echoed token starts. `start` is where the continuation
-    begins (the length of the context) and `end` where it stops (tokens from `end`
-    on were generated, not echoed). A token that starts at or after `start`
-    counts, and so does one that straddles `start` (context "... is " with
-    continuation "Paris" is tokenized "... is" + " Paris"). A None log-probability
-    (the first prompt token has no left context) counts as 0.0.
-    """
-    if len(token_logprobs) != len(text_offsets):
-        raise ModelError(
-            f"the server returned {len(token_logprobs)} token log-probabilities but "
-            f"{len(text_offsets)} text offsets: it does not support echo with logprobs"
-        )
-    total = 0.0
-    count = len(text_offsets)
-    for i, (logprob, offset) in enumerate(zip(token_logprobs, text_offsets, strict=True)):
-        if end is not None and offset >= end:
-            continue
-        following = text_offsets[i + 1] if i + 1 < count else None
-        straddles = following is not None and offset < start < following
-        if (offset >= start or straddles) and logprob is not None:
-            total += float(logprob)
-    return total
-
-
-def _offsets_from_tokens(tokens: Sequence[str]) -> list[int]:
-    """Character offsets of each token, for servers that return tokens but no offsets."""
-    offsets, position = [], 0
-    for token in tokens:
-        offsets.append(position)
-        position += len(token)
-    return offsets
 
 
 def _one_line(text: object, limit: int = 300) -> str:
@@ -400,7 +330,7 @@ class OpenAICompatLLM:
                 f"'{self.model_id}': it must support completions with echo=True and logprobs"
             )
         if not offsets:
-            offsets = _offsets_from_tokens(tokens)
+            offsets = offsets_from_tokens(tokens)
         start, end = self._continuation_window(echoed, prompt, continuation, tokens, offsets)
         with self._reading("completion"):
             score = sum_continuation_logprobs(token_logprobs, offsets, start, end)
@@ -442,48 +372,8 @@ class OpenAICompatLLM:
     # -- plumbing -------------------------------------------------------------------
 
     def _run(self, fn: Callable[[T], Any], items: Sequence[T]) -> list[Any]:
-        """Apply `fn` to every item with at most `max_concurrency` in flight, in order.
-
-        Requests run only in daemon worker threads, never in the caller's, and the
-        caller waits in short slices: a Ctrl-C reaches it within `WAIT_SLICE` seconds
-        whichever thread the kernel delivered the signal to, and never lands inside
-        the HTTP stack, which could swallow it while a hung request holds the socket.
-        On Ctrl-C or the first error the caller raises at once, items not started are
-        dropped, and requests in flight end in the background without holding up the
-        exit. (A ThreadPoolExecutor's workers are joined at exit, which kept a
-        Ctrl-C'd search alive until every request in flight had timed out.)
-        """
-        if not items:
-            return []
-        futures: list[Future[Any]] = [Future() for _ in items]
-        queue = iter(range(len(items)))
-        lock = threading.Lock()
-        failed = threading.Event()  # no new request after the first failure
-
-        def work() -> None:
-            while not failed.is_set():
-                with lock:
-                    index = next(queue, None)
-                if index is None:
-                    return
-                future = futures[index]
-                if not future.set_running_or_notify_cancel():
-                    continue  # the caller gave up
-                try:
-                    future.set_result(fn(items[index]))
-                except BaseException as exc:  # handed to the caller, whatever it is
-                    failed.set()
-                    future.set_exception(exc)
-
-        for number in range(min(self.max_concurrency, len(items))):
-            name = f"promptopt-openai-{number}"
-            threading.Thread(target=work, name=name, daemon=True).start()
-        try:
-            return [_result_in_slices(future) for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        """`fn` on every item, `max_concurrency` at a time, in order (see `in_order`)."""
+        return run_in_order(fn, items, self.max_concurrency)
 
     def _call(self, create: Callable[..., Any], **params: Any) -> Any:
         """One API call (retried by `_create`); SDK errors, a body that is not
@@ -592,13 +482,3 @@ def _retry_after(error: openai.OpenAIError) -> float | None:
         if math.isfinite(seconds) and seconds >= 0:
             return seconds
     return None
-
-
-def _result_in_slices(future: Future[Any]) -> Any:
-    """The future's result, waited for in slices of `WAIT_SLICE` seconds so that
-    signal handlers run in between."""
-    while True:
-        try:
-            return future.result(timeout=WAIT_SLICE)
-        except FuturesTimeout:
-            continue

@@ -16,11 +16,8 @@ import pytest
 from promptopt.core.domain import GenerationRequest, LogprobRequest, Message
 from promptopt.core.errors import ModelError
 from promptopt.llm.base import LLM, describe
-from promptopt.llm.openai_compat import (
-    OpenAICompatLLM,
-    first_token_scores,
-    sum_continuation_logprobs,
-)
+from promptopt.llm.openai_compat import OpenAICompatLLM
+from promptopt.llm.openai_logprobs import first_token_scores, sum_continuation_logprobs
 from tests.llm.fake_openai_server import FakeOpenAIServer
 
 

@@ -85,14 +85,7 @@ def _serve(conn: Any, latency: float, fault_rates: dict[int, float]) -> None:
     server.retry_after = "0"
     conn.send(server.url)
     while conn.recv() == "stats":
-        with server._lock:
-            conn.send(
-                {
-                    "bodies": [json.dumps(b, sort_keys=True) for b in server.bodies],
-                    "answered": dict(server.answered),
-                    "max_in_flight": server.max_in_flight,
-                }
-            )
+        conn.send(server.stats())
     server.stop()
 
 

@@ -26,6 +26,7 @@ from promptopt.llm.base import (
     model_scope,
     public_url,
 )
+from promptopt.llm.rate_limits import check_limit
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class OpenAIOptions:
     """Requests per minute at most (`--model-option rpm=500`): a paid API tier's limit."""
     tpm: int | None = None
     """Tokens per minute at most (prompt estimate + max_tokens per request)."""
+
+    def __post_init__(self) -> None:
+        # Refused when the option is given (`--model-option rpm=0`), before anything runs.
+        check_limit("rpm", self.rpm)
+        check_limit("tpm", self.tpm)
 
 
 class OpenAIBackend(Backend):

@@ -11,15 +11,19 @@ waiting in its worker thread until they fit. Without limits nothing waits.
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-from pyrate_limiter import Duration, Limiter, Rate
+from typing import TYPE_CHECKING, Any
 
 from promptopt.core.errors import ConfigError
 from promptopt.llm.tokens import estimate_text_tokens
 
+if TYPE_CHECKING:
+    from pyrate_limiter import Limiter
 
-def _checked(name: str, value: int | None) -> int | None:
+MINUTE_MS = 60_000
+
+
+def check_limit(name: str, value: int | None) -> int | None:
+    """A per-minute limit as given (None: no limit); below 1 is a one-line error."""
     if value is not None and value < 1:
         raise ConfigError(f"{name} must be at least 1 per minute, got {value}: e.g. {name}=500")
     return value
@@ -29,10 +33,10 @@ class RateLimits:
     """The per-minute limits of one model, shared by its worker threads."""
 
     def __init__(
-        self, rpm: int | None = None, tpm: int | None = None, window_ms: int = Duration.MINUTE
+        self, rpm: int | None = None, tpm: int | None = None, window_ms: int = MINUTE_MS
     ) -> None:
-        self.rpm = _checked("rpm", rpm)
-        self.tpm = _checked("tpm", tpm)
+        self.rpm = check_limit("rpm", rpm)
+        self.tpm = check_limit("tpm", tpm)
         self.window_ms = int(window_ms)
         """The limits' window: a minute, shorter in tests."""
         self._limiters: tuple[Limiter | None, Limiter | None] | None = None
@@ -47,7 +51,10 @@ class RateLimits:
         self.__dict__.update(state, _lock=threading.Lock())
 
     def _built(self) -> tuple[Limiter | None, Limiter | None]:
-        """The limiters, made by the first request: every worker thread shares them."""
+        """The limiters, made by the first request: every worker thread shares them
+        (pyrate-limiter is imported only by a model that has a limit)."""
+        from pyrate_limiter import Limiter, Rate
+
         with self._lock:
             if self._limiters is None:
                 made = [

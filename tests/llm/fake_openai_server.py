@@ -170,6 +170,15 @@ class FakeOpenAIServer:
             draw -= rate
         return None
 
+    def stats(self) -> dict[str, Any]:
+        """The counters at this moment, as plain data (bench/scale.py reads them)."""
+        with self._lock:
+            return {
+                "bodies": [json.dumps(b, sort_keys=True) for b in self.bodies],
+                "answered": dict(self.answered),
+                "max_in_flight": self.max_in_flight,
+            }
+
     @property
     def requests(self) -> int:
         with self._lock:

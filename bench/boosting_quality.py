@@ -182,7 +182,7 @@ def main() -> None:
             spec["test"] = 3
             spec["config"].update(pool_size=3, shots=1)
 
-    from promptopt.llm.cache import open_cache
+    from promptopt.llm.cache_files import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
 
     base = build_llm(ModelSpec("hf", "embedded", batch_size=args.batch_size))

@@ -38,7 +38,7 @@ def main() -> None:
     from promptopt.core.paths import cache_root
     from promptopt.data.task import list_tasks, load_task
     from promptopt.evaluation.evaluator import Evaluator
-    from promptopt.llm.cache import open_cache
+    from promptopt.llm.cache_files import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
     from promptopt.llm.stack import layered
 

@@ -298,7 +298,7 @@ def run_gepa(
     from promptopt.core.domain import Budget, Usage
     from promptopt.core.paths import cache_root
     from promptopt.data.task import load_task
-    from promptopt.llm.cache import open_cache
+    from promptopt.llm.cache_files import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
     from promptopt.llm.stack import layered
     from promptopt.run.search import score_on_test
@@ -435,7 +435,7 @@ def rescore(path: Path) -> None:
     from promptopt.core.domain import Usage
     from promptopt.core.paths import cache_root
     from promptopt.data.task import load_task
-    from promptopt.llm.cache import open_cache
+    from promptopt.llm.cache_files import open_cache
     from promptopt.llm.factory import ModelSpec, build_llm
     from promptopt.llm.stack import layered
     from promptopt.run.search import score_on_test

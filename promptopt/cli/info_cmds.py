@@ -106,7 +106,7 @@ def local_runtime_lines() -> list[str]:
 def cache_stats() -> None:
     """Entries and size of the shared model-call cache."""
     from promptopt.core.paths import cache_root
-    from promptopt.llm.cache import open_cache
+    from promptopt.llm.cache_files import open_cache
 
     path = cache_root() / "calls"
     try:
@@ -123,7 +123,7 @@ def cache_clear() -> None:
     corrupt-cache error names, so then its folder is removed instead.
     """
     from promptopt.core.paths import cache_root
-    from promptopt.llm.cache import CacheUnusable, discard_cache, open_cache
+    from promptopt.llm.cache_files import CacheUnusable, discard_cache, open_cache
 
     path = cache_root() / "calls"
     try:

@@ -1,9 +1,9 @@
 """Loaders that turn data files into `Example` lists, and seeded sampling helpers.
 
-Loaders read the public formats as published (JSONL, the instruction-induction
-JSON, RLPrompt's few-shot TSVs) from any path, so a user can point them at their
-own copies. Every problem with a file is a one-line `DataError` naming the file
-and what to do.
+Loaders read the public formats as published (JSONL, RLPrompt's few-shot TSVs;
+the instruction-induction JSON in `instruction_induction`) from any path, so a
+user can point them at their own copies. Every problem with a file is a one-line
+`DataError` naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -66,18 +66,18 @@ def get_target_transform(name: str | None) -> TargetTransform | None:
 # --------------------------------------------------------------------------- record files
 
 
-def _require_file(path: Path) -> None:
+def require_file(path: Path) -> None:
     if not path.is_file():
         raise DataError(f"data file {path} not found: check the path")
 
 
-def _read_data_text(path: Path) -> str:
+def read_data_text(path: Path) -> str:
     """A data file's text: one that is not UTF-8 is a DataError naming the byte and line."""
     return read_utf8(path, "data file", error=DataError)
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(_read_data_text(path).split("\n"), start=1):
+    for number, line in enumerate(read_data_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -93,13 +93,13 @@ def _iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line or item number, record) from .jsonl, .json (a list), .csv or .tsv with a header."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        handle = io.StringIO(_read_data_text(path), newline="")
+        handle = io.StringIO(read_data_text(path), newline="")
         reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
         for number, row in enumerate(reader, start=2):
             yield number, dict(row)
     elif suffix == ".json":
         try:
-            data = json.loads(_read_data_text(path))
+            data = json.loads(read_data_text(path))
         except json.JSONDecodeError as exc:
             raise DataError(f"data file {path} is not valid JSON: {exc}") from exc
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
@@ -164,7 +164,7 @@ def load_jsonl(
     stable when a file is re-read or sampled differently.
     """
     path = Path(path)
-    _require_file(path)
+    require_file(path)
     return _examples_from_records(
         _iter_jsonl(path),
         path,
@@ -186,7 +186,7 @@ def load_records(
 ) -> list[Example]:
     """Like `load_jsonl`, for .jsonl, .json (a list of objects), .csv or .tsv by suffix."""
     path = Path(path)
-    _require_file(path)
+    require_file(path)
     return _examples_from_records(
         _iter_records(path),
         path,
@@ -212,9 +212,9 @@ def load_tsv_classification(
     so they are read with the csv module, not split on tabs.
     """
     path = Path(path)
-    _require_file(path)
+    require_file(path)
     prefix = id_prefix or path.stem
-    rows = list(csv.reader(io.StringIO(_read_data_text(path), newline=""), delimiter="\t"))
+    rows = list(csv.reader(io.StringIO(read_data_text(path), newline=""), delimiter="\t"))
     if not rows or "label" not in rows[0] or len(rows[0]) != 2:
         raise DataError(
             f"data file {path} needs a header of two tab-separated columns, "
@@ -236,118 +236,6 @@ def load_tsv_classification(
             ) from exc
         examples.append(Example(id=f"{prefix}-{number}", input=row[text_col], target=word))
     return examples
-
-
-# --------------------------------------------------------------------------- instruction induction
-
-# Fields listing other acceptable outputs in the instruction-induction files.
-_ALIAS_FIELDS = ("possible_translations", "other_rhymes", "possible_outputs")
-
-
-def _default_adapter(key: str, item: dict[str, Any], seed: int) -> Example:
-    aliases = [a for field in _ALIAS_FIELDS for a in item.get(field, ())]
-    if "other_rhymes" in item:
-        # other_rhymes always lists the input word itself; echoing it is no rhyme.
-        aliases = [a for a in aliases if a.casefold() != item["input"].casefold()]
-    return Example(id=key, input=item["input"], target=item["output"], aliases=tuple(aliases))
-
-
-def _cause_and_effect_adapter(key: str, item: dict[str, Any], seed: int) -> Example:
-    """APE's format: both sentences in a random order per example, the answer is the cause.
-
-    The order is seeded by the example id alone (plus `seed`), so an example
-    reads the same in every run and split.
-    """
-    cause, effect = item["cause"], item["effect"]
-    first, second = (
-        (cause, effect)
-        if random.Random(f"{seed}:{key}").random() < 0.5
-        else (
-            effect,
-            cause,
-        )
-    )
-    return Example(id=key, input=f"Sentence 1: {first} Sentence 2: {second}", target=cause)
-
-
-def _common_concept_adapter(key: str, item: dict[str, Any], seed: int) -> Example:
-    return Example(
-        id=key,
-        input=", ".join(item["items"]),
-        target=item["concept"],
-        aliases=tuple(item.get("all_common_concepts", ())),
-    )
-
-
-ADAPTERS: dict[str, Callable[[str, dict[str, Any], int], Example]] = {
-    "default": _default_adapter,
-    "cause_and_effect": _cause_and_effect_adapter,
-    "common_concept": _common_concept_adapter,
-}
-
-
-def _merge_duplicates(examples: list[Example]) -> list[Example]:
-    """One example per input text, the later answers becoming aliases.
-
-    rhymes repeats an input word with different rhymes and common_concept lists
-    the same items once per accepted concept; kept apart they would count one
-    question twice and could land in both dev and test.
-    """
-    merged: dict[str, Example] = {}
-    for example in examples:
-        first = merged.get(example.input)
-        if first is None:
-            merged[example.input] = example
-            continue
-        extra = (example.target, *example.aliases)
-        aliases = tuple(dict.fromkeys((*first.aliases, *extra)))
-        merged[example.input] = Example(
-            first.id, first.input, first.target, tuple(a for a in aliases if a != first.target)
-        )
-    return list(merged.values())
-
-
-def load_instruction_induction(
-    path: str | Path, adapter: str = "default", seed: int = 0, id_prefix: str | None = None
-) -> list[Example]:
-    """The `{"examples": {"1": {...}}}` files; ids are "<folder>-<key>" (e.g. "execute-7").
-
-    The folder name (induce/execute) keeps ids of the two files of one task apart.
-    Aliases are the target plus any listed alternatives minus duplicates.
-    """
-    path = Path(path)
-    _require_file(path)
-    if adapter not in ADAPTERS:
-        raise ConfigError(
-            f"unknown instruction-induction adapter '{adapter}'"
-            f"{did_you_mean(adapter, list(ADAPTERS))}: choose one of {', '.join(ADAPTERS)}"
-        )
-    try:
-        data = json.loads(_read_data_text(path))
-        items = data["examples"]
-        if not isinstance(items, dict):
-            raise TypeError
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DataError(
-            f"data file {path} is not in the instruction-induction format "
-            '{"examples": {"1": {...}, ...}}'
-        ) from exc
-    prefix = id_prefix or path.parent.name
-    examples = []
-    for key, item in items.items():
-        try:
-            example = ADAPTERS[adapter](f"{prefix}-{key}", item, seed)
-        except KeyError as exc:
-            raise DataError(
-                f"data file {path} example '{key}' has no field {exc}: the '{adapter}' adapter "
-                f"needs it (it has: {', '.join(item)})"
-            ) from exc
-        # Some translation lists hold an empty string: it is no answer.
-        aliases = tuple(
-            a for a in dict.fromkeys(example.aliases) if a.strip() and a != example.target
-        )
-        examples.append(Example(example.id, example.input, example.target, aliases))
-    return _merge_duplicates(examples)
 
 
 # --------------------------------------------------------------------------- Hugging Face hub

@@ -17,6 +17,7 @@ from typing import Any
 from promptopt.core.domain import Example
 from promptopt.core.errors import ConfigError, DataError
 from promptopt.data import datasets
+from promptopt.data.instruction_induction import load_instruction_induction
 
 Splits = dict[str, list[Example]]
 
@@ -170,7 +171,7 @@ class _DataReader:
     def _read_file(self, path: Path) -> list[Example]:
         kind = self.source.kind
         if kind == "instruction_induction":
-            return datasets.load_instruction_induction(path, self.source.adapter)
+            return load_instruction_induction(path, self.source.adapter)
         if kind == "tsv_classification":
             return datasets.load_tsv_classification(path, self.label_words or ())
         return datasets.load_records(

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,7 +42,7 @@ from typing import Any, Literal, TypeVar
 import openai
 
 from promptopt.core.domain import Completion, GenerationRequest, LogprobRequest, Message
-from promptopt.core.errors import AuthError, ModelError
+from promptopt.core.errors import ModelError
 from promptopt.llm.base import (
     DEFAULT_TIMEOUT,
     FIRST_TOKEN_LOGPROBS,
@@ -53,6 +52,7 @@ from promptopt.llm.base import (
     public_url,
 )
 from promptopt.llm.in_order import run_in_order
+from promptopt.llm.openai_errors import model_error, one_line, retry_wait
 from promptopt.llm.openai_logprobs import (
     first_token_scores,
     offsets_from_tokens,
@@ -66,18 +66,6 @@ T = TypeVar("T")
 LOCAL_PLACEHOLDER_KEY = "not-needed"
 TOP_LOGPROBS = 20
 """The most alternatives the OpenAI API lists per token."""
-TIMEOUT_RETRIES = 1
-"""A request that timed out is tried once more, not `max_retries` times: a stuck
-connection on a busy API is worth one retry, a hung server is not worth four."""
-RETRY_STATUSES = frozenset({408, 409, 429})
-"""Besides 5xx: the statuses the OpenAI SDK retries too."""
-MAX_RETRY_WAIT = 60.0
-"""The longest a server's Retry-After is obeyed before the next try."""
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -203,7 +191,7 @@ class OpenAICompatLLM:
         except (AttributeError, TypeError, IndexError, KeyError, ValueError) as exc:
             raise ModelError(
                 f"the model server at {self._where} sent a {endpoint} response that is not "
-                f"in the OpenAI format ({self._scrub(_one_line(exc, 120))}): check that "
+                f"in the OpenAI format ({self._scrub(one_line(exc, 120))}): check that "
                 "--base-url points at an OpenAI-compatible API (usually ending in /v1)"
             ) from None
 
@@ -386,7 +374,7 @@ class OpenAICompatLLM:
             # The SDK hands back the body as text when it is not JSON.
             raise ModelError(
                 f"the model server at {self._where} answered with something other than an "
-                f"OpenAI JSON response ({self._scrub(_one_line(response, 80))}): check that "
+                f"OpenAI JSON response ({self._scrub(one_line(response, 80))}): check that "
                 "--base-url points at an OpenAI-compatible API (usually ending in /v1)"
             )
         return response
@@ -404,81 +392,22 @@ class OpenAICompatLLM:
             except ValueError as exc:  # json.JSONDecodeError: a body that claims JSON but is not
                 raise ModelError(
                     f"the model server at {self._where} sent a response that cannot be parsed "
-                    f"as JSON ({_one_line(exc, 120)}): check that --base-url points at an "
+                    f"as JSON ({one_line(exc, 120)}): check that --base-url points at an "
                     "OpenAI-compatible API (usually ending in /v1)"
                 ) from exc
             except openai.OpenAIError as exc:
-                wait = self._retry_wait(exc, attempt)
+                wait = retry_wait(exc, attempt, self.max_retries)
                 if wait is None:
                     raise self._model_error(exc, tries=attempt + 1) from exc
             time.sleep(wait)
             attempt += 1
 
-    def _retry_wait(self, error: openai.OpenAIError, attempt: int) -> float | None:
-        """Seconds to wait before trying again after `error` on try `attempt` (from 0),
-        or None to give up."""
-        transient = isinstance(error, openai.APIConnectionError) or (
-            isinstance(error, openai.APIStatusError)
-            and (error.status_code in RETRY_STATUSES or error.status_code >= 500)
-        )
-        retries = self.max_retries if transient else 0
-        if isinstance(error, openai.APITimeoutError):  # a kind of APIConnectionError
-            retries = min(self.max_retries, TIMEOUT_RETRIES)
-        if attempt >= retries:
-            return None
-        asked = _retry_after(error)
-        if asked is not None:
-            return min(asked, MAX_RETRY_WAIT)
-        return min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random())
-
     def _model_error(self, exc: openai.OpenAIError, tries: int) -> ModelError:
-        """The one-line error for a request that failed for good after `tries` tries."""
-        tried = "once" if tries == 1 else f"{tries} times"
-        if isinstance(exc, openai.APITimeoutError):
-            return ModelError(
-                f"the model server at {self._where} did not answer within {self.timeout:g} s "
-                f"(tried {tried}): raise --timeout or check the server"
-            )
-        if isinstance(exc, openai.APIConnectionError):
-            return ModelError(
-                f"cannot reach the model server at {self._where}: start it or fix --base-url"
-            )
-        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            if os.environ.get(self.api_key_env):
-                problem, fix = f"rejected the API key in {self.api_key_env}", "export a valid key"
-            else:
-                problem, fix = "wants an API key", f"export it as {self.api_key_env}"
-            return AuthError(f"{self._where} {problem} (HTTP {exc.status_code}): {fix}")
-        if isinstance(exc, openai.NotFoundError):
-            return ModelError(
-                f"model '{self.model_id}' (or its endpoint) was not found at {self._where}: "
-                f"check --model and --base-url ({_one_line(exc.message)})"
-            )
-        if isinstance(exc, openai.RateLimitError):
-            return ModelError(
-                f"{self._where} kept rate-limiting requests (HTTP 429, tried {tried}): "
-                f"lower --concurrency or wait ({_one_line(exc.message)})"
-            )
-        if isinstance(exc, openai.APIStatusError):
-            return ModelError(
-                f"the model server at {self._where} refused a request for '{self.model_id}' "
-                f"(HTTP {exc.status_code}, tried {tried}): {_one_line(exc.message)}"
-            )
-        return ModelError(
-            f"the model server at {self._where} failed for '{self.model_id}': {_one_line(exc)}"
+        return model_error(
+            exc,
+            tries,
+            where=self._where,
+            model_id=self.model_id,
+            timeout=self.timeout,
+            api_key_env=self.api_key_env,
         )
-
-
-def _retry_after(error: openai.OpenAIError) -> float | None:
-    """The wait a response asked for (Retry-After or retry-after-ms), in seconds."""
-    headers = getattr(getattr(error, "response", None), "headers", None)
-    if headers is None:
-        return None
-    for header, unit in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            seconds = float(headers.get(header, "")) * unit
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    return None

@@ -244,7 +244,7 @@ def run_code_eval(
     usage = Usage()
     if llm is None:
         from promptopt.core.paths import cache_root
-        from promptopt.llm.cache import open_cache
+        from promptopt.llm.cache_files import open_cache
         from promptopt.llm.factory import build_llm, default_model_spec
         from promptopt.llm.stack import layered
 

@@ -58,7 +58,7 @@ from promptopt.evaluation.context_window import (
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.evaluation.prompting import render_user_message
 from promptopt.llm.base import FULL_LOGPROBS
-from promptopt.llm.cache import open_cache
+from promptopt.llm.cache_files import open_cache
 from promptopt.llm.factory import ModelSpec
 from promptopt.llm.pricing import CostEstimate, PriceTable, estimate_cost, load_prices
 from promptopt.llm.stack import layered

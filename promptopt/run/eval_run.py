@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptopt.core.domain import Ensemble, Example, Prompt, Usage
+from promptopt.core.domain import Example, Usage
 from promptopt.core.errors import ConfigError, DataError, PromptoptError
 from promptopt.core.paths import cache_root
 from promptopt.data.task import (
@@ -28,10 +28,10 @@ from promptopt.evaluation.context_window import refuse_oversized, window_of, win
 from promptopt.evaluation.ensemble import evaluate_ensemble
 from promptopt.evaluation.evaluator import Evaluator
 from promptopt.llm.base import describe
-from promptopt.llm.cache import open_cache
+from promptopt.llm.cache_files import open_cache
 from promptopt.llm.factory import ModelSpec, build_llm, default_model_spec
 from promptopt.llm.stack import layered
-from promptopt.run.export import locate_recorded, read_export
+from promptopt.run.export import Export, load_export, locate_recorded
 from promptopt.strategies.base import Reporter, SilentReporter
 
 
@@ -40,7 +40,7 @@ class PreparedEval:
     """One export on one task, with the test examples it will be scored on."""
 
     prompt_path: Path
-    export: dict[str, Any]
+    export: Export
     task: Task
     test: list[Example]
     model: ModelSpec
@@ -66,16 +66,16 @@ def prepare_eval(
     model's files are on disk) a test example too long for its context window.
     """
     check_requested_sizes({"test": test_size})
-    export = read_export(prompt_path)
-    task_info = export.get("task") or {}
-    sizes = dict(task_info.get("sizes") or {})
+    export = load_export(prompt_path)
+    recorded = export.task
+    sizes = dict(recorded.sizes)
     if test_size is not None:
         sizes["test"] = test_size
-    data_seed = task_info.get("data_seed", 0)
-    task_ref = task or task_info.get("ref") or task_info.get("name")
+    data_seed = recorded.data_seed
+    task_ref = task or recorded.ref or recorded.name
     if task_ref is None:
         raise ConfigError(f"{prompt_path} names no task: pass --task NAME or --task FILE.yaml")
-    data_file = task_info.get("data_file")
+    data_file = recorded.data_file
     if task is None and data_file:
         loaded = task_from_data_file(
             _recorded_file(data_file["path"], prompt_path, "data file", DataError),
@@ -90,12 +90,12 @@ def prepare_eval(
             task_ref = str(_recorded_file(task_ref, prompt_path, "task file", ConfigError))
         loaded = load_task(task_ref, sizes=sizes or None, seed=data_seed)
     if model is None:
-        spec = ((export.get("models") or {}).get("target") or {}).get("spec")
+        spec = (export.models.get("target") or {}).get("spec")
         model = ModelSpec(**spec) if spec else default_model_spec()
     require_examples(loaded, ("test",))
     window = window_on_disk(model)
     if window is not None:
-        refuse_oversized(window, loaded, exported_prompts(export), ("test",), "the exported prompt")
+        refuse_oversized(window, loaded, export.prompts(), ("test",), "the exported prompt")
     return PreparedEval(
         prompt_path, export, loaded, loaded.examples("test"), model, window is not None
     )
@@ -117,13 +117,6 @@ def _recorded_file(
     raise error(f"{what} {recorded} named by {export_path} not found{looked}: {fix}")
 
 
-def exported_prompts(export: dict[str, Any]) -> list[Prompt]:
-    """The prompts an export sends to the model: its prompt, or its ensemble's members."""
-    if export.get("kind") == "ensemble":
-        return list(Ensemble.from_dict(export["ensemble"]).members)
-    return [Prompt.from_dict(export["prompt"])]
-
-
 def score_prepared(
     prepared: PreparedEval,
     *,
@@ -137,13 +130,13 @@ def score_prepared(
     reporter.phase(f"Loading model {prepared.model.model}")
     base = build_llm(prepared.model)
     if not prepared.window_checked and (window := window_of(base)) is not None:
-        refuse_oversized(window, loaded, exported_prompts(export), ("test",), "the exported prompt")
+        refuse_oversized(window, loaded, export.prompts(), ("test",), "the exported prompt")
     usage = Usage()
     llm = layered(base, usage, None, shared, None)
     started = time.perf_counter()
     extra: dict[str, Any] = {}
-    if export.get("kind") == "ensemble":
-        ensemble = Ensemble.from_dict(export["ensemble"])
+    if export.ensemble is not None:
+        ensemble = export.ensemble
         reporter.phase(
             f"Scoring the ensemble on {loaded.name} test ({len(ensemble.members)} prompts x "
             f"{ensemble.samples} samples x {len(test)} examples)",
@@ -152,12 +145,11 @@ def score_prepared(
         scored = evaluate_ensemble(Evaluator(llm, loaded), ensemble, test, reporter.advance)
         result = scored.result
         members = scored.to_dict()["members"]
-        exported_members = (export.get("scores") or {}).get("members_test") or []
-        for row, before in zip(members, exported_members, strict=False):
-            row["exported_score"] = before.get("score")
+        for row, before in zip(members, export.scores.members_test, strict=False):
+            row["exported_score"] = before.score
         extra = {"kind": "ensemble", "members": members}
     else:
-        prompt = Prompt.from_dict(export["prompt"])
+        prompt = export.prompts()[0]
         reporter.phase(f"Scoring on {loaded.name} test ({len(test)} examples)", total=len(test))
         result = Evaluator(llm, loaded).evaluate(prompt, test, progress=reporter.advance)
         extra = {"kind": "prompt"}
@@ -165,7 +157,7 @@ def score_prepared(
         "task": loaded.name,
         "score": result.score,
         "n": result.n,
-        "exported_score": ((export.get("scores") or {}).get("test") or {}).get("score"),
+        "exported_score": export.scores.test.score if export.scores.test else None,
         "model": describe(base),
         "usage": usage.model_calls_dict(),
         "seconds": round(time.perf_counter() - started, 2),

@@ -229,7 +229,7 @@ class Export:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Export:
-        """An export's JSON (checked by `read_export` when it comes from a file)."""
+        """An export's JSON (checked by `load_export` when it comes from a file)."""
         ensemble = data.get("ensemble") if data.get("kind") == "ensemble" else None
         prompt = data.get("prompt") if ensemble is None else None
         improved = data.get("improved")
@@ -254,53 +254,6 @@ class Export:
         )
 
 
-def prompt_export(
-    *,
-    prompt: Prompt,
-    dev: tuple[float, int],
-    test: EvalResult,
-    baseline_test: EvalResult,
-    **fields: Any,
-) -> dict[str, Any]:
-    """A single prompt's export as JSON (`Export`'s other fields by name)."""
-    scores = Scores(
-        test=Score.of(test), baseline_test=Score.of(baseline_test), dev=Score(dev[0], dev[1])
-    )
-    return Export(prompt=prompt, scores=scores, task=_task_record(fields), **fields).to_dict()
-
-
-def ensemble_export(
-    *,
-    ensemble: Ensemble,
-    pool: tuple[float, int] | None,
-    test: EvalResult,
-    baseline_test: EvalResult,
-    member_tests: list[EvalResult],
-    **fields: Any,
-) -> dict[str, Any]:
-    """An ensemble's export as JSON: its vote's score on the strategy's train pool
-    and each member's test score (its own vote over its samples)."""
-    scores = Scores(
-        test=Score.of(test),
-        baseline_test=Score.of(baseline_test),
-        pool=Score(pool[0], pool[1]) if pool else None,
-        members_test=[Score.of(r) for r in member_tests],
-    )
-    return Export(ensemble=ensemble, scores=scores, task=_task_record(fields), **fields).to_dict()
-
-
-def _task_record(fields: dict[str, Any]) -> TaskRecord:
-    """The task fields the builders take by name (as they always have), as a record."""
-    task = fields.pop("task")
-    return TaskRecord(
-        name=task.name,
-        ref=fields.pop("task_ref"),
-        sizes=fields.pop("sizes"),
-        data_seed=fields.pop("data_seed"),
-        data_file=fields.pop("data_file"),
-    )
-
-
 def write_export(path: Path, export: dict[str, Any] | Export) -> None:
     data = export.to_dict() if isinstance(export, Export) else export
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,11 +261,11 @@ def write_export(path: Path, export: dict[str, Any] | Export) -> None:
 
 
 def load_export(path: Path) -> Export:
-    """An exported prompt or ensemble, checked (`read_export`), as a typed record."""
-    return Export.from_dict(read_export(path))
+    """An exported prompt or ensemble, checked (`_checked_json`), as a typed record."""
+    return Export.from_dict(_checked_json(path))
 
 
-def read_export(path: Path) -> dict[str, Any]:
+def _checked_json(path: Path) -> dict[str, Any]:
     """Load and validate an exported prompt's JSON; every failure is one clear line.
 
     Every field `eval` reads is checked here, with the type it needs, so that a

@@ -34,7 +34,7 @@ from promptopt.llm.base import (
     LLM,
     describe,
 )
-from promptopt.llm.cache import open_cache
+from promptopt.llm.cache_files import open_cache
 from promptopt.llm.factory import build_llm
 from promptopt.llm.pricing import estimate_cost, load_prices
 from promptopt.llm.stack import layered

@@ -88,20 +88,20 @@ def resolve_start(value: str, task: Task) -> tuple[Prompt, str]:
 
     Returns the prompt and a short description of where it came from.
     """
-    from promptopt.run.export import read_export
+    from promptopt.run.export import load_export
 
     path = Path(value)
     looks_like_file = path.suffix.lower() in {".json", ".txt", ".md"}
     if looks_like_file and not path.is_file():
         raise ConfigError(f"--start file not found: {value}: pass an export, a text file or text")
     if path.suffix.lower() == ".json":
-        data = read_export(path)
-        if data.get("kind") == "ensemble":
+        export = load_export(path)
+        if export.prompt is None:
             raise ConfigError(
                 f"{value} holds an ensemble: --start takes a single prompt "
                 "(an export of kind prompt, or an instruction)"
             )
-        prompt = Prompt.from_dict(data["prompt"])
+        prompt = export.prompt
         if prompt.template != task.template:
             raise ConfigError(
                 f"{value} was written for another input template ({prompt.template!r}); "

@@ -28,7 +28,7 @@ import diskcache
 from promptopt.core.domain import Usage
 from promptopt.core.errors import ConfigError
 from promptopt.core.files import read_utf8
-from promptopt.llm.cache import open_cache, run_cache_role
+from promptopt.llm.cache_files import open_cache, run_cache_role
 from promptopt.llm.factory import model_identity
 
 RESUME_KEYS = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 # globals `scratch` (the working directory), `_violations` (a list it appends each
 # refusal to) and `_secrets` (paths it refuses to read even inside Python's
 # directories: the tests' data files).
-_GUARD = r"""
+GUARD = r"""
 def _install_guard():
     realpath, isabs, join, fsdecode, sep = (
         os.path.realpath, os.path.isabs, os.path.join, os.fsdecode, os.sep

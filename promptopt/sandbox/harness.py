@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 
 from promptopt.sandbox import wire as sandbox_wire
-from promptopt.sandbox.guard import _GUARD
+from promptopt.sandbox.guard import GUARD
 
 # The first code the sandboxed interpreter runs for `Sandbox.run`. It installs the
 # guard, runs program.py from the scratch directory in a fresh namespace, writes
@@ -88,7 +88,7 @@ def _main(token):
 
 _main(_take_token())
 """
-_HARNESS = _HARNESS_HEAD + _GUARD + _HARNESS_MAIN
+HARNESS = _HARNESS_HEAD + GUARD + _HARNESS_MAIN
 # `Sandbox.check`, the program's process: it installs the guard, runs program.py
 # (which only defines functions) in a fresh namespace, says on the answers pipe
 # whether that worked, then answers each call the tests' process sends on the calls
@@ -358,6 +358,6 @@ _undumpable()
 _main(*_take_input())
 """
 _WIRE = inspect.getsource(sandbox_wire)
-_SERVER = _WIRE + _SERVER_MAIN + _GUARD + _SERVER_LOOP
+SERVER = _WIRE + _SERVER_MAIN + GUARD + _SERVER_LOOP
 _EMIT = _HARNESS_HEAD[_HARNESS_HEAD.index("def _emit") :]
-_TESTER = _WIRE + _TESTER_MAIN + _EMIT + _GUARD + _TESTER_RUN
+TESTER = _WIRE + _TESTER_MAIN + _EMIT + GUARD + _TESTER_RUN

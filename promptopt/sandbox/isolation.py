@@ -21,7 +21,7 @@ from promptopt.core import paths
 _PROBES: dict[tuple[Any, ...], Any] = {}
 
 
-def _interpreter(user: int | None) -> str | None:
+def sandbox_interpreter(user: int | None) -> str | None:
     """A Python the sandbox user can run: ours, else the system's python3."""
     if user is None:
         return sys.executable
@@ -97,7 +97,7 @@ _ACCOUNT_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")
 
 
 @dataclass(frozen=True)
-class _Isolation:
+class Isolation:
     """How the interpreter is started: `prefix` runs it in new namespaces (none:
     directly); with `read_only` the prefix ends in the mount script, which takes
     the scratch directory, `keep` and `hidden` before `launcher` and the command."""
@@ -119,13 +119,13 @@ class _Isolation:
         return [*self.prefix, scratch, *lists, *self.launcher, *interpreter]
 
 
-def _isolation(user: int | None, python: str) -> _Isolation:
+def strongest_isolation(user: int | None, python: str) -> Isolation:
     """The strongest isolation `unshare` allows here, tried in order: network, mount
     and PID namespaces with the user's files hidden and capabilities dropped; a
     read-only mount namespace; an empty network namespace alone; nothing."""
     unshare, sh, setpriv = shutil.which("unshare"), shutil.which("sh"), shutil.which("setpriv")
     if unshare is None:
-        return _Isolation()
+        return Isolation()
     base = (unshare, "--net")
     if user is not None or os.geteuid() != 0:
         base += ("--map-root-user",)  # unprivileged: a user namespace owns the new ones
@@ -139,10 +139,10 @@ def _isolation(user: int | None, python: str) -> _Isolation:
                 no_caps = (setpriv, "--inh-caps=-all", "--bounding-set=-all", "--")
                 pid = ("--pid", "--fork", "--mount-proc")
                 candidates.append(
-                    _Isolation((*base, "--mount", *pid, *script), True, hidden, keep, no_caps)
+                    Isolation((*base, "--mount", *pid, *script), True, hidden, keep, no_caps)
                 )
-            candidates.append(_Isolation((*base, "--mount", *script), True))
-        found = _Isolation()
+            candidates.append(Isolation((*base, "--mount", *script), True))
+        found = Isolation()
         for candidate in candidates:
             scratch = Path(tempfile.mkdtemp(prefix="promptopt-sandbox-probe-"))
             try:
@@ -156,7 +156,7 @@ def _isolation(user: int | None, python: str) -> _Isolation:
                 found = candidate
                 break
         if not found.prefix and _probe([*base, python], user):
-            found = _Isolation(base)
+            found = Isolation(base)
         _PROBES[key] = found
     return _PROBES[key]
 

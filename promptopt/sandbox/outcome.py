@@ -10,7 +10,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptopt.sandbox.process import _MAX_CAPTURE, SandboxLimits
+from promptopt.sandbox.process import MAX_CAPTURE, SandboxLimits
 
 # What the harness may write to the verdict pipe (`_verdict` accepts nothing else).
 _HARNESS_STATUSES = frozenset({"passed", "failed", "error", "memory", "blocked"})
@@ -79,7 +79,7 @@ def _signal_of(returncode: int | None) -> int | None:
     return returncode - 128 if returncode > 128 else None
 
 
-def _outcome(
+def run_outcome(
     nonce: str,
     token: bytes,
     verdict: bytes,
@@ -102,7 +102,7 @@ def _outcome(
         returncode=returncode,
         seconds=round(seconds, 3),
         stdout=plain,
-        stderr=stderr.strip()[-_MAX_CAPTURE:],
+        stderr=stderr.strip()[-MAX_CAPTURE:],
     )
     killed_by = _signal_of(returncode)
     if timed_out:
@@ -145,11 +145,11 @@ def _reports(stdout: str, nonce: str) -> tuple[list[dict[str, Any]], str]:
                 reports.append(data)
         else:
             plain.append(line)
-    return reports, "\n".join(plain).strip()[:_MAX_CAPTURE]
+    return reports, "\n".join(plain).strip()[:MAX_CAPTURE]
 
 
 @dataclass(frozen=True)
-class _Ends:
+class CheckEnds:
     """How the two processes of one `Sandbox.check` ended."""
 
     nonce: str
@@ -170,7 +170,7 @@ class _Ends:
     seconds: float
 
 
-def _check_outcome(ends: _Ends, limits: SandboxLimits) -> SandboxResult:
+def check_outcome(ends: CheckEnds, limits: SandboxLimits) -> SandboxResult:
     """The status of a `check`: the tests' record on their verdict pipe (`_verdict`)
     and how the two processes ended; nothing the program wrote anywhere. Reports
     come from the tests' stdout only; stdout and stderr are the program's (the
@@ -187,7 +187,7 @@ def _check_outcome(ends: _Ends, limits: SandboxLimits) -> SandboxResult:
         returncode=ends.returncode,
         seconds=round(ends.seconds, 3),
         stdout=stdout,
-        stderr=stderr.strip()[-_MAX_CAPTURE:],
+        stderr=stderr.strip()[-MAX_CAPTURE:],
     )
     program_signal = _signal_of(ends.returncode) if ends.program_ended else None
     tests_signal = _signal_of(ends.tests_returncode)

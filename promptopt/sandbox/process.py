@@ -15,7 +15,7 @@ from pathlib import Path
 
 from promptopt.sandbox import wire as sandbox_wire
 
-_MAX_CAPTURE = 64_000
+MAX_CAPTURE = 64_000
 """Characters of a program's stdout or stderr kept in its result."""
 
 
@@ -84,10 +84,10 @@ def _kill_group(proc: subprocess.Popen, grace_s: float = 2.0) -> None:  # type: 
 
 def _read(path: Path) -> str:
     with open(path, "rb") as handle:
-        return handle.read(_MAX_CAPTURE * 4).decode("utf-8", "replace")
+        return handle.read(MAX_CAPTURE * 4).decode("utf-8", "replace")
 
 
-def _drain(fd: int, limit: int = 65_536) -> bytes:
+def drain_verdict(fd: int, limit: int = 65_536) -> bytes:
     """What is in the verdict pipe now. Every process that held its write end is
     gone by the time this runs, but it never waits, to be safe."""
     os.set_blocking(fd, False)

@@ -103,16 +103,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from promptopt.core.errors import ConfigError
-from promptopt.sandbox.harness import _HARNESS, _SERVER, _TESTER
-from promptopt.sandbox.isolation import _interpreter, _Isolation, _isolation
-from promptopt.sandbox.outcome import SandboxResult, _check_outcome, _Ends, _outcome
+from promptopt.sandbox.harness import HARNESS, SERVER, TESTER
+from promptopt.sandbox.isolation import Isolation, sandbox_interpreter, strongest_isolation
+from promptopt.sandbox.outcome import CheckEnds, SandboxResult, check_outcome, run_outcome
 from promptopt.sandbox.process import (
     SandboxLimits,
-    _drain,
     _feed,
     _kill_group,
     _limiter,
     _read,
+    drain_verdict,
 )
 
 __all__ = ["NOBODY", "OPT_IN_FLAG", "Sandbox", "SandboxLimits", "SandboxResult", "require_opt_in"]
@@ -148,12 +148,12 @@ class Sandbox:
         self.limits = limits or SandboxLimits()
         self.guard = guard
         self.user = NOBODY if drop_privileges and os.geteuid() == 0 else None
-        self.python = _interpreter(self.user)
+        self.python = sandbox_interpreter(self.user)
         if self.python is None:  # no interpreter the unprivileged user may run
             self.user, self.python = None, sys.executable
-        self.isolation = _Isolation()
+        self.isolation = Isolation()
         if isolate:
-            self.isolation = _isolation(self.user, self.python)
+            self.isolation = strongest_isolation(self.user, self.python)
 
     def protections(self) -> dict[str, Any]:
         """Which layers are active here, for reports and the README's claims."""
@@ -279,7 +279,7 @@ class Sandbox:
             with open(captured / "out", "wb") as out, open(captured / "err", "wb") as err:
                 try:
                     proc = self._spawn(
-                        scratch, _HARNESS, args, (verdict_write, token_read), out, err
+                        scratch, HARNESS, args, (verdict_write, token_read), out, err
                     )
                 finally:
                     os.close(verdict_write)
@@ -289,7 +289,7 @@ class Sandbox:
                 except subprocess.TimeoutExpired:
                     timed_out = True
                 _kill_group(proc)
-            verdict = _drain(verdict_read)
+            verdict = drain_verdict(verdict_read)
         finally:
             os.close(verdict_read)
         seconds = time.perf_counter() - started
@@ -299,7 +299,7 @@ class Sandbox:
         )
         stdout = _read(captured / "out")
         stderr = _read(captured / "err")
-        return _outcome(
+        return run_outcome(
             nonce,
             token,
             verdict,
@@ -341,7 +341,7 @@ class Sandbox:
                     procs.append(
                         self._spawn(
                             program_dir,
-                            _SERVER,
+                            SERVER,
                             [guarded, str(calls_read), str(answers_write), *program_unseen],
                             (calls_read, answers_write),
                             handles["out"],
@@ -353,7 +353,7 @@ class Sandbox:
                     procs.append(
                         self._spawn(
                             tests_dir,
-                            _TESTER,
+                            TESTER,
                             [nonce, guarded, *map(str, tester_fds), *unseen],
                             tester_fds,
                             handles["tests-out"],
@@ -383,13 +383,13 @@ class Sandbox:
             if not feeder.is_alive() and not feeder.ident:
                 os.close(input_write)  # never started: nothing else closes it
             feeder.join(timeout=5)
-            verdict = _drain(verdict_read)
+            verdict = drain_verdict(verdict_read)
             os.close(verdict_read)
         seconds = time.perf_counter() - started
         full = any(p.stat().st_size >= self.limits.max_file_bytes for p in files.values())
         program, tester = procs
-        return _check_outcome(
-            _Ends(
+        return check_outcome(
+            CheckEnds(
                 nonce=nonce,
                 token=token,
                 verdict=verdict,

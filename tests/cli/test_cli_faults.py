@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from promptopt.cli import app
-from promptopt.llm.cache import open_cache
+from promptopt.llm.cache_files import open_cache
 from promptopt.run import eval_run
 from tests.fakes import ScriptedLLM, forbid_model_loading, plug_fake_model
 

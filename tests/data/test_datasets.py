@@ -14,13 +14,13 @@ from promptopt.core.errors import ConfigError, DataError
 from promptopt.data import datasets
 from promptopt.data.datasets import (
     gsm8k_answer,
-    load_instruction_induction,
     load_jsonl,
     load_records,
     load_tsv_classification,
     sample,
     split_dev_test,
 )
+from promptopt.data.instruction_induction import load_instruction_induction
 
 II = "instruction_induction"
 FSC = "few_shot_classification"

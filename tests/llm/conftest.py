@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -83,6 +84,37 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     f"llama_cpp.server did not answer within {SERVER_START_TIMEOUT:g} s:\n{tail}"
                 )
             time.sleep(0.25)
+        _first_completion(opener, base_url, process, log_path)
         yield base_url
     finally:
         _stop(process)
+
+
+def _first_completion(
+    opener: urllib.request.OpenerDirector,
+    base_url: str,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+) -> None:
+    """One tiny completion before any test: a server whose llama.cpp was built for
+    an instruction set this machine will not run (a native build that uses AMX in a
+    VM that does not enable it) answers /models and then dies on its first request,
+    which every test would otherwise report as "cannot reach the model server"."""
+    body = json.dumps({"prompt": "Hi", "max_tokens": 1}).encode()
+    request = urllib.request.Request(
+        f"{base_url}/completions", body, {"Content-Type": "application/json"}
+    )
+    try:
+        with opener.open(request, timeout=SERVER_START_TIMEOUT) as response:
+            response.read()
+        return
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        problem = exc
+    time.sleep(0.5)
+    tail = log_path.read_text(errors="replace")[-1500:]
+    pytest.fail(
+        f"llama_cpp.server failed its first completion ({problem}; exit code "
+        f"{process.poll()}): if it crashed, rebuild llama-cpp-python for this CPU as the "
+        "README's test command does (pip cache remove llama_cpp_python; CMAKE_ARGS with "
+        f"-DGGML_NATIVE=OFF)\n{tail}"
+    )

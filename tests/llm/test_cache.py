@@ -18,15 +18,8 @@ import pytest
 from promptopt.core.domain import Budget, Completion, GenerationRequest, LogprobRequest, Usage
 from promptopt.core.errors import BudgetExhausted
 from promptopt.llm.base import describe, model_scope
-from promptopt.llm.cache import (
-    SHARED_CACHE,
-    CachedLLM,
-    CacheUnusable,
-    _generation_payload,
-    cache_key,
-    open_cache,
-    unusable,
-)
+from promptopt.llm.cache import CachedLLM, _generation_payload, cache_key
+from promptopt.llm.cache_files import SHARED_CACHE, CacheUnusable, open_cache, unusable
 from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.openai_compat import OpenAICompatLLM
 from tests.fakes import ScriptedLLM

@@ -6,7 +6,7 @@ import pytest
 
 from promptopt.core.domain import Budget, GenerationRequest, Usage
 from promptopt.core.errors import BudgetExhausted
-from promptopt.llm.cache import open_cache
+from promptopt.llm.cache_files import open_cache
 from promptopt.llm.meter import MeteredLLM
 from promptopt.llm.stack import layered
 from promptopt.llm.tokens import estimate_prompt_tokens, projected_tokens

@@ -15,7 +15,7 @@ import pytest
 from promptopt.core.domain import Budget, GenerationRequest, Usage
 from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.llm.base import LOCAL_SERVER_CONCURRENCY, REMOTE_CONCURRENCY, default_concurrency
-from promptopt.llm.cache import open_cache
+from promptopt.llm.cache_files import open_cache
 from promptopt.llm.factory import build_llm, parse_model_spec, with_model_options
 from promptopt.llm.openai_compat import OpenAICompatLLM
 from promptopt.llm.rate_limits import RateLimits, projected

@@ -7,7 +7,7 @@ import pytest
 
 from promptopt.core.domain import Example, Prompt
 from promptopt.core.errors import ConfigError
-from promptopt.run.export import FORMAT, locate_recorded, read_export, recorded_task
+from promptopt.run.export import FORMAT, load_export, locate_recorded, recorded_task
 
 
 def test_prompt_round_trips_through_the_export(tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ def test_prompt_round_trips_through_the_export(tmp_path: Path) -> None:
     )
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"format": FORMAT, "format_version": 1, "prompt": prompt.to_dict()}))
-    assert Prompt.from_dict(read_export(path)["prompt"]) == prompt
+    assert load_export(path).prompt == prompt
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_bad_exports(tmp_path: Path, content: object, message: str) -> None:
     path = tmp_path / "p.json"
     path.write_text(json.dumps(content))
     with pytest.raises(ConfigError, match=message):
-        read_export(path)
+        load_export(path)
 
 
 def test_exports_record_task_and_data_paths_absolute(

@@ -14,7 +14,7 @@ from promptopt.report.loading import CompareData, load
 from promptopt.run.compare import load_compare
 from promptopt.run.compare_results import CompareResult, RunRow
 from promptopt.run.eval_run import prepare_eval
-from promptopt.run.export import Export, load_export, read_export
+from promptopt.run.export import load_export
 
 WRITTEN = Path(__file__).parent / "written_by_main"
 RESULT = WRITTEN / "runs" / "ape-seed0" / "result.json"
@@ -30,7 +30,7 @@ def test_an_export_main_wrote_loads_and_writes_back_the_same() -> None:
     assert export.scores.test is not None and export.scores.test.n == 6
     assert export.improved is False and export.start is not None
     assert export.to_dict() == _json(RESULT)
-    assert Export.from_dict(read_export(RESULT)).prompts() == [export.prompt]
+    assert export.prompts() == [export.prompt]
 
 
 @pytest.mark.usefixtures("data_dir")
@@ -65,7 +65,7 @@ def test_a_newer_format_is_one_line_naming_the_file_and_the_fix(tmp_path: Path, 
     data = _json(file)
     data["format_version"] = 99
     file.write_text(json.dumps(data), encoding="utf-8")
-    read = {"export": read_export, "compare": lambda f: load_compare(f.parent), "report": load}
+    read = {"export": load_export, "compare": lambda f: load_compare(f.parent), "report": load}
     with pytest.raises(ConfigError) as caught:
         read[name](file)
     message = str(caught.value)

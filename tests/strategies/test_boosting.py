@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 from promptopt.core.domain import (
     Budget,
     Ensemble,
-    EvalResult,
     Example,
     GenerationRequest,
     Prompt,
@@ -20,10 +19,11 @@ from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.data.task import Task
 from promptopt.evaluation.ensemble import ensemble_vote, evaluate_ensemble, plurality
 from promptopt.evaluation.evaluator import Evaluator
-from promptopt.llm.cache import CachedLLM, open_cache
+from promptopt.llm.cache import CachedLLM
+from promptopt.llm.cache_files import open_cache
 from promptopt.llm.meter import MeteredLLM
 from promptopt.run.choice import search_to_budget
-from promptopt.run.export import FORMAT, ensemble_export, read_export
+from promptopt.run.export import FORMAT, Export, Score, Scores, TaskRecord, load_export
 from promptopt.run.store import RunStore, read_events
 from promptopt.strategies.base import SearchContext, build_config
 from promptopt.strategies.boosting import Boosted, BoostedConfig
@@ -438,46 +438,39 @@ def test_evaluate_ensemble_scores_the_vote_and_each_member(tmp_path: Path) -> No
 def test_ensemble_export_round_trips_and_old_exports_still_read(tmp_path: Path) -> None:
     members = (Prompt("a", "Q: {input}\nA:"), Prompt("b", "Q: {input}\nA:"))
     ensemble = Ensemble(members, "weighted", samples=2, temperature=0.5, weights=(0.4, 0.6))
-    export = ensemble_export(
+    export = Export(
         ensemble=ensemble,
-        pool=(0.5, 8),
-        test=EvalResult(0.7, 10),
-        member_tests=[EvalResult(0.6, 10), EvalResult(0.5, 10)],
-        task=make_task(),
-        task_ref="plus",
-        sizes={},
-        data_seed=0,
-        data_file=None,
-        baseline_test=EvalResult(0.4, 10),
-        models={},
+        scores=Scores(
+            test=Score(0.7, 10),
+            baseline_test=Score(0.4, 10),
+            pool=Score(0.5, 8),
+            members_test=[Score(0.6, 10), Score(0.5, 10)],
+        ),
+        task=TaskRecord(name="plus", ref="plus"),
         strategy={"name": "boosted", "config": {}},
         seed=0,
-        usage={},
-        timings={},
         run_dir="runs/x",
-        stopped_by_budget=False,
-        leaderboard=[],
-    )
+    ).to_dict()
     assert export["kind"] == "ensemble" and "prompt" not in export
     assert export["format"] == FORMAT and export["format_version"] == 1
     assert export["scores"]["members_test"][1]["score"] == 0.5
     path = tmp_path / "e.json"
     path.write_text(json.dumps(export))
-    assert Ensemble.from_dict(read_export(path)["ensemble"]) == ensemble
+    assert load_export(path).ensemble == ensemble
 
     old = tmp_path / "old.json"
     old.write_text(
         json.dumps({"format": FORMAT, "format_version": 1, "prompt": members[0].to_dict()})
     )
-    assert "kind" not in read_export(old)
+    assert load_export(old).kind == "prompt"
     odd = tmp_path / "odd.json"
     odd.write_text(json.dumps({"format": FORMAT, "format_version": 1, "kind": "tree"}))
     with pytest.raises(ConfigError, match='kind "tree"'):
-        read_export(odd)
+        load_export(odd)
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({"format": FORMAT, "kind": "ensemble", "ensemble": {}}))
     with pytest.raises(ConfigError, match='ensemble must be an object with a "members" list'):
-        read_export(broken)
+        load_export(broken)
 
 
 def test_search_and_eval_of_an_ensemble_through_the_cli(

@@ -29,8 +29,9 @@ def test_prompt_search_at_a_tiny_budget(tmp_path: Path) -> None:
     assert export["strategy"]["name"] == "reflexion"
     assert export["usage"]["search"]["calls"] <= 24
     assert export["scores"]["test"]["n"] == 6 and export["scores"]["dev"]["n"] == 4
-    board = {row["instruction"]: row["origin"] for row in export["leaderboard"]}
-    assert board["Write a word that means the opposite of the input word."] == "start"
+    # The start's instruction can also head a pair of the demonstration stage.
+    rows = {(row["instruction"], row["origin"]) for row in export["leaderboard"]}
+    assert ("Write a word that means the opposite of the input word.", "start") in rows
     events = read_events(run_dir)
     kinds = [e["event"] for e in events]
     # 4 dev for the baseline, then 4 train + a reflection + 2 revisions + their dev scores.

@@ -39,7 +39,8 @@ from transformers import (
     LogitsProcessorList,
     StoppingCriteriaList,
 )
-from transformers.cache_utils import DynamicLayer
+
+from promptopt.llm.growing_cache import grow_in_place, is_dynamic
 
 ROW_ALIGN = 4
 """Batches shrink only to multiples of this many rows once the queue is empty,
@@ -193,6 +194,9 @@ def _forward(state: Prefilled) -> None:
 def _admit(batch: _Batch | None, positions: list[int], new: Prefilled, samples: int) -> _Batch:
     """The batch with the rows of the prompts at `positions` joined (or a new batch)."""
     rows = [p * samples + s for p in positions for s in range(samples)]
+    for value in new.model_kwargs.values():
+        if isinstance(value, Cache):
+            grow_in_place(value)
     if batch is None:
         return _Batch(new, rows, [[] for _ in rows], [True] * len(rows))
     batch = _shrink(batch, keep_spare=False)
@@ -256,7 +260,7 @@ def can_join(model_kwargs: dict[str, Any]) -> bool:
     """Whether rows prefilled apart can share this kind of cache (plain dynamic layers)."""
     caches = [v for v in model_kwargs.values() if isinstance(v, Cache)]
     return len(caches) == 1 and all(
-        type(layer) is DynamicLayer for layer in getattr(caches[0], "layers", [None])
+        is_dynamic(layer) for layer in getattr(caches[0], "layers", [None])
     )
 
 

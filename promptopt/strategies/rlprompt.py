@@ -145,9 +145,8 @@ class RLPrompt:
         trainer = _Trainer(ctx, config, base)
         ctx.so_far = trainer.scored_so_far
         trainer.train()
-        # As before the budget's end moved to run_search: a stop while scoring the
-        # finalists of a completed training leaves no result (the start is kept).
-        ctx.so_far = None
+        # A stop while the finalists are scored keeps `so_far`: what training scored
+        # on dev, with the finalists the budget allowed.
         trainer.score_finalists()
         return SearchResult(candidates=trainer.candidates())
 

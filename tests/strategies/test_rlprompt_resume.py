@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from promptopt.core.domain import Budget, LogprobRequest
-from promptopt.core.errors import ConfigError
+from promptopt.core.errors import BudgetExhausted, ConfigError
 from promptopt.llm.factory import ModelSpec
 from promptopt.run import search as search_module
 from promptopt.run.search import SearchSpec, run_search
@@ -174,3 +174,19 @@ def test_a_damaged_checkpoint_is_one_line_and_deleting_it_resumes_from_the_start
     assert calls + resumed_calls == reference_calls  # no call made twice
     assert resumed["usage"]["search"] == reference["usage"]["search"]
     assert resumed["leaderboard"] == reference["leaderboard"]
+
+
+def test_a_budget_that_ends_while_finalists_are_scored_keeps_what_training_scored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: ScriptedLLM
+) -> None:
+    """Training's periodic dev scores are candidates: a budget that ends while the
+    finalists are scored, after training, returns them rather than only the start."""
+
+    def budget_ends(self: Any) -> None:
+        raise BudgetExhausted("budget of calls reached")
+
+    monkeypatch.setattr(rlprompt._Trainer, "score_finalists", budget_ends)
+    export = run_search(spec(tmp_path, "finalists", None))
+    origins = {row["origin"] for row in export["leaderboard"]}
+    assert export["stopped_by_budget"] is True
+    assert any(origin.startswith("greedy @ step") for origin in origins), origins

@@ -27,12 +27,12 @@ def tasks_list() -> None:
 
 def strategies_list() -> None:
     """Available search strategies."""
-    from promptopt.core.registry import STRATEGIES
+    from promptopt.core.registry import strategies
 
     table = Table(title="Strategies (parameters: `promptopt strategies show NAME`)")
     table.add_column("strategy")
     table.add_column("what it does")
-    for name, (_, description) in STRATEGIES.items():
+    for name, (_, description) in strategies().items():
         table.add_row(name, description)
     console.print(table)
 

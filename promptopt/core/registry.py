@@ -1,11 +1,16 @@
 """Name -> lazy "module:attr" registry of strategies (backends: `llm/backend.py`).
 
-Lazy so that `promptopt --help` and `tasks list` never import torch.
+Lazy so that `promptopt --help` and `tasks list` never import torch. The
+strategies promptopt ships are listed here; a package adds one with an entry
+point in the `promptopt.strategies` group (`name = "package.module:Class"`), so a
+new strategy is one file and one registration line, here or in its own package.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+from importlib.metadata import entry_points
 from typing import Any
 
 from promptopt.core.errors import ConfigError, did_you_mean
@@ -45,15 +50,43 @@ STRATEGIES: dict[str, tuple[str, str]] = {
 }
 
 
+ENTRY_POINT_GROUP = "promptopt.strategies"
+log = logging.getLogger(__name__)
+
+
+def strategies() -> dict[str, tuple[str, str]]:
+    """Every strategy: name -> ("module:attr", one-line description), the ones
+    shipped first, then those of installed packages (which cannot replace them)."""
+    found = dict(STRATEGIES)
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name in found:
+            log.warning(
+                "strategy plugin '%s' (%s) ignored: the name is taken", point.name, point.value
+            )
+            continue
+        found[point.name] = (point.value, _plugin_description(point.value))
+    return found
+
+
+def _plugin_description(entry: str) -> str:
+    """The first line of a plugin class's docstring, read when it is listed."""
+    try:
+        doc = _load(entry).__doc__ or ""
+    except Exception as error:  # a broken plugin must not break the listing
+        return f"(cannot be loaded: {error})"
+    return doc.strip().split("\n")[0] or entry
+
+
 def _load(entry: str) -> Any:
     module, attr = entry.split(":")
     return getattr(importlib.import_module(module), attr)
 
 
 def get_strategy(name: str) -> Any:
-    if name not in STRATEGIES:
+    known = STRATEGIES if name in STRATEGIES else strategies()
+    if name not in known:
         raise ConfigError(
-            f"unknown strategy '{name}'{did_you_mean(name, list(STRATEGIES))}: "
+            f"unknown strategy '{name}'{did_you_mean(name, list(known))}: "
             "run `promptopt strategies list`"
         )
-    return _load(STRATEGIES[name][0])()
+    return _load(known[name][0])()

@@ -28,43 +28,43 @@ GROW_COLUMNS = 64
 class GrowingLayer(DynamicLayer):
     """A `DynamicLayer` whose `update` writes into a preallocated buffer."""
 
-    _key_buffer: torch.Tensor | None = None
-    _value_buffer: torch.Tensor | None = None
-    _keys_view: torch.Tensor | None = None
+    _buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+    _views: tuple[torch.Tensor, torch.Tensor] | None = None
+    """The `keys` and `values` this layer last handed out: anything else in their
+    place was put there from outside, and the buffers no longer hold it."""
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        new = key_states.shape[-2]
         length = self.keys.shape[-2] if self.keys.numel() else 0
+        end = length + key_states.shape[-2]
+        buffers = self._buffers
         if (
-            self._key_buffer is None
-            or self.keys is not self._keys_view
-            or length + new > self._key_buffer.shape[-2]
+            buffers is None
+            or self._views is None
+            or self.keys is not self._views[0]
+            or self.values is not self._views[1]
+            or end > buffers[0].shape[-2]
         ):
-            self._reallocate(key_states, value_states, length + new + GROW_COLUMNS)
-        key_buffer, value_buffer = self._key_buffer, self._value_buffer
-        key_buffer[:, :, length : length + new] = key_states  # type: ignore[index]
-        value_buffer[:, :, length : length + new] = value_states  # type: ignore[index]
-        self.keys = self._keys_view = key_buffer[:, :, : length + new]  # type: ignore[index]
-        self.values = value_buffer[:, :, : length + new]  # type: ignore[index]
+            buffers = self._buffers = (
+                _buffer(self.keys, key_states, length, end + GROW_COLUMNS),
+                _buffer(self.values, value_states, length, end + GROW_COLUMNS),
+            )
+        buffers[0][:, :, length:end] = key_states
+        buffers[1][:, :, length:end] = value_states
+        self.keys, self.values = buffers[0][:, :, :end], buffers[1][:, :, :end]
+        self._views = (self.keys, self.values)
         return self.keys, self.values
 
-    def _reallocate(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, columns: int
-    ) -> None:
-        """New buffers of `columns` columns holding the current keys and values."""
-        length = self.keys.shape[-2] if self.keys.numel() else 0
-        key_buffer = key_states.new_empty((*key_states.shape[:-2], columns, key_states.shape[-1]))
-        value_buffer = value_states.new_empty(
-            (*value_states.shape[:-2], columns, value_states.shape[-1])
-        )
-        if length:
-            key_buffer[:, :, :length] = self.keys
-            value_buffer[:, :, :length] = self.values
-        self._key_buffer, self._value_buffer = key_buffer, value_buffer
+
+def _buffer(held: torch.Tensor, new: torch.Tensor, length: int, columns: int) -> torch.Tensor:
+    """A buffer of `columns` columns shaped like `new`, holding the `length` columns held."""
+    buffer = new.new_empty((*new.shape[:-2], columns, new.shape[-1]))
+    if length:
+        buffer[:, :, :length] = held
+    return buffer
 
 
 def grow_in_place(cache: Cache) -> None:

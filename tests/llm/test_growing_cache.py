@@ -68,3 +68,14 @@ def test_a_cache_grows_in_place_and_still_counts_as_joinable() -> None:
     assert type(layer) is GrowingLayer and layer.keys is keys and is_dynamic(layer)
     cache.update(*states(2, 1, seed=1), layer_idx=0)
     assert cache.get_seq_length() == 5
+
+
+def test_values_replaced_alone_from_outside_are_kept_on_the_next_step() -> None:
+    plain, growing = pair()
+    for layer in (plain, growing):
+        layer.update(*states(2, 6, seed=0))
+        layer.values = layer.values * 2
+    new = states(2, 1, seed=1)
+    plain.update(*new)
+    growing.update(*new)
+    assert same(plain, growing)
